@@ -1,0 +1,209 @@
+//! Jump consistent hashing (Lamping and Veach, arXiv 1406.2294), weighted by giving each
+//! backend as many consecutive slots as its weight.
+//!
+//! Jump hash needs no table of its own and balances almost perfectly, but it numbers its
+//! buckets: growing from n to n + 1 buckets moves exactly 1/(n + 1) of the keys, and only to
+//! the new one. So appending a backend (or raising the last one's weight) is minimally
+//! disruptive, while removing or reweighting one in the middle renumbers every slot after it.
+//! Use it for pools that only grow at the end, or whose members go down rather than leave
+//! (availability never rebuilds the slots; the fallback sequence handles it).
+
+use super::mix64;
+use super::ring::Offered;
+use crate::Backend;
+use alloc::vec::Vec;
+
+/// At most 2^20 slots (4 MiB): larger weights are scaled down in proportion.
+const MAX_SLOTS: u128 = 1 << 20;
+/// Rehashed attempts before the fallback walks the slots in order.
+const ATTEMPTS: u64 = 32;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Jump {
+    /// Each slot's owning position, in list order.
+    slots: Vec<u32>,
+    /// One past the largest position with a slot.
+    bound: usize,
+    distinct: usize,
+}
+
+impl Jump {
+    pub(crate) fn new(backends: &[Backend]) -> Jump {
+        let mut jump = Jump { slots: Vec::new(), bound: 0, distinct: 0 };
+        jump.rebuild(backends);
+        jump
+    }
+
+    pub(crate) fn rebuild(&mut self, backends: &[Backend]) {
+        // Slot numbers must fit jump's 31-bit arithmetic, positions a u32.
+        let backends = &backends[..backends.len().min(u32::MAX as usize)];
+        let total: u128 = backends.iter().map(|b| b.table_weight as u128).sum();
+        self.slots.clear();
+        self.distinct = 0;
+        self.bound = 0;
+        for (pos, b) in (0u32..).zip(backends) {
+            let w = b.table_weight as u128;
+            let n = if total <= MAX_SLOTS || w == 0 { w } else { (w * MAX_SLOTS / total).max(1) };
+            if n > 0 {
+                self.slots.extend(core::iter::repeat_n(pos, n as usize));
+                self.distinct += 1;
+                self.bound = pos as usize + 1;
+            }
+        }
+    }
+
+    /// The slot a hash lands in: `mix64(key ^ attempt)` for attempt 0, 1, ...
+    #[inline]
+    fn slot(&self, h: u64) -> usize {
+        jump(h, self.slots.len() as u64) as usize
+    }
+
+    /// The key's slot, then up to [`ATTEMPTS`] slots of the rehashed key (as if the rejected
+    /// backends had never been numbered), then every slot in order from the last one tried.
+    #[inline]
+    pub(crate) fn pick(&self, key: u64, mut accept: impl FnMut(usize) -> bool) -> Option<usize> {
+        let first = *self.slots.get(self.slot(mix64(key)))? as usize;
+        if accept(first) {
+            return Some(first);
+        }
+        let mut offered = Offered::new(self.bound);
+        offered.insert(first);
+        let mut last = 0;
+        for attempt in 1..=ATTEMPTS {
+            if offered.len() >= self.distinct {
+                return None;
+            }
+            last = self.slot(mix64(key ^ attempt));
+            let pos = self.slots.get(last).copied().unwrap_or(0) as usize;
+            if offered.insert(pos) && accept(pos) {
+                return Some(pos);
+            }
+        }
+        let (wrapped, rest) = self.slots.split_at(last.min(self.slots.len()));
+        for &pos in rest.iter().chain(wrapped) {
+            if offered.len() >= self.distinct {
+                break;
+            }
+            if offered.insert(pos as usize) && accept(pos as usize) {
+                return Some(pos as usize);
+            }
+        }
+        None
+    }
+}
+
+/// Lamping and Veach's jump: follows the key's bucket as the bucket count grows, one
+/// pseudo-random jump at a time, and returns the last one below `buckets` (0 for 0 buckets).
+#[inline]
+fn jump(mut key: u64, buckets: u64) -> u64 {
+    let mut bucket = 0;
+    let mut next = 0u64;
+    while next < buckets {
+        bucket = next;
+        key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
+        // The next bucket count at which this key moves: (b + 1) / r, r uniform in (0, 1].
+        next = ((bucket + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64)) as u64;
+    }
+    bucket
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BackendId;
+    use proptest::prelude::*;
+
+    fn pool(weights: &[u32]) -> Vec<Backend> {
+        weights.iter().enumerate().map(|(i, &w)| Backend::new(BackendId(i as u32), w)).collect()
+    }
+
+    fn owners(j: &Jump, keys: u64) -> Vec<usize> {
+        (0..keys).map(|k| j.pick(k, |_| true).unwrap_or(usize::MAX)).collect()
+    }
+
+    #[test]
+    fn jump_moves_only_to_the_new_bucket() {
+        for n in 1..200u64 {
+            for k in 0..200u64 {
+                let (a, b) = (jump(mix64(k), n), jump(mix64(k), n + 1));
+                assert!(a < n && (a == b || b == n));
+            }
+        }
+        assert_eq!(jump(5, 0), 0);
+    }
+
+    #[test]
+    fn deterministic_and_weighted() {
+        let weights = [1u32, 2, 0, 3, 4];
+        let j = Jump::new(&pool(&weights));
+        assert_eq!(owners(&j, 1000), owners(&Jump::new(&pool(&weights)), 1000));
+        let mut hits = [0f64; 5];
+        (0..200_000).for_each(|k| hits[j.pick(k, |_| true).unwrap_or(2)] += 1.0);
+        assert_eq!(hits[2], 0.0);
+        for (h, w) in hits.iter().zip(weights) {
+            assert!((h / 200_000.0 - w as f64 / 10.0).abs() < 0.01, "{hits:?}");
+        }
+    }
+
+    #[test]
+    fn slots_are_capped() {
+        let j = Jump::new(&pool(&[u32::MAX, 1, 0, 7]));
+        assert!(j.slots.len() as u128 <= MAX_SLOTS + 4);
+        assert_eq!(j.slots.iter().filter(|&&p| p == 1).count(), 1);
+        assert_eq!(j.distinct, 3);
+    }
+
+    #[test]
+    fn fallback_reaches_everyone_and_terminates() {
+        let backends = pool(&[1, 0, 2, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+        let j = Jump::new(&backends);
+        for key in 0..200 {
+            for target in 0..backends.len() {
+                assert_eq!(j.pick(key, |p| p == target).is_some(), backends[target].table_weight > 0);
+            }
+            let mut offered = Vec::new();
+            assert_eq!(j.pick(key, |p| { offered.push(p); false }), None);
+            offered.sort_unstable();
+            assert_eq!(offered, (0..22).filter(|&p| p != 1).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn empty_and_zero_weights() {
+        for backends in [pool(&[]), pool(&[0, 0, 0])] {
+            assert_eq!(Jump::new(&backends).pick(7, |_| true), None);
+        }
+    }
+
+    /// Appending a backend to N moves only keys to it, about 1/(N + 1) of them; removing the
+    /// last restores the assignment.
+    #[test]
+    fn append_churn() {
+        const KEYS: u64 = 100_000;
+        for n in [10usize, 25, 50] {
+            let mut j = Jump::new(&pool(&alloc::vec![2; n]));
+            let before = owners(&j, KEYS);
+            j.rebuild(&pool(&alloc::vec![2; n + 1]));
+            let after = owners(&j, KEYS);
+            assert!(before.iter().zip(&after).all(|(b, a)| b == a || *a == n));
+            let m = before.iter().zip(&after).filter(|(b, a)| b != a).count() as f64;
+            assert!(m < 1.1 * KEYS as f64 / (n + 1) as f64, "n={n} moved {m}");
+            j.rebuild(&pool(&alloc::vec![2; n]));
+            assert_eq!(owners(&j, KEYS), before);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn never_zero_weight(weights in prop::collection::vec(0u32..=1000, 0..64), key: u64,
+                             reject in prop::collection::vec(any::<bool>(), 64)) {
+            let backends = pool(&weights);
+            let j = Jump::new(&backends);
+            if let Some(p) = j.pick(key, |p| !reject[p]) {
+                prop_assert!(backends[p].table_weight > 0 && !reject[p]);
+            } else {
+                prop_assert!(backends.iter().zip(&reject).all(|(b, &r)| b.table_weight == 0 || r));
+            }
+        }
+    }
+}

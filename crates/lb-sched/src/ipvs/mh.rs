@@ -1,0 +1,202 @@
+//! IPVS `mh` (ip_vs_mh.c): Maglev hashing exactly as the kernel builds and reads it.
+//!
+//! Each backend's permutation comes from its address and port through the kernel's
+//! `hsiphash` with fixed keys; weights become consecutive "turns" per round, reduced by their
+//! gcd and shifted so that the largest is below 2^(index/2). Slots follow `last_weight`, so a
+//! backend quiesced with weight 0 keeps its slots and only refuses the connection.
+//! `hsiphash` is SipHash-1-3 truncated to 32 bits on 64-bit kernels, which this matches.
+
+use super::wrr::gcd;
+use crate::Backend;
+use crate::algorithm::MH_PRIMES;
+use crate::request::fold_addr;
+use alloc::vec::Vec;
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+const NONE: u32 = u32::MAX;
+const KEY1: u64 = 2_654_435_761;
+const KEY2: u64 = 2_654_446_892;
+
+#[derive(Clone, Debug)]
+pub(crate) struct MaglevIpvs {
+    size: u32,
+    /// `IP_VS_MH_TAB_BITS`: half the Kconfig index the size comes from.
+    weight_bits: u32,
+    lookup: Vec<u32>,
+}
+
+impl MaglevIpvs {
+    pub(crate) fn new(size: u32) -> Self {
+        let index = MH_PRIMES.iter().position(|&p| p == size).unwrap_or(4) as u32 + 8;
+        MaglevIpvs { size, weight_bits: index / 2, lookup: alloc::vec![NONE; size as usize] }
+    }
+
+    /// `ip_vs_mh_reassign`: permutations, then rounds in which each backend in list order
+    /// claims `turns` free slots along its permutation.
+    pub(crate) fn rebuild(&mut self, backends: &[Backend]) {
+        let m = self.size;
+        let g = backends.iter().map(|b| b.table_weight).filter(|&w| w > 0).fold(0, |g, w| {
+            if g > 0 { gcd(w, g) } else { w }
+        });
+        self.lookup.fill(NONE);
+        if g == 0 || backends.len() > m as usize {
+            return;
+        }
+        let max = backends.iter().map(|b| b.table_weight).max().unwrap_or(0) / g;
+        let fls = 32 - max.leading_zeros();
+        let shift = fls.saturating_sub(self.weight_bits);
+        struct Setup {
+            perm: u32,
+            skip: u32,
+            turns: u32,
+        }
+        let mut setup: Vec<Setup> = backends
+            .iter()
+            .map(|b| {
+                let addr = b.addr.unwrap_or_else(|| default_addr(b));
+                let offset = hashkey(&addr.ip(), addr.port(), KEY1, 0) % m;
+                let skip = hashkey(&addr.ip(), addr.port(), KEY2, 0) % (m - 1) + 1;
+                let lw = b.table_weight;
+                let turns = match (lw / g) >> shift {
+                    0 => (lw != 0) as u32,
+                    t => t,
+                };
+                Setup { perm: offset, skip, turns }
+            })
+            .collect();
+        let mut taken = alloc::vec![false; m as usize];
+        let mut filled = 0u32;
+        while filled < m {
+            for (pos, s) in setup.iter_mut().enumerate() {
+                for _ in 0..s.turns {
+                    while taken[s.perm as usize] {
+                        s.perm += s.skip;
+                        if s.perm >= m {
+                            s.perm -= m;
+                        }
+                    }
+                    taken[s.perm as usize] = true;
+                    self.lookup[s.perm as usize] = pos as u32;
+                    filled += 1;
+                    if filled == m {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The slot `mh` reads first for this source.
+    pub(crate) fn slot(&self, src: &SocketAddr, use_port: bool) -> u32 {
+        let port = if use_port { src.port() } else { 0 };
+        hashkey(&src.ip(), port, KEY1, 0) % self.size
+    }
+
+    /// `ip_vs_mh_get` / `ip_vs_mh_get_fallback`.
+    pub(crate) fn pick(
+        &self,
+        backends: &[Backend],
+        src: &SocketAddr,
+        use_port: bool,
+        fallback: bool,
+    ) -> Option<usize> {
+        let port = if use_port { src.port() } else { 0 };
+        let first = hashkey(&src.ip(), port, KEY1, 0) % self.size;
+        let pos = self.lookup[first as usize];
+        if pos == NONE {
+            return None;
+        }
+        if backends[pos as usize].is_schedulable() {
+            return Some(pos as usize);
+        }
+        if !fallback {
+            return None;
+        }
+        for offset in 0..self.size {
+            let roffset = (offset + first) % self.size;
+            let slot = hashkey(&src.ip(), port, KEY1, roffset) % self.size;
+            let pos = self.lookup[slot as usize];
+            if pos == NONE {
+                break;
+            }
+            if backends[pos as usize].is_schedulable() {
+                return Some(pos as usize);
+            }
+        }
+        None
+    }
+
+    /// How many slots each backend position holds.
+    pub(crate) fn slot_counts(&self, n: usize) -> Vec<u32> {
+        let mut counts = alloc::vec![0u32; n];
+        for &p in &self.lookup {
+            if let Some(c) = counts.get_mut(p as usize) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// The address `mh` hashes for a backend without one: 10.0.0.0 plus its id, port 0.
+pub(crate) fn default_addr(b: &Backend) -> SocketAddr {
+    let ip = Ipv4Addr::from(0x0a00_0000u32.wrapping_add(b.id.0));
+    SocketAddr::new(IpAddr::V4(ip), 0)
+}
+
+/// `ip_vs_mh_hashkey`: `hsiphash(offset + port + addr_fold)` with both key words equal.
+fn hashkey(addr: &IpAddr, port: u16, key: u64, offset: u32) -> u32 {
+    let v = offset.wrapping_add(port as u32).wrapping_add(fold_addr(addr));
+    siphash13_u32(v, key, key) as u32
+}
+
+/// SipHash-1-3 of the four little-endian bytes of `v` (the kernel hashes the `u32` in host
+/// order; the kernels this matches are little-endian).
+#[inline]
+pub(crate) fn siphash13_u32(v: u32, k0: u64, k1: u64) -> u64 {
+    let mut s = [
+        k0 ^ 0x736f_6d65_7073_6575,
+        k1 ^ 0x646f_7261_6e64_6f6d,
+        k0 ^ 0x6c79_6765_6e65_7261,
+        k1 ^ 0x7465_6462_7974_6573,
+    ];
+    #[inline(always)]
+    fn round(s: &mut [u64; 4]) {
+        s[0] = s[0].wrapping_add(s[1]);
+        s[1] = s[1].rotate_left(13) ^ s[0];
+        s[0] = s[0].rotate_left(32);
+        s[2] = s[2].wrapping_add(s[3]);
+        s[3] = s[3].rotate_left(16) ^ s[2];
+        s[0] = s[0].wrapping_add(s[3]);
+        s[3] = s[3].rotate_left(21) ^ s[0];
+        s[2] = s[2].wrapping_add(s[1]);
+        s[1] = s[1].rotate_left(17) ^ s[2];
+        s[2] = s[2].rotate_left(32);
+    }
+    // One final block: the length (4) in the top byte and the four message bytes.
+    let b = (4u64 << 56) | v as u64;
+    s[3] ^= b;
+    round(&mut s);
+    s[0] ^= b;
+    s[2] ^= 0xff;
+    round(&mut s);
+    round(&mut s);
+    round(&mut s);
+    s[0] ^ s[1] ^ s[2] ^ s[3]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::hash::Hasher;
+
+    #[test]
+    fn siphash13_matches_reference_implementation() {
+        for (i, v) in [0u32, 1, 0x0a00_0001, 0xffff_ffff, 0xdead_beef].into_iter().enumerate() {
+            let k = [KEY1, KEY2, 0x0706_0504_0302_0100][i % 3];
+            let mut h = siphasher::sip::SipHasher13::new_with_keys(k, k);
+            h.write(&v.to_le_bytes());
+            assert_eq!(siphash13_u32(v, k, k), h.finish(), "v={v:#x}");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! What a scheduler knows about the connection it places.
+
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// The new connection (or request) to place.
+///
+/// IPVS schedulers read the addresses: `sh` and `mh` the source, `dh`, `lblc` and `lblcr` the
+/// destination. The consistent hashes outside IPVS (`ring`, `maglev`, `rendezvous`, `jump`)
+/// hash [`Request::key`] when it is set, else the source address and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Request {
+    /// The client's address and port.
+    pub src: SocketAddr,
+    /// The address and port the client connected to (the virtual service).
+    pub dst: SocketAddr,
+    /// An explicit hash key (a session id, a URL hash...).
+    pub key: Option<u64>,
+}
+
+const UNSPECIFIED: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
+impl Default for Request {
+    fn default() -> Self {
+        Request { src: UNSPECIFIED, dst: UNSPECIFIED, key: None }
+    }
+}
+
+impl Request {
+    /// A request from this client address.
+    pub fn from_src(src: SocketAddr) -> Self {
+        Request { src, ..Request::default() }
+    }
+
+    /// A request carrying only a hash key.
+    pub fn from_key(key: u64) -> Self {
+        Request { key: Some(key), ..Request::default() }
+    }
+
+    /// Sets the destination address.
+    pub fn with_dst(mut self, dst: SocketAddr) -> Self {
+        self.dst = dst;
+        self
+    }
+
+    /// The key the consistent hashes use: the explicit key, else a hash of the source address
+    /// and port.
+    #[inline]
+    pub fn hash_key(&self) -> u64 {
+        match self.key {
+            Some(key) => key,
+            None => crate::hash::mix64(
+                (fold_addr(&self.src.ip()) as u64) << 16 | self.src.port() as u64,
+            ),
+        }
+    }
+}
+
+/// IPVS's address fold: an IPv4 address in host order, an IPv6 address as the XOR of its four
+/// 32-bit words (`addr_fold` in ip_vs_sh.c, ip_vs_dh.c and ip_vs_mh.c).
+#[inline]
+pub fn fold_addr(addr: &IpAddr) -> u32 {
+    match addr {
+        IpAddr::V4(v4) => u32::from(*v4),
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            let word = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+            word(0) ^ word(4) ^ word(8) ^ word(12)
+        }
+    }
+}

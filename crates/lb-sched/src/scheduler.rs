@@ -1,0 +1,225 @@
+//! Dispatch from an [`Algorithm`] to the state its scheduler keeps.
+
+use crate::extra::{edf::Edf, random, smooth::Smooth};
+use crate::fenwick::WeightSums;
+use crate::hash::{BoundedLoad, ConsistentHash};
+use crate::ipvs::{
+    lblc::{Locality, LocalityConfig},
+    mh::MaglevIpvs,
+    rr::RoundRobin,
+    table::HashTable,
+    tournament::{Rule, Tournament},
+    twos,
+    wrr::WeightedRoundRobin,
+};
+use crate::{Algorithm, Backend, BackendId, Request};
+use core::time::Duration;
+use hashbrown::HashMap;
+use rand_core::Rng;
+
+#[derive(Clone, Debug)]
+pub(crate) enum Scheduler {
+    Rr(RoundRobin),
+    Wrr(WeightedRoundRobin),
+    Best(Tournament),
+    Locality(Locality),
+    Dh(HashTable),
+    Sh { table: HashTable, fallback: bool, port: bool },
+    Mh { table: MaglevIpvs, fallback: bool, port: bool },
+    Twos(WeightSums),
+    Swrr(Smooth),
+    Edf(Edf),
+    Random(WeightSums),
+    P2c { sums: WeightSums, choices: u8 },
+    Hash { hash: ConsistentHash, bounded: Option<BoundedLoad>, sums: WeightSums },
+}
+
+/// What the pool tells a scheduler about one backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Its load counters or overload flag changed.
+    Load,
+    /// Its availability changed.
+    Availability,
+}
+
+impl Scheduler {
+    /// IPVS `init_service`: the scheduler's state for the backends present at creation.
+    pub(crate) fn new(
+        algorithm: &Algorithm,
+        locality: LocalityConfig,
+        bounded: Option<BoundedLoad>,
+        backends: &[Backend],
+    ) -> Self {
+        let best = |rule| Scheduler::Best(Tournament::new(rule, backends));
+        match *algorithm {
+            Algorithm::Rr => Scheduler::Rr(RoundRobin::default()),
+            Algorithm::Wrr => Scheduler::Wrr(WeightedRoundRobin::new(backends)),
+            Algorithm::Lc => best(Rule::Lc),
+            Algorithm::Wlc => best(Rule::Wlc),
+            Algorithm::Sed => best(Rule::Sed),
+            Algorithm::Nq => best(Rule::Nq),
+            Algorithm::Fo => best(Rule::Fo),
+            Algorithm::Ovf => best(Rule::Ovf),
+            Algorithm::Lblc => Scheduler::Locality(Locality::new(false, locality, backends)),
+            Algorithm::Lblcr => Scheduler::Locality(Locality::new(true, locality, backends)),
+            Algorithm::Dh { table_bits } => {
+                let mut table = HashTable::new(table_bits);
+                table.tile_even(backends);
+                Scheduler::Dh(table)
+            }
+            Algorithm::Sh { fallback, port, table_bits } => {
+                let mut table = HashTable::new(table_bits);
+                table.tile_weighted(backends);
+                Scheduler::Sh { table, fallback, port }
+            }
+            Algorithm::Mh { fallback, port, table_size } => {
+                let mut table = MaglevIpvs::new(table_size);
+                table.rebuild(backends);
+                Scheduler::Mh { table, fallback, port }
+            }
+            Algorithm::Twos => Scheduler::Twos(WeightSums::new(backends)),
+            Algorithm::Swrr => Scheduler::Swrr(Smooth::new(backends)),
+            Algorithm::Edf => Scheduler::Edf(Edf::new(backends)),
+            Algorithm::Random => Scheduler::Random(WeightSums::new(backends)),
+            Algorithm::P2c { choices } => {
+                Scheduler::P2c { sums: WeightSums::new(backends), choices }
+            }
+            Algorithm::Ring { .. }
+            | Algorithm::Maglev { .. }
+            | Algorithm::Rendezvous
+            | Algorithm::Jump => match ConsistentHash::new(algorithm, backends) {
+                Some(hash) => Scheduler::Hash { hash, bounded, sums: WeightSums::new(backends) },
+                None => Scheduler::Rr(RoundRobin::default()),
+            },
+        }
+    }
+
+    /// IPVS `add_dest` / `upd_dest` / `del_dest`: membership or weights changed.
+    pub(crate) fn weights_changed(&mut self, backends: &[Backend]) {
+        match self {
+            Scheduler::Rr(_) => {}
+            Scheduler::Wrr(s) => s.changed(backends),
+            Scheduler::Best(t) => t.rebuild(backends),
+            Scheduler::Locality(l) => l.rebuild(backends),
+            Scheduler::Dh(t) => t.tile_even(backends),
+            Scheduler::Sh { table, .. } => table.tile_weighted(backends),
+            Scheduler::Mh { table, .. } => table.rebuild(backends),
+            Scheduler::Twos(s) | Scheduler::Random(s) | Scheduler::P2c { sums: s, .. } => {
+                s.rebuild(backends)
+            }
+            Scheduler::Swrr(s) => s.rebuild(backends),
+            Scheduler::Edf(s) => s.rebuild(backends),
+            Scheduler::Hash { hash, sums, .. } => {
+                hash.rebuild(backends);
+                sums.rebuild(backends);
+            }
+        }
+    }
+
+    /// One backend's load, overload flag or availability changed. Tables do not move: the
+    /// backend just accepts or refuses connections.
+    #[inline]
+    pub(crate) fn changed(&mut self, backends: &[Backend], pos: usize, change: Change) {
+        match self {
+            Scheduler::Best(t) => t.update(backends, pos),
+            Scheduler::Locality(l) => l.update(backends, pos),
+            Scheduler::Twos(s) | Scheduler::Random(s) | Scheduler::P2c { sums: s, .. } => {
+                s.update(backends, pos)
+            }
+            Scheduler::Hash { sums, .. } => sums.update(backends, pos),
+            Scheduler::Swrr(s) if change == Change::Availability => s.rebuild(backends),
+            Scheduler::Edf(s) if change == Change::Availability => s.rebuild(backends),
+            _ => {}
+        }
+    }
+
+    /// A backend is about to leave position `pos` (its id is `id`).
+    pub(crate) fn removing(&mut self, pos: usize, id: BackendId) {
+        match self {
+            Scheduler::Rr(s) => s.removed(pos),
+            Scheduler::Locality(l) => l.removed(id),
+            _ => {}
+        }
+    }
+
+    /// Collects `lblc` / `lblcr` cache entries.
+    pub(crate) fn expire(&mut self, now: Duration) {
+        if let Scheduler::Locality(l) = self {
+            l.expire(now);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn pick(
+        &mut self,
+        backends: &[Backend],
+        index: &HashMap<BackendId, usize>,
+        req: &Request,
+        now: Duration,
+        rng: &mut dyn Rng,
+    ) -> Option<usize> {
+        match self {
+            Scheduler::Rr(s) => s.pick(backends),
+            Scheduler::Wrr(s) => s.pick(backends),
+            Scheduler::Best(t) => t.pick(),
+            Scheduler::Locality(l) => l.pick(backends, index, req.dst.ip(), now),
+            Scheduler::Dh(t) => t.pick_dh(backends, &req.dst),
+            Scheduler::Sh { table, fallback, port } => {
+                table.pick_sh(backends, &req.src, *port, *fallback)
+            }
+            Scheduler::Mh { table, fallback, port } => {
+                table.pick(backends, &req.src, *port, *fallback)
+            }
+            Scheduler::Twos(sums) => twos::pick(backends, sums, rng),
+            Scheduler::Swrr(s) => s.pick(backends),
+            Scheduler::Edf(s) => s.pick(backends),
+            Scheduler::Random(sums) => random::weighted(sums, rng),
+            Scheduler::P2c { sums, choices } => {
+                random::power_of_choices(backends, sums, *choices, rng)
+            }
+            Scheduler::Hash { hash, bounded, sums } => {
+                Self::pick_hash(hash, bounded.as_ref(), sums, backends, req.hash_key())
+            }
+        }
+    }
+
+    #[inline]
+    fn pick_hash(
+        hash: &ConsistentHash,
+        bounded: Option<&BoundedLoad>,
+        sums: &WeightSums,
+        backends: &[Backend],
+        key: u64,
+    ) -> Option<usize> {
+        match bounded {
+            None => hash.pick(backends, key, |pos| backends[pos].is_schedulable()),
+            Some(bound) => {
+                let (total_load, total_weight) = (sums.total_load(), sums.total());
+                hash.pick(backends, key, |pos| {
+                    let b = &backends[pos];
+                    b.is_schedulable()
+                        && bound.admits(b.load.outstanding(), b.effective_weight, total_load, total_weight)
+                })
+            }
+        }
+    }
+
+    /// Where a hashing algorithm sends this request now, without changing any state; `None`
+    /// for algorithms whose choice depends on their history or on chance.
+    pub(crate) fn lookup(&self, backends: &[Backend], req: &Request) -> Option<Option<usize>> {
+        Some(match self {
+            Scheduler::Dh(t) => t.pick_dh(backends, &req.dst),
+            Scheduler::Sh { table, fallback, port } => {
+                table.pick_sh(backends, &req.src, *port, *fallback)
+            }
+            Scheduler::Mh { table, fallback, port } => {
+                table.pick(backends, &req.src, *port, *fallback)
+            }
+            Scheduler::Hash { hash, bounded, sums } => {
+                Self::pick_hash(hash, bounded.as_ref(), sums, backends, req.hash_key())
+            }
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! `lb`: an LVS (IPVS) + keepalived toolkit as a family of Rust crates.
+//!
+//! This facade re-exports each crate as a module:
+//!
+//! | module | crate | what it holds |
+//! |---|---|---|
+//! | [`sched`] | `lb-sched` | the 14 IPVS schedulers, consistent hashing, persistence, slow start |
+//!
+//! Later crates (`vrrp`, `forward`, `health`) and the `director` join as they land.
+#![forbid(unsafe_code)]
+
+pub use lb_sched as sched;
