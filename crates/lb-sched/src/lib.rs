@@ -71,6 +71,7 @@ mod pool;
 mod request;
 mod scheduler;
 mod slow_start;
+pub mod trace;
 
 pub use algorithm::{
     Algorithm, HASH_TABLE_BITS, MAGLEV_DEFAULT_TABLE, MAGLEV_MAX_TABLE, MH_DEFAULT_TABLE,

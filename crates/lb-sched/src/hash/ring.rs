@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn points_are_capped() {
-        let ring = Ring::new(65536, &pool(&[1000, 1, 0, 500]));
+        let ring = Ring::new(65536, &pool(&[u32::MAX, 1, 0, 500]));
         let total: u64 = ring.shares(4).iter().sum();
         assert!(total <= MAX_POINTS as u64 + 4, "{total}");
         assert_eq!(ring.shares(4)[1], 1);
