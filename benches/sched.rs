@@ -105,6 +105,10 @@ fn algorithm(name: &str, n: usize) -> Algorithm {
     }
 }
 
+fn pool(config: PoolConfig, backends: impl IntoIterator<Item = Backend>) -> Pool {
+    Pool::with_backends(config, backends).expect("a valid pool")
+}
+
 fn bounded_maglev() -> PoolConfig {
     PoolConfig::new(Algorithm::Maglev { table_size: MAGLEV_DEFAULT_TABLE })
         .with_bounded_load(BoundedLoad::new(125).expect("a valid factor"))
@@ -122,9 +126,8 @@ struct Steady {
 
 impl Steady {
     /// The pool; with `load`, brought to 8 open connections per backend.
-    fn new(config: PoolConfig, backends: Vec<Backend>, requests: Vec<Request>, load: bool) -> Self {
-        let n = backends.len();
-        let pool = Pool::with_backends(config, backends).expect("a valid pool");
+    fn new(pool: Pool, requests: Vec<Request>, load: bool) -> Self {
+        let n = pool.len();
         let mut s = Steady {
             pool,
             rng: StdRng::seed_from_u64(42),
@@ -181,10 +184,12 @@ fn picks(c: &mut Criterion) {
     let mut g = c.benchmark_group("sched");
     for name in Algorithm::NAMES {
         let load = LOAD_AWARE.contains(&name);
-        let weight = if matches!(name, "fo" | "ovf") { |i| 100 * mixed_weight(i) } else { mixed_weight };
+        let weight: fn(usize) -> u32 =
+            if matches!(name, "fo" | "ovf") { |i| 100 * mixed_weight(i) } else { mixed_weight };
         for n in SIZES {
             let setup = || {
-                Steady::new(PoolConfig::new(algorithm(name, n)), backends(n, weight), requests(n as u64), load)
+                let p = pool(PoolConfig::new(algorithm(name, n)), backends(n, weight));
+                Steady::new(p, requests(n as u64), load)
             };
             lazy_bench!(g, format!("{name}/pick/{n}"), setup(), |s| s.pick());
             if load {
@@ -193,7 +198,8 @@ fn picks(c: &mut Criterion) {
         }
     }
     for n in SIZES {
-        let setup = || Steady::new(bounded_maglev(), backends(n, mixed_weight), requests(n as u64), true);
+        let setup =
+            || Steady::new(pool(bounded_maglev(), backends(n, mixed_weight)), requests(n as u64), true);
         lazy_bench!(g, format!("maglev+bounded/pick/{n}"), setup(), |s| s.pick());
         lazy_bench!(g, format!("maglev+bounded/pick+update/{n}"), setup(), |s| s.cycle());
     }
@@ -204,7 +210,7 @@ fn builds(c: &mut Criterion) {
     let mut g = c.benchmark_group("sched");
     let build = |alg: Algorithm, weight: fn(usize) -> u32| {
         let list = backends(1000, weight);
-        move || Pool::with_backends(PoolConfig::new(alg), list.iter().cloned()).expect("a valid pool")
+        move || pool(PoolConfig::new(alg), list.iter().cloned())
     };
     let maglev = Algorithm::Maglev { table_size: MAGLEV_DEFAULT_TABLE };
     let mut f = build(maglev, |_| 1);
@@ -252,12 +258,11 @@ fn keys_moved(c: &mut Criterion) {
             let init = || {
                 let config = PoolConfig::new(algorithm(name, n));
                 let all = backends(n, |_| 1);
-                let before = Pool::with_backends(config.clone(), all.iter().cloned()).expect("a pool");
-                let rest = all.iter().filter(|b| b.id() != removed).cloned();
-                let after = Pool::with_backends(config, rest).expect("a pool");
+                let before = pool(config.clone(), all.iter().cloned());
+                let after = pool(config, all.iter().filter(|b| b.id() != removed).cloned());
                 let d = analyze::disruption(&before, &after, key_requests(name)).expect("a hash");
                 record(moved_line(&format!("{name} (remove)"), n, d.moved, d.keys));
-                Steady::new(after.config().clone(), after.backends().to_vec(), timing_requests(name), false)
+                Steady::new(after, timing_requests(name), false)
             };
             lazy_bench!(g, format!("{name}/pick-after-remove/{n}"), init(), |s| s.pick());
         }
@@ -270,14 +275,12 @@ fn keys_moved(c: &mut Criterion) {
                 "mh" => algorithm(name, n).with_flag("mh-fallback").expect("mh flag"),
                 _ => algorithm(name, n),
             };
-            let mut pool = Pool::with_backends(PoolConfig::new(alg), backends(n, |_| 1)).expect("a pool");
-            let before = pool.clone();
-            pool.set_availability(BackendId(n as u32 / 2), Availability::Down, NOW).expect("known");
-            let d = analyze::disruption(&before, &pool, key_requests(name)).expect("a hash");
+            let before = pool(PoolConfig::new(alg), backends(n, |_| 1));
+            let mut after = before.clone();
+            after.set_availability(BackendId(n as u32 / 2), Availability::Down, NOW).expect("known");
+            let d = analyze::disruption(&before, &after, key_requests(name)).expect("a hash");
             record(moved_line(&format!("{name} (one down)"), n, d.moved, d.keys));
-            let mut s = Steady::new(PoolConfig::new(alg), backends(n, |_| 1), timing_requests(name), false);
-            s.pool = pool;
-            s
+            Steady::new(after, timing_requests(name), false)
         };
         lazy_bench!(g, format!("{name}/pick-one-down/{n}"), init(), |s| s.pick());
     }
@@ -325,9 +328,8 @@ fn peers(c: &mut Criterion) {
     let keys = random_keys(11);
     let key_bytes: Vec<[u8; 8]> = keys.iter().map(|k| k.to_le_bytes()).collect();
     let key_reqs: Vec<Request> = keys.iter().copied().map(Request::from_key).collect();
-    let lookups = |alg: Algorithm| {
-        Steady::new(PoolConfig::new(alg), backends(N, |_| 1), key_reqs.clone(), false)
-    };
+    let lookups =
+        |alg: Algorithm| Steady::new(pool(PoolConfig::new(alg), backends(N, |_| 1)), key_reqs.clone(), false);
 
     let mut g = c.benchmark_group("sched");
     let ring = Algorithm::Ring { points_per_weight: 160 };
