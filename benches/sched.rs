@@ -53,7 +53,9 @@ const CONNS_PER_BACKEND: usize = 8;
 /// Keys for the keys-moved measurement.
 const KEYS: u64 = 100_000;
 /// The algorithms whose decision reads the load.
-const LOAD_AWARE: [&str; 9] = ["lc", "wlc", "sed", "nq", "lblc", "lblcr", "ovf", "twos", "p2c"];
+const LOAD_AWARE: [&str; 9] = [
+    "lc", "wlc", "sed", "nq", "lblc", "lblcr", "ovf", "twos", "p2c",
+];
 /// The hashes measured for keys moved.
 const HASHES: [&str; 5] = ["maglev", "ring", "rendezvous", "jump", "mh"];
 /// `mh`'s table when there are more backends than its default table holds.
@@ -73,7 +75,9 @@ fn mixed_weight(i: usize) -> u32 {
 }
 
 fn backends(n: usize, weight: impl Fn(usize) -> u32) -> Vec<Backend> {
-    (0..n).map(|i| Backend::new(BackendId(i as u32), weight(i)).with_addr(addr(i))).collect()
+    (0..n)
+        .map(|i| Backend::new(BackendId(i as u32), weight(i)).with_addr(addr(i)))
+        .collect()
 }
 
 /// Requests from varied clients (address and port) to 1024 destination addresses.
@@ -82,7 +86,10 @@ fn requests(seed: u64) -> Vec<Request> {
     (0..REQUESTS)
         .map(|_| {
             let r = rng.next_u64();
-            let src = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(r as u32)), 1024 + (r >> 32) as u16 % 64_000);
+            let src = SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::from(r as u32)),
+                1024 + (r >> 32) as u16 % 64_000,
+            );
             let d = (r >> 48) as u32 % 1024;
             let dst = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0xc612_0000 | d)), 80);
             Request::from_src(src).with_dst(dst)
@@ -98,9 +105,9 @@ fn random_keys(seed: u64) -> Vec<u64> {
 fn algorithm(name: &str, n: usize) -> Algorithm {
     let alg = Algorithm::from_name(name).expect("a known name");
     match alg {
-        Algorithm::Mh { .. } if n > MH_DEFAULT_TABLE as usize => {
-            alg.with_table_size(MH_LARGE_TABLE).expect("a valid mh table")
-        }
+        Algorithm::Mh { .. } if n > MH_DEFAULT_TABLE as usize => alg
+            .with_table_size(MH_LARGE_TABLE)
+            .expect("a valid mh table"),
         _ => alg,
     }
 }
@@ -110,8 +117,10 @@ fn pool(config: PoolConfig, backends: impl IntoIterator<Item = Backend>) -> Pool
 }
 
 fn bounded_maglev() -> PoolConfig {
-    PoolConfig::new(Algorithm::Maglev { table_size: MAGLEV_DEFAULT_TABLE })
-        .with_bounded_load(BoundedLoad::new(125).expect("a valid factor"))
+    PoolConfig::new(Algorithm::Maglev {
+        table_size: MAGLEV_DEFAULT_TABLE,
+    })
+    .with_bounded_load(BoundedLoad::new(125).expect("a valid factor"))
 }
 
 /// A pool, its requests and its open connections.
@@ -155,10 +164,14 @@ impl Steady {
     #[inline]
     fn cycle(&mut self) -> Option<BackendId> {
         let id = self.pick()?;
-        self.pool.conn_opened(id, ConnState::Active).expect("a known backend");
+        self.pool
+            .conn_opened(id, ConnState::Active)
+            .expect("a known backend");
         let slot = &mut self.open[self.oldest];
         if let Some(old) = slot.replace(id) {
-            self.pool.conn_closed(old, ConnState::Active).expect("a known backend");
+            self.pool
+                .conn_closed(old, ConnState::Active)
+                .expect("a known backend");
         }
         self.oldest += 1;
         if self.oldest == self.open.len() {
@@ -184,8 +197,11 @@ fn picks(c: &mut Criterion) {
     let mut g = c.benchmark_group("sched");
     for name in Algorithm::NAMES {
         let load = LOAD_AWARE.contains(&name);
-        let weight: fn(usize) -> u32 =
-            if matches!(name, "fo" | "ovf") { |i| 100 * mixed_weight(i) } else { mixed_weight };
+        let weight: fn(usize) -> u32 = if matches!(name, "fo" | "ovf") {
+            |i| 100 * mixed_weight(i)
+        } else {
+            mixed_weight
+        };
         for n in SIZES {
             let setup = || {
                 let p = pool(PoolConfig::new(algorithm(name, n)), backends(n, weight));
@@ -198,10 +214,16 @@ fn picks(c: &mut Criterion) {
         }
     }
     for n in SIZES {
-        let setup =
-            || Steady::new(pool(bounded_maglev(), backends(n, mixed_weight)), requests(n as u64), true);
+        let setup = || {
+            Steady::new(
+                pool(bounded_maglev(), backends(n, mixed_weight)),
+                requests(n as u64),
+                true,
+            )
+        };
         lazy_bench!(g, format!("maglev+bounded/pick/{n}"), setup(), |s| s.pick());
-        lazy_bench!(g, format!("maglev+bounded/pick+update/{n}"), setup(), |s| s.cycle());
+        lazy_bench!(g, format!("maglev+bounded/pick+update/{n}"), setup(), |s| s
+            .cycle());
     }
     g.finish();
 }
@@ -212,14 +234,21 @@ fn builds(c: &mut Criterion) {
         let list = backends(1000, weight);
         move || pool(PoolConfig::new(alg), list.iter().cloned())
     };
-    let maglev = Algorithm::Maglev { table_size: MAGLEV_DEFAULT_TABLE };
+    let maglev = Algorithm::Maglev {
+        table_size: MAGLEV_DEFAULT_TABLE,
+    };
     let mut f = build(maglev, |_| 1);
     g.bench_function("maglev/build/1000", |b| b.iter(&mut f));
     let mut f = build(maglev, mixed_weight);
     g.bench_function("maglev/build-weighted/1000", |b| b.iter(&mut f));
     let mut f = build(Algorithm::from_name("mh").expect("mh"), mixed_weight);
     g.bench_function("mh/build/1000", |b| b.iter(&mut f));
-    let mut f = build(Algorithm::Ring { points_per_weight: 160 }, |_| 1);
+    let mut f = build(
+        Algorithm::Ring {
+            points_per_weight: 160,
+        },
+        |_| 1,
+    );
     g.bench_function("ring/build/1000", |b| b.iter(&mut f));
     g.finish();
 }
@@ -241,13 +270,20 @@ fn moved_line(what: &str, n: usize, moved: u64, keys: u64) -> String {
 fn key_requests(name: &str) -> impl Iterator<Item = Request> + Clone + '_ {
     (0..KEYS).map(move |k| match name {
         // `mh` hashes the source address (its port only with mh-port).
-        "mh" => Request::from_src(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x6440_0000 + k as u32)), 40000)),
+        "mh" => Request::from_src(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::from(0x6440_0000 + k as u32)),
+            40000,
+        )),
         _ => Request::from_key(k),
     })
 }
 
 fn timing_requests(name: &str) -> Vec<Request> {
-    if name == "mh" { requests(7) } else { random_keys(7).into_iter().map(Request::from_key).collect() }
+    if name == "mh" {
+        requests(7)
+    } else {
+        random_keys(7).into_iter().map(Request::from_key).collect()
+    }
 }
 
 fn keys_moved(c: &mut Criterion) {
@@ -264,7 +300,8 @@ fn keys_moved(c: &mut Criterion) {
                 record(moved_line(&format!("{name} (remove)"), n, d.moved, d.keys));
                 Steady::new(after, timing_requests(name), false)
             };
-            lazy_bench!(g, format!("{name}/pick-after-remove/{n}"), init(), |s| s.pick());
+            lazy_bench!(g, format!("{name}/pick-after-remove/{n}"), init(), |s| s
+                .pick());
         }
     }
     for name in HASHES {
@@ -272,14 +309,23 @@ fn keys_moved(c: &mut Criterion) {
         let init = || {
             // mh refuses the keys of a backend that is down unless it has mh-fallback.
             let alg = match name {
-                "mh" => algorithm(name, n).with_flag("mh-fallback").expect("mh flag"),
+                "mh" => algorithm(name, n)
+                    .with_flag("mh-fallback")
+                    .expect("mh flag"),
                 _ => algorithm(name, n),
             };
             let before = pool(PoolConfig::new(alg), backends(n, |_| 1));
             let mut after = before.clone();
-            after.set_availability(BackendId(n as u32 / 2), Availability::Down, NOW).expect("known");
+            after
+                .set_availability(BackendId(n as u32 / 2), Availability::Down, NOW)
+                .expect("known");
             let d = analyze::disruption(&before, &after, key_requests(name)).expect("a hash");
-            record(moved_line(&format!("{name} (one down)"), n, d.moved, d.keys));
+            record(moved_line(
+                &format!("{name} (one down)"),
+                n,
+                d.moved,
+                d.keys,
+            ));
             Steady::new(after, timing_requests(name), false)
         };
         lazy_bench!(g, format!("{name}/pick-one-down/{n}"), init(), |s| s.pick());
@@ -292,7 +338,11 @@ fn keys_moved(c: &mut Criterion) {
         let keys = random_keys(7);
         let init = || {
             let all: Vec<SocketAddr> = (0..n).map(addr).collect();
-            let rest: Vec<SocketAddr> = all.iter().copied().filter(|&a| a != addr(removed)).collect();
+            let rest: Vec<SocketAddr> = all
+                .iter()
+                .copied()
+                .filter(|&a| a != addr(removed))
+                .collect();
             let before = Maglev::with_capacity(all, MAGLEV_DEFAULT_TABLE as usize);
             let after = Maglev::with_capacity(rest, MAGLEV_DEFAULT_TABLE as usize);
             let moved = (0..KEYS).filter(|k| before.get(k) != after.get(k)).count() as u64;
@@ -306,8 +356,10 @@ fn keys_moved(c: &mut Criterion) {
         let bytes: Vec<[u8; 8]> = keys.iter().map(|k| k.to_le_bytes()).collect();
         let init = || {
             let all: Vec<Bucket> = (0..n).map(|i| Bucket::new(addr(i), 1)).collect();
-            let rest: Vec<Bucket> =
-                (0..n).filter(|&i| i != removed).map(|i| Bucket::new(addr(i), 1)).collect();
+            let rest: Vec<Bucket> = (0..n)
+                .filter(|&i| i != removed)
+                .map(|i| Bucket::new(addr(i), 1))
+                .collect();
             let (before, after) = (Continuum::new(&all), Continuum::new(&rest));
             let moved = (0..KEYS)
                 .filter(|k| before.node(&k.to_le_bytes()) != after.node(&k.to_le_bytes()))
@@ -315,10 +367,15 @@ fn keys_moved(c: &mut Criterion) {
             record(moved_line("peer pingora-ketama (remove)", n, moved, KEYS));
             (after, 0usize)
         };
-        lazy_bench!(g, format!("pingora-ketama/lookup-after-remove/{n}"), init(), |s| {
-            s.1 = s.1.wrapping_add(1);
-            s.0.node(&bytes[s.1 & (REQUESTS - 1)])
-        });
+        lazy_bench!(
+            g,
+            format!("pingora-ketama/lookup-after-remove/{n}"),
+            init(),
+            |s| {
+                s.1 = s.1.wrapping_add(1);
+                s.0.node(&bytes[s.1 & (REQUESTS - 1)])
+            }
+        );
     }
     g.finish();
 }
@@ -328,28 +385,47 @@ fn peers(c: &mut Criterion) {
     let keys = random_keys(11);
     let key_bytes: Vec<[u8; 8]> = keys.iter().map(|k| k.to_le_bytes()).collect();
     let key_reqs: Vec<Request> = keys.iter().copied().map(Request::from_key).collect();
-    let lookups =
-        |alg: Algorithm| Steady::new(pool(PoolConfig::new(alg), backends(N, |_| 1)), key_reqs.clone(), false);
+    let lookups = |alg: Algorithm| {
+        Steady::new(
+            pool(PoolConfig::new(alg), backends(N, |_| 1)),
+            key_reqs.clone(),
+            false,
+        )
+    };
 
     let mut g = c.benchmark_group("sched");
-    let ring = Algorithm::Ring { points_per_weight: 160 };
+    let ring = Algorithm::Ring {
+        points_per_weight: 160,
+    };
     lazy_bench!(g, "ring/pick-w1/1000", lookups(ring), |s| s.pick());
-    let maglev = Algorithm::Maglev { table_size: MAGLEV_DEFAULT_TABLE };
+    let maglev = Algorithm::Maglev {
+        table_size: MAGLEV_DEFAULT_TABLE,
+    };
     lazy_bench!(g, "maglev/pick-w1/1000", lookups(maglev), |s| s.pick());
     g.finish();
 
     let mut g = c.benchmark_group("peers");
     let buckets: Vec<Bucket> = (0..N).map(|i| Bucket::new(addr(i), 1)).collect();
-    g.bench_function("pingora-ketama/build/1000", |b| b.iter(|| Continuum::new(&buckets)));
-    lazy_bench!(g, "pingora-ketama/lookup/1000", (Continuum::new(&buckets), 0usize), |s| {
-        s.1 = s.1.wrapping_add(1);
-        s.0.node(&key_bytes[s.1 & (REQUESTS - 1)])
+    g.bench_function("pingora-ketama/build/1000", |b| {
+        b.iter(|| Continuum::new(&buckets))
     });
+    lazy_bench!(
+        g,
+        "pingora-ketama/lookup/1000",
+        (Continuum::new(&buckets), 0usize),
+        |s| {
+            s.1 = s.1.wrapping_add(1);
+            s.0.node(&key_bytes[s.1 & (REQUESTS - 1)])
+        }
+    );
     let nodes: Vec<SocketAddr> = (0..N).map(addr).collect();
     lazy_bench!(
         g,
         "maglev/lookup/1000",
-        (Maglev::with_capacity(nodes.iter().copied(), MAGLEV_DEFAULT_TABLE as usize), 0usize),
+        (
+            Maglev::with_capacity(nodes.iter().copied(), MAGLEV_DEFAULT_TABLE as usize),
+            0usize
+        ),
         |s| {
             s.1 = s.1.wrapping_add(1);
             s.0.get(&keys[s.1 & (REQUESTS - 1)]).copied()

@@ -1,0 +1,113 @@
+//! Feeds arbitrary text to the trace language: every line through `Op::parse`, every parsed
+//! operation through a `Tracer`, every whitespace word through `parse_endpoint`.
+//!
+//! Contract held here (see README.md): nothing panics (errors are fine), and an address that
+//! `parse_endpoint` accepts prints back to text it parses to the same address.
+//!
+//! Input layout: byte 0 picks the algorithm name, byte 1 is a bit set of flags, byte 2 picks
+//! an optional table size, byte 3 the number of initial servers (their weights follow, one
+//! byte each); the rest is the trace text (lossy UTF-8). A first line starting with `!` gives
+//! extra flags to `trace::config`, one per word (`table=N` sets the table size).
+#![no_main]
+
+use core::convert::Infallible;
+use lb_sched::Algorithm;
+use lb_sched::trace::{self, Op, Tracer, parse_endpoint};
+use libfuzzer_sys::fuzz_target;
+use rand_core::TryRng;
+
+/// A small xorshift: the trace's random algorithms need some RNG, any will do.
+#[derive(Clone, Debug)]
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+impl TryRng for XorShift {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        Ok((self.next() >> 32) as u32)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        Ok(self.next())
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        for chunk in dst.chunks_mut(8) {
+            let bytes = self.next().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+const FLAGS: [&str; 8] = [
+    "sh-fallback",
+    "sh-port",
+    "mh-fallback",
+    "mh-port",
+    "bounded=125",
+    "slow-start=10",
+    "bounded=99",
+    "slow-start=0.5",
+];
+
+const TABLES: [u32; 8] = [251, 4093, 13, 65537, 16, 256, 1000, 0];
+
+/// At most this many lines are applied, so that one input stays fast.
+const MAX_LINES: usize = 2000;
+
+fn check_endpoint(word: &str) {
+    if let Ok(addr) = parse_endpoint(word) {
+        let text = addr.to_string();
+        assert_eq!(parse_endpoint(&text), Ok(addr), "{word:?} parsed to {addr}, which does not parse back");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [name, flag_bits, table, count, rest @ ..] = data else { return };
+    let count = (*count as usize % 16).min(rest.len());
+    let (weights, text) = rest.split_at(count);
+    let weights: Vec<u32> = weights.iter().map(|&w| w as u32).collect();
+    let text = String::from_utf8_lossy(text);
+
+    let name = Algorithm::NAMES[*name as usize % Algorithm::NAMES.len()];
+    let mut flags: Vec<&str> = FLAGS.iter().enumerate().filter(|(i, _)| flag_bits & (1 << i) != 0).map(|(_, f)| *f).collect();
+    let mut table = (table & 0x80 != 0).then(|| TABLES[*table as usize % TABLES.len()]);
+
+    let mut lines = text.lines().peekable();
+    if let Some(first) = lines.peek().copied().filter(|l| l.starts_with('!')) {
+        lines.next();
+        for word in first[1..].split_whitespace() {
+            match word.strip_prefix("table=") {
+                Some(n) => table = n.parse().ok(),
+                None => flags.push(word),
+            }
+        }
+    }
+
+    let mut tracer = trace::config(name, &flags, table).ok().and_then(|config| Tracer::new(config, &weights).ok());
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    for line in lines.take(MAX_LINES) {
+        for word in line.split_whitespace() {
+            check_endpoint(word);
+        }
+        let Ok(Some(op)) = Op::parse(line) else { continue };
+        if let Some(t) = tracer.as_mut() {
+            let _ = t.apply(&op, &mut rng);
+        }
+    }
+    if let Some(t) = &tracer {
+        let _ = t.stats();
+    }
+});
