@@ -109,7 +109,12 @@ fn main() -> ExitCode {
     if !Algorithm::NAMES.contains(&cli.alg.as_str()) {
         return usage_error(format!("unknown algorithm {:?} (see --help)", cli.alg));
     }
-    let flags: Vec<&str> = cli.flags.iter().map(String::as_str).filter(|f| !f.is_empty()).collect();
+    let flags: Vec<&str> = cli
+        .flags
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !f.is_empty())
+        .collect();
     let mut pool_config = match config(&cli.alg, &flags, cli.table_size) {
         Ok(c) => c,
         Err(e) => return usage_error(e),

@@ -4,7 +4,9 @@ use crate::Error;
 use alloc::string::ToString;
 
 /// The table sizes IPVS's `mh` can be built with (`primes[]` in ip_vs_mh.c).
-pub const MH_PRIMES: [u32; 10] = [251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071];
+pub const MH_PRIMES: [u32; 10] = [
+    251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071,
+];
 /// `mh`'s default table size (Kconfig `IP_VS_MH_TAB_INDEX` 12).
 pub const MH_DEFAULT_TABLE: u32 = 4093;
 /// The default bits of the `sh` and `dh` tables (Kconfig `IP_VS_SH_TAB_BITS`, `IP_VS_DH_TAB_BITS`).
@@ -100,8 +102,28 @@ pub enum Algorithm {
 impl Algorithm {
     /// Every algorithm name [`Algorithm::from_name`] accepts.
     pub const NAMES: [&'static str; 22] = [
-        "rr", "wrr", "lc", "wlc", "sed", "nq", "lblc", "lblcr", "dh", "sh", "mh", "fo", "ovf",
-        "twos", "swrr", "edf", "random", "p2c", "ring", "maglev", "rendezvous", "jump",
+        "rr",
+        "wrr",
+        "lc",
+        "wlc",
+        "sed",
+        "nq",
+        "lblc",
+        "lblcr",
+        "dh",
+        "sh",
+        "mh",
+        "fo",
+        "ovf",
+        "twos",
+        "swrr",
+        "edf",
+        "random",
+        "p2c",
+        "ring",
+        "maglev",
+        "rendezvous",
+        "jump",
     ];
 
     /// The algorithm with this name and its default parameters.
@@ -115,9 +137,19 @@ impl Algorithm {
             "nq" => Algorithm::Nq,
             "lblc" => Algorithm::Lblc,
             "lblcr" => Algorithm::Lblcr,
-            "dh" => Algorithm::Dh { table_bits: HASH_TABLE_BITS },
-            "sh" => Algorithm::Sh { fallback: false, port: false, table_bits: HASH_TABLE_BITS },
-            "mh" => Algorithm::Mh { fallback: false, port: false, table_size: MH_DEFAULT_TABLE },
+            "dh" => Algorithm::Dh {
+                table_bits: HASH_TABLE_BITS,
+            },
+            "sh" => Algorithm::Sh {
+                fallback: false,
+                port: false,
+                table_bits: HASH_TABLE_BITS,
+            },
+            "mh" => Algorithm::Mh {
+                fallback: false,
+                port: false,
+                table_size: MH_DEFAULT_TABLE,
+            },
             "fo" => Algorithm::Fo,
             "ovf" => Algorithm::Ovf,
             "twos" => Algorithm::Twos,
@@ -125,8 +157,12 @@ impl Algorithm {
             "edf" => Algorithm::Edf,
             "random" => Algorithm::Random,
             "p2c" => Algorithm::P2c { choices: 2 },
-            "ring" => Algorithm::Ring { points_per_weight: RING_DEFAULT_POINTS },
-            "maglev" => Algorithm::Maglev { table_size: MAGLEV_DEFAULT_TABLE },
+            "ring" => Algorithm::Ring {
+                points_per_weight: RING_DEFAULT_POINTS,
+            },
+            "maglev" => Algorithm::Maglev {
+                table_size: MAGLEV_DEFAULT_TABLE,
+            },
             "rendezvous" => Algorithm::Rendezvous,
             "jump" => Algorithm::Jump,
             other => return Err(Error::UnknownAlgorithm(other.to_string())),
@@ -183,11 +219,20 @@ impl Algorithm {
     /// Sets the table size of a table-based algorithm: `mh` (one of [`MH_PRIMES`]), `maglev`
     /// (any prime), `sh` and `dh` (a power of two from 16 to 2^20, like IPVS's Kconfig).
     pub fn with_table_size(mut self, size: u32) -> Result<Algorithm, Error> {
-        let invalid = |algorithm, why| Err(Error::InvalidTableSize { algorithm, size, why });
+        let invalid = |algorithm, why| {
+            Err(Error::InvalidTableSize {
+                algorithm,
+                size,
+                why,
+            })
+        };
         match &mut self {
             Algorithm::Mh { table_size, .. } => {
                 if !MH_PRIMES.contains(&size) {
-                    return invalid("mh", "one of 251 509 1021 2039 4093 8191 16381 32749 65521 131071");
+                    return invalid(
+                        "mh",
+                        "one of 251 509 1021 2039 4093 8191 16381 32749 65521 131071",
+                    );
                 }
                 *table_size = size;
             }
@@ -213,7 +258,10 @@ impl Algorithm {
     pub fn is_consistent_hash(&self) -> bool {
         matches!(
             self,
-            Algorithm::Ring { .. } | Algorithm::Maglev { .. } | Algorithm::Rendezvous | Algorithm::Jump
+            Algorithm::Ring { .. }
+                | Algorithm::Maglev { .. }
+                | Algorithm::Rendezvous
+                | Algorithm::Jump
         )
     }
 
@@ -224,15 +272,23 @@ impl Algorithm {
                 what: "p2c choices",
                 why: "at least 2",
             }),
-            Algorithm::Ring { points_per_weight } if !(1..=RING_MAX_POINTS).contains(&points_per_weight) => {
-                Err(Error::InvalidParameter { what: "ring points per weight", why: "1 to 65536" })
+            Algorithm::Ring { points_per_weight }
+                if !(1..=RING_MAX_POINTS).contains(&points_per_weight) =>
+            {
+                Err(Error::InvalidParameter {
+                    what: "ring points per weight",
+                    why: "1 to 65536",
+                })
             }
             Algorithm::Maglev { table_size } => self.with_table_size(table_size).map(|_| ()),
             Algorithm::Mh { table_size, .. } => self.with_table_size(table_size).map(|_| ()),
             Algorithm::Sh { table_bits, .. } | Algorithm::Dh { table_bits }
                 if !(4..=20).contains(&table_bits) =>
             {
-                Err(Error::InvalidParameter { what: "table bits", why: "4 to 20" })
+                Err(Error::InvalidParameter {
+                    what: "table bits",
+                    why: "4 to 20",
+                })
             }
             _ => Ok(()),
         }

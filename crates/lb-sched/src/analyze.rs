@@ -38,13 +38,29 @@ pub struct Shares {
 impl Shares {
     fn from_counts(counts: Vec<(BackendId, u64)>, unplaced: u64) -> Self {
         let placed: u64 = counts.iter().map(|c| c.1).sum();
-        let fractions: Vec<f64> =
-            counts.iter().map(|c| if placed == 0 { 0.0 } else { c.1 as f64 / placed as f64 }).collect();
+        let fractions: Vec<f64> = counts
+            .iter()
+            .map(|c| {
+                if placed == 0 {
+                    0.0
+                } else {
+                    c.1 as f64 / placed as f64
+                }
+            })
+            .collect();
         let n = fractions.len().max(1) as f64;
         let mean = fractions.iter().sum::<f64>() / n;
-        let var = fractions.iter().map(|f| (f - mean) * (f - mean)).sum::<f64>() / n;
+        let var = fractions
+            .iter()
+            .map(|f| (f - mean) * (f - mean))
+            .sum::<f64>()
+            / n;
         Shares {
-            min: fractions.iter().copied().fold(f64::INFINITY, f64::min).min(1.0),
+            min: fractions
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min)
+                .min(1.0),
             max: fractions.iter().copied().fold(0.0, f64::max),
             mean,
             stddev: libm::sqrt(var),
@@ -110,7 +126,10 @@ pub fn disruption(
 }
 
 /// How lookups of these keys spread ([`Pool::lookup`]: hashing algorithms only).
-pub fn lookup_shares(pool: &Pool, keys: impl IntoIterator<Item = Request>) -> Result<Shares, Error> {
+pub fn lookup_shares(
+    pool: &Pool,
+    keys: impl IntoIterator<Item = Request>,
+) -> Result<Shares, Error> {
     let (mut counts, mut none) = (tally(pool), 0);
     for key in keys {
         count(&mut counts, &mut none, pool.lookup(&key)?);

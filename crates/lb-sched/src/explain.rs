@@ -88,10 +88,18 @@ impl Pool {
         let shares = match self.scheduler() {
             Scheduler::Hash { hash, .. } => Some(hash.shares(self.backends())),
             Scheduler::Sh { table, .. } | Scheduler::Dh(table) => Some(
-                table.bucket_counts(self.len()).into_iter().map(u64::from).collect::<Vec<_>>(),
+                table
+                    .bucket_counts(self.len())
+                    .into_iter()
+                    .map(u64::from)
+                    .collect::<Vec<_>>(),
             ),
             Scheduler::Mh { table, .. } => Some(
-                table.slot_counts(self.len()).into_iter().map(u64::from).collect::<Vec<_>>(),
+                table
+                    .slot_counts(self.len())
+                    .into_iter()
+                    .map(u64::from)
+                    .collect::<Vec<_>>(),
             ),
             _ => None,
         };
@@ -107,7 +115,10 @@ impl Pool {
                     }
                     (Scheduler::Best(t), _) => {
                         let (numerator, denominator) = t.rule().cost(b);
-                        Score::Cost { numerator, denominator }
+                        Score::Cost {
+                            numerator,
+                            denominator,
+                        }
                     }
                     (Scheduler::Locality(_) | Scheduler::Twos(_), _) => Score::Cost {
                         numerator: b.load.ipvs_overhead(),
@@ -140,7 +151,13 @@ impl Pool {
                 }
             })
             .collect();
-        Explanation { algorithm: self.algorithm(), chosen, decision, candidates, note }
+        Explanation {
+            algorithm: self.algorithm(),
+            chosen,
+            decision,
+            candidates,
+            note,
+        }
     }
 
     fn note(&self, req: &Request) -> String {
@@ -152,13 +169,27 @@ impl Pool {
             Scheduler::Rr(s) => after(s.cursor()),
             Scheduler::Wrr(s) => format!("weight floor {}", s.floor()),
             Scheduler::Best(t) => format!("{:?}: lowest cost, first in list on a tie", t.rule()),
-            Scheduler::Locality(l) => format!("{} cached destinations; key {}", l.entries(), req.dst.ip()),
-            Scheduler::Dh(t) => format!("bucket {} for destination {}", t.dh_bucket(&req.dst), req.dst.ip()),
+            Scheduler::Locality(l) => {
+                format!("{} cached destinations; key {}", l.entries(), req.dst.ip())
+            }
+            Scheduler::Dh(t) => format!(
+                "bucket {} for destination {}",
+                t.dh_bucket(&req.dst),
+                req.dst.ip()
+            ),
             Scheduler::Sh { table, port, .. } => {
-                format!("bucket {} for source {}", table.sh_first_bucket(&req.src, *port), req.src)
+                format!(
+                    "bucket {} for source {}",
+                    table.sh_first_bucket(&req.src, *port),
+                    req.src
+                )
             }
             Scheduler::Mh { table, port, .. } => {
-                format!("slot {} for source {}", table.slot(&req.src, *port), req.src)
+                format!(
+                    "slot {} for source {}",
+                    table.slot(&req.src, *port),
+                    req.src
+                )
             }
             Scheduler::Hash { hash, .. } => {
                 let kind = match hash {
@@ -181,7 +212,11 @@ impl Pool {
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.chosen {
-            Some(id) => writeln!(f, "{} chose {id} ({:?}); {}", self.algorithm, self.decision, self.note)?,
+            Some(id) => writeln!(
+                f,
+                "{} chose {id} ({:?}); {}",
+                self.algorithm, self.decision, self.note
+            )?,
             None => writeln!(f, "{} chose none; {}", self.algorithm, self.note)?,
         }
         for c in &self.candidates {
@@ -189,11 +224,19 @@ impl fmt::Display for Explanation {
             write!(
                 f,
                 "{mark} {:>6} weight {:>5} (effective {:>5}) active {:>6} inactive {:>6} in-flight {:>6}",
-                c.id, c.weight, c.effective_weight, c.load.active, c.load.inactive, c.load.in_flight
+                c.id,
+                c.weight,
+                c.effective_weight,
+                c.load.active,
+                c.load.inactive,
+                c.load.in_flight
             )?;
             match c.score {
                 Score::Unranked => {}
-                Score::Cost { numerator, denominator } => write!(f, " cost {numerator}/{denominator}")?,
+                Score::Cost {
+                    numerator,
+                    denominator,
+                } => write!(f, " cost {numerator}/{denominator}")?,
                 Score::Weight(w) => write!(f, " rank weight {w}")?,
                 Score::Share(s) => write!(f, " share {s}")?,
             }

@@ -17,11 +17,19 @@ pub(crate) struct WeightSums {
 }
 
 fn load(b: &Backend) -> u64 {
-    if b.is_schedulable() { b.load.outstanding() } else { 0 }
+    if b.is_schedulable() {
+        b.load.outstanding()
+    } else {
+        0
+    }
 }
 
 fn contribution(b: &Backend) -> u64 {
-    if b.is_schedulable() { b.effective_weight as u64 } else { 0 }
+    if b.is_schedulable() {
+        b.effective_weight as u64
+    } else {
+        0
+    }
 }
 
 impl WeightSums {
@@ -87,7 +95,11 @@ impl WeightSums {
         }
         let n = self.tree.len() - 1;
         let (mut pos, mut rest) = (0usize, target);
-        let mut step = if n == 0 { 0 } else { 1usize << (usize::BITS - 1 - n.leading_zeros()) };
+        let mut step = if n == 0 {
+            0
+        } else {
+            1usize << (usize::BITS - 1 - n.leading_zeros())
+        };
         while step > 0 {
             let next = pos + step;
             if next <= n && self.tree[next] < rest {

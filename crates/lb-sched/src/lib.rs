@@ -45,6 +45,107 @@
 //! backends at pick time along the key's own fallback sequence, so a backend going down and
 //! up moves only its own keys. [`analyze`] measures shares and churn.
 //!
+//! # One example per family
+//!
+//! Least connection: the kernel's `wlc`, fed by the caller's connection events.
+//!
+//! ```
+//! # use core::time::Duration;
+//! # use lb_sched::*;
+//! # let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+//! let backends = [3, 1].into_iter().enumerate().map(|(i, w)| Backend::new(BackendId(i as u32), w));
+//! let mut pool = Pool::with_backends(PoolConfig::new(Algorithm::Wlc), backends)?;
+//! let mut order = Vec::new();
+//! for _ in 0..6 {
+//!     let id = pool.pick(&Request::default(), Duration::ZERO, &mut rng).unwrap();
+//!     pool.conn_opened(id, ConnState::Active)?; // active * 256 + inactive, per unit of weight
+//!     order.push(id.0);
+//! }
+//! assert_eq!(order, [0, 1, 0, 0, 0, 1]);
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! Failover: `fo` sends everything to the heaviest backend until it fails.
+//!
+//! ```
+//! # use core::time::Duration;
+//! # use lb_sched::*;
+//! # let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+//! let primary_and_spare = [Backend::new(BackendId(1), 100), Backend::new(BackendId(2), 1)];
+//! let mut pool = Pool::with_backends(PoolConfig::new(Algorithm::Fo), primary_and_spare)?;
+//! assert_eq!(pool.pick(&Request::default(), Duration::ZERO, &mut rng), Some(BackendId(1)));
+//! pool.set_availability(BackendId(1), Availability::Down, Duration::ZERO)?;
+//! assert_eq!(pool.pick(&Request::default(), Duration::ZERO, &mut rng), Some(BackendId(2)));
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! Random with load awareness: power of two choices on requests in flight.
+//!
+//! ```
+//! # use core::time::Duration;
+//! # use lb_sched::*;
+//! let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+//! let backends = (0..8).map(|i| Backend::new(BackendId(i), 1));
+//! let mut pool = Pool::with_backends(PoolConfig::new(Algorithm::P2c { choices: 2 }), backends)?;
+//! for _ in 0..800 {
+//!     let id = pool.pick(&Request::default(), Duration::ZERO, &mut rng).unwrap();
+//!     pool.request_started(id)?; // never finished: load only grows
+//! }
+//! let loads: Vec<u32> = pool.backends().iter().map(|b| b.load().in_flight).collect();
+//! assert!(loads.iter().all(|&l| (95..=105).contains(&l)), "{loads:?}");
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! Locality: `lblc` keeps a destination address on one cache server.
+//!
+//! ```
+//! # use core::time::Duration;
+//! # use lb_sched::*;
+//! # let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+//! let caches = (0..4).map(|i| Backend::new(BackendId(i), 10));
+//! let mut pool = Pool::with_backends(PoolConfig::new(Algorithm::Lblc), caches)?;
+//! let to = |site: &str| Request::default().with_dst(site.parse().unwrap());
+//! let a = pool.pick(&to("203.0.113.5:80"), Duration::ZERO, &mut rng).unwrap();
+//! pool.conn_opened(a, ConnState::Active)?;
+//! let b = pool.pick(&to("198.51.100.9:80"), Duration::ZERO, &mut rng).unwrap();
+//! assert_ne!(a, b); // wlc placed the new destination on an idle cache
+//! assert_eq!(pool.pick(&to("203.0.113.5:80"), Duration::ZERO, &mut rng), Some(a));
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! Consistent hashing: Maglev with a bounded load, and what a removal costs.
+//!
+//! ```
+//! # use core::time::Duration;
+//! # use lb_sched::*;
+//! let config = PoolConfig::new(Algorithm::Maglev { table_size: 65537 })
+//!     .with_bounded_load(BoundedLoad::new(125)?);
+//! let backends: Vec<Backend> = (0..20).map(|i| Backend::new(BackendId(i), 1)).collect();
+//! let before = Pool::with_backends(config, backends)?;
+//! let mut after = before.clone();
+//! after.remove(BackendId(4))?; // the rebuild keeps every slot it can
+//! let keys = (0..50_000u64).map(Request::from_key);
+//! let moved = analyze::disruption(&before, &after, keys)?.moved_fraction;
+//! assert!(moved < 0.06, "{moved}"); // 1/20 = 0.05: only backend 4's keys
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! Persistence: IPVS `-p 300 -M 255.255.255.0` on top of any algorithm.
+//!
+//! ```
+//! # use core::time::Duration;
+//! # use lb_sched::*;
+//! # let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+//! let sticky = Persistence::new(Duration::from_secs(300))?
+//!     .with_v4_netmask("255.255.255.0".parse().unwrap())?;
+//! let config = PoolConfig::new(Algorithm::Rr).with_persistence(sticky);
+//! let mut pool = Pool::with_backends(config, (0..3).map(|i| Backend::new(BackendId(i), 1)))?;
+//! let from = |a: &str| Request::from_src(a.parse().unwrap());
+//! let first = pool.pick(&from("192.0.2.10:1000"), Duration::ZERO, &mut rng);
+//! assert_eq!(pool.pick(&from("192.0.2.77:2000"), Duration::from_secs(10), &mut rng), first);
+//! # Ok::<(), Error>(())
+//! ```
+//!
 //! # Semantics shared by every algorithm
 //!
 //! - Weight 0 quiesces: never picked for a new connection; `None` when nothing is eligible.
@@ -57,8 +158,8 @@
 
 extern crate alloc;
 
-pub mod analyze;
 mod algorithm;
+pub mod analyze;
 mod backend;
 mod error;
 mod explain;
@@ -84,6 +185,6 @@ pub use hash::BoundedLoad;
 pub use ipvs::lblc::LocalityConfig;
 pub use persistence::Persistence;
 pub use pool::{ConnState, Pool, PoolConfig};
-pub use request::{Request, fold_addr};
 pub use rand_core::Rng;
+pub use request::{Request, fold_addr};
 pub use slow_start::SlowStart;

@@ -21,16 +21,27 @@ impl Persistence {
     /// ipvsadm's default timeout is 300 seconds.
     pub fn new(timeout: Duration) -> Result<Self, Error> {
         if timeout.is_zero() {
-            return Err(Error::InvalidParameter { what: "persistence timeout", why: "above zero" });
+            return Err(Error::InvalidParameter {
+                what: "persistence timeout",
+                why: "above zero",
+            });
         }
-        Ok(Persistence { timeout, v4_mask: u32::MAX, v6_prefix: 128, expire_quiescent: false })
+        Ok(Persistence {
+            timeout,
+            v4_mask: u32::MAX,
+            v6_prefix: 128,
+            expire_quiescent: false,
+        })
     }
 
     /// Groups IPv4 clients by this netmask (`-M 255.255.255.0`). It must be contiguous.
     pub fn with_v4_netmask(mut self, mask: core::net::Ipv4Addr) -> Result<Self, Error> {
         let bits = u32::from(mask);
         if bits.leading_ones() + bits.trailing_zeros() != 32 {
-            return Err(Error::InvalidParameter { what: "netmask", why: "contiguous ones" });
+            return Err(Error::InvalidParameter {
+                what: "netmask",
+                why: "contiguous ones",
+            });
         }
         self.v4_mask = bits;
         Ok(self)
@@ -39,7 +50,10 @@ impl Persistence {
     /// Groups IPv6 clients by this prefix length (`-M 64`).
     pub fn with_v6_prefix(mut self, prefix: u8) -> Result<Self, Error> {
         if prefix > 128 {
-            return Err(Error::InvalidParameter { what: "IPv6 prefix", why: "0 to 128" });
+            return Err(Error::InvalidParameter {
+                what: "IPv6 prefix",
+                why: "0 to 128",
+            });
         }
         self.v6_prefix = prefix;
         Ok(self)
@@ -62,7 +76,9 @@ impl Persistence {
         match addr {
             IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & self.v4_mask).into()),
             IpAddr::V6(v6) => {
-                let keep = u128::MAX.checked_shl(128 - self.v6_prefix as u32).unwrap_or(0);
+                let keep = u128::MAX
+                    .checked_shl(128 - self.v6_prefix as u32)
+                    .unwrap_or(0);
                 IpAddr::V6((u128::from(v6) & keep).into())
             }
         }
@@ -90,7 +106,10 @@ pub(crate) struct Templates {
 
 impl Templates {
     pub(crate) fn new(config: Persistence) -> Self {
-        Templates { config, table: HashMap::new() }
+        Templates {
+            config,
+            table: HashMap::new(),
+        }
     }
 
     /// The backend a live, reusable template names for this client; refreshes the template.
@@ -119,7 +138,13 @@ impl Templates {
 
     pub(crate) fn insert(&mut self, client: IpAddr, backend: BackendId, now: Duration) {
         let key = self.config.mask(client);
-        self.table.insert(key, Template { backend, expires: now + self.config.timeout });
+        self.table.insert(
+            key,
+            Template {
+                backend,
+                expires: now + self.config.timeout,
+            },
+        );
     }
 
     /// Keeps a client's template alive while its connection lasts (IPVS re-arms a template
@@ -127,7 +152,10 @@ impl Templates {
     pub(crate) fn touch(&mut self, client: IpAddr, now: Duration) -> bool {
         let key = self.config.mask(client);
         let timeout = self.config.timeout;
-        self.table.get_mut(&key).map(|t| t.expires = t.expires.max(now + timeout)).is_some()
+        self.table
+            .get_mut(&key)
+            .map(|t| t.expires = t.expires.max(now + timeout))
+            .is_some()
     }
 
     pub(crate) fn expire(&mut self, now: Duration) {

@@ -5,8 +5,7 @@ use crate::ipvs::lblc::LocalityConfig;
 use crate::persistence::Templates;
 use crate::scheduler::{Change, Scheduler};
 use crate::{
-    Algorithm, Availability, Backend, BackendId, Error, Persistence, Request, SlowStart,
-    Thresholds,
+    Algorithm, Availability, Backend, BackendId, Error, Persistence, Request, SlowStart, Thresholds,
 };
 use alloc::vec::Vec;
 use core::net::IpAddr;
@@ -115,7 +114,12 @@ impl Pool {
             list.push(b);
         }
         check_capacity(&config.algorithm, list.len())?;
-        let scheduler = Scheduler::new(&config.algorithm, config.locality, config.bounded_load, &list);
+        let scheduler = Scheduler::new(
+            &config.algorithm,
+            config.locality,
+            config.bounded_load,
+            &list,
+        );
         Ok(Pool {
             templates: config.persistence.map(Templates::new),
             config,
@@ -229,7 +233,8 @@ impl Pool {
             self.apply_ramp(pos, now);
             self.scheduler.weights_changed(&self.backends);
         }
-        self.scheduler.changed(&self.backends, pos, Change::Availability);
+        self.scheduler
+            .changed(&self.backends, pos, Change::Availability);
         Ok(())
     }
 
@@ -251,7 +256,12 @@ impl Pool {
     /// A connection moved between active and inactive (a TCP state change). Thresholds are not
     /// tested, as in IPVS.
     #[inline]
-    pub fn conn_changed(&mut self, id: BackendId, from: ConnState, to: ConnState) -> Result<(), Error> {
+    pub fn conn_changed(
+        &mut self,
+        id: BackendId,
+        from: ConnState,
+        to: ConnState,
+    ) -> Result<(), Error> {
         self.update_load(id, |b| {
             let l = &mut b.load;
             match (from, to) {
@@ -278,13 +288,17 @@ impl Pool {
     /// A request to this backend started (for request balancing: `p2c`, bounded load).
     #[inline]
     pub fn request_started(&mut self, id: BackendId) -> Result<(), Error> {
-        self.update_load(id, |b| b.load.in_flight = b.load.in_flight.saturating_add(1))
+        self.update_load(id, |b| {
+            b.load.in_flight = b.load.in_flight.saturating_add(1)
+        })
     }
 
     /// A request to this backend finished.
     #[inline]
     pub fn request_finished(&mut self, id: BackendId) -> Result<(), Error> {
-        self.update_load(id, |b| b.load.in_flight = b.load.in_flight.saturating_sub(1))
+        self.update_load(id, |b| {
+            b.load.in_flight = b.load.in_flight.saturating_sub(1)
+        })
     }
 
     /// Chooses the backend for a new connection, or `None` when none can take it.
@@ -302,12 +316,16 @@ impl Pool {
             if let Some(pos) = templates.lookup(client, &self.backends, &self.index, now) {
                 return Some(self.backends[pos].id);
             }
-            let pos = self.scheduler.pick(&self.backends, &self.index, req, now, rng)?;
+            let pos = self
+                .scheduler
+                .pick(&self.backends, &self.index, req, now, rng)?;
             let id = self.backends[pos].id;
             templates.insert(client, id, now);
             return Some(id);
         }
-        let pos = self.scheduler.pick(&self.backends, &self.index, req, now, rng)?;
+        let pos = self
+            .scheduler
+            .pick(&self.backends, &self.index, req, now, rng)?;
         Some(self.backends[pos].id)
     }
 
@@ -328,7 +346,9 @@ impl Pool {
     /// does not expire a template that still controls connections). Returns whether there was
     /// one.
     pub fn touch_persistence(&mut self, client: IpAddr, now: Duration) -> bool {
-        self.templates.as_mut().is_some_and(|t| t.touch(client, now))
+        self.templates
+            .as_mut()
+            .is_some_and(|t| t.touch(client, now))
     }
 
     /// The backend a persistence template currently names for this client, if any.
@@ -355,7 +375,10 @@ impl Pool {
     }
 
     fn pos(&self, id: BackendId) -> Result<usize, Error> {
-        self.index.get(&id).copied().ok_or(Error::UnknownBackend(id))
+        self.index
+            .get(&id)
+            .copied()
+            .ok_or(Error::UnknownBackend(id))
     }
 
     #[inline]
@@ -368,7 +391,9 @@ impl Pool {
 
     /// Starts a ramp if slow start is configured; returns whether it did.
     fn start_ramp(&mut self, pos: usize, now: Duration) -> bool {
-        let Some(slow) = self.config.slow_start else { return false };
+        let Some(slow) = self.config.slow_start else {
+            return false;
+        };
         let b = &mut self.backends[pos];
         if b.ramp_since.is_none() {
             self.ramping += 1;
@@ -421,5 +446,9 @@ fn check_capacity(algorithm: &Algorithm, n: usize) -> Result<(), Error> {
         Algorithm::Mh { table_size, .. } | Algorithm::Maglev { table_size } => table_size as usize,
         _ => u32::MAX as usize - 1,
     };
-    if n > max { Err(Error::TooManyBackends(max)) } else { Ok(()) }
+    if n > max {
+        Err(Error::TooManyBackends(max))
+    } else {
+        Ok(())
+    }
 }

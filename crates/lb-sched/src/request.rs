@@ -21,19 +21,29 @@ const UNSPECIFIED: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED
 
 impl Default for Request {
     fn default() -> Self {
-        Request { src: UNSPECIFIED, dst: UNSPECIFIED, key: None }
+        Request {
+            src: UNSPECIFIED,
+            dst: UNSPECIFIED,
+            key: None,
+        }
     }
 }
 
 impl Request {
     /// A request from this client address.
     pub fn from_src(src: SocketAddr) -> Self {
-        Request { src, ..Request::default() }
+        Request {
+            src,
+            ..Request::default()
+        }
     }
 
     /// A request carrying only a hash key.
     pub fn from_key(key: u64) -> Self {
-        Request { key: Some(key), ..Request::default() }
+        Request {
+            key: Some(key),
+            ..Request::default()
+        }
     }
 
     /// Sets the destination address.

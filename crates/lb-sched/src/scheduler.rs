@@ -24,14 +24,29 @@ pub(crate) enum Scheduler {
     Best(Tournament),
     Locality(Locality),
     Dh(HashTable),
-    Sh { table: HashTable, fallback: bool, port: bool },
-    Mh { table: MaglevIpvs, fallback: bool, port: bool },
+    Sh {
+        table: HashTable,
+        fallback: bool,
+        port: bool,
+    },
+    Mh {
+        table: MaglevIpvs,
+        fallback: bool,
+        port: bool,
+    },
     Twos(WeightSums),
     Swrr(Smooth),
     Edf(Edf),
     Random(WeightSums),
-    P2c { sums: WeightSums, choices: u8 },
-    Hash { hash: ConsistentHash, bounded: Option<BoundedLoad>, sums: WeightSums },
+    P2c {
+        sums: WeightSums,
+        choices: u8,
+    },
+    Hash {
+        hash: ConsistentHash,
+        bounded: Option<BoundedLoad>,
+        sums: WeightSums,
+    },
 }
 
 /// What the pool tells a scheduler about one backend.
@@ -68,28 +83,49 @@ impl Scheduler {
                 table.tile_even(backends);
                 Scheduler::Dh(table)
             }
-            Algorithm::Sh { fallback, port, table_bits } => {
+            Algorithm::Sh {
+                fallback,
+                port,
+                table_bits,
+            } => {
                 let mut table = HashTable::new(table_bits);
                 table.tile_weighted(backends);
-                Scheduler::Sh { table, fallback, port }
+                Scheduler::Sh {
+                    table,
+                    fallback,
+                    port,
+                }
             }
-            Algorithm::Mh { fallback, port, table_size } => {
+            Algorithm::Mh {
+                fallback,
+                port,
+                table_size,
+            } => {
                 let mut table = MaglevIpvs::new(table_size);
                 table.rebuild(backends);
-                Scheduler::Mh { table, fallback, port }
+                Scheduler::Mh {
+                    table,
+                    fallback,
+                    port,
+                }
             }
             Algorithm::Twos => Scheduler::Twos(WeightSums::new(backends)),
             Algorithm::Swrr => Scheduler::Swrr(Smooth::new(backends)),
             Algorithm::Edf => Scheduler::Edf(Edf::new(backends)),
             Algorithm::Random => Scheduler::Random(WeightSums::new(backends)),
-            Algorithm::P2c { choices } => {
-                Scheduler::P2c { sums: WeightSums::new(backends), choices }
-            }
+            Algorithm::P2c { choices } => Scheduler::P2c {
+                sums: WeightSums::new(backends),
+                choices,
+            },
             Algorithm::Ring { .. }
             | Algorithm::Maglev { .. }
             | Algorithm::Rendezvous
             | Algorithm::Jump => match ConsistentHash::new(algorithm, backends) {
-                Some(hash) => Scheduler::Hash { hash, bounded, sums: WeightSums::new(backends) },
+                Some(hash) => Scheduler::Hash {
+                    hash,
+                    bounded,
+                    sums: WeightSums::new(backends),
+                },
                 None => Scheduler::Rr(RoundRobin::default()),
             },
         }
@@ -165,12 +201,16 @@ impl Scheduler {
             Scheduler::Best(t) => t.pick(),
             Scheduler::Locality(l) => l.pick(backends, index, req.dst.ip(), now),
             Scheduler::Dh(t) => t.pick_dh(backends, &req.dst),
-            Scheduler::Sh { table, fallback, port } => {
-                table.pick_sh(backends, &req.src, *port, *fallback)
-            }
-            Scheduler::Mh { table, fallback, port } => {
-                table.pick(backends, &req.src, *port, *fallback)
-            }
+            Scheduler::Sh {
+                table,
+                fallback,
+                port,
+            } => table.pick_sh(backends, &req.src, *port, *fallback),
+            Scheduler::Mh {
+                table,
+                fallback,
+                port,
+            } => table.pick(backends, &req.src, *port, *fallback),
             Scheduler::Twos(sums) => twos::pick(backends, sums, rng),
             Scheduler::Swrr(s) => s.pick(backends),
             Scheduler::Edf(s) => s.pick(backends),
@@ -178,9 +218,11 @@ impl Scheduler {
             Scheduler::P2c { sums, choices } => {
                 random::power_of_choices(backends, sums, *choices, rng)
             }
-            Scheduler::Hash { hash, bounded, sums } => {
-                Self::pick_hash(hash, bounded.as_ref(), sums, backends, req.hash_key())
-            }
+            Scheduler::Hash {
+                hash,
+                bounded,
+                sums,
+            } => Self::pick_hash(hash, bounded.as_ref(), sums, backends, req.hash_key()),
         }
     }
 
@@ -199,7 +241,12 @@ impl Scheduler {
                 hash.pick(backends, key, |pos| {
                     let b = &backends[pos];
                     b.is_schedulable()
-                        && bound.admits(b.load.outstanding(), b.effective_weight, total_load, total_weight)
+                        && bound.admits(
+                            b.load.outstanding(),
+                            b.effective_weight,
+                            total_load,
+                            total_weight,
+                        )
                 })
             }
         }
@@ -210,15 +257,21 @@ impl Scheduler {
     pub(crate) fn lookup(&self, backends: &[Backend], req: &Request) -> Option<Option<usize>> {
         Some(match self {
             Scheduler::Dh(t) => t.pick_dh(backends, &req.dst),
-            Scheduler::Sh { table, fallback, port } => {
-                table.pick_sh(backends, &req.src, *port, *fallback)
-            }
-            Scheduler::Mh { table, fallback, port } => {
-                table.pick(backends, &req.src, *port, *fallback)
-            }
-            Scheduler::Hash { hash, bounded, sums } => {
-                Self::pick_hash(hash, bounded.as_ref(), sums, backends, req.hash_key())
-            }
+            Scheduler::Sh {
+                table,
+                fallback,
+                port,
+            } => table.pick_sh(backends, &req.src, *port, *fallback),
+            Scheduler::Mh {
+                table,
+                fallback,
+                port,
+            } => table.pick(backends, &req.src, *port, *fallback),
+            Scheduler::Hash {
+                hash,
+                bounded,
+                sums,
+            } => Self::pick_hash(hash, bounded.as_ref(), sums, backends, req.hash_key()),
             _ => return None,
         })
     }

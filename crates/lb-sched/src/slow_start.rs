@@ -25,15 +25,25 @@ impl SlowStart {
     /// `min_weight_percent`).
     pub fn new(window: Duration) -> Result<Self, Error> {
         if window.is_zero() {
-            return Err(Error::InvalidParameter { what: "slow start window", why: "above zero" });
+            return Err(Error::InvalidParameter {
+                what: "slow start window",
+                why: "above zero",
+            });
         }
-        Ok(SlowStart { window, aggression: 1.0, min_percent: 10 })
+        Ok(SlowStart {
+            window,
+            aggression: 1.0,
+            min_percent: 10,
+        })
     }
 
     /// Sets the aggression: above 1 ramps faster at first, below 1 slower.
     pub fn with_aggression(mut self, aggression: f64) -> Result<Self, Error> {
         if !(aggression.is_finite() && aggression > 0.0) {
-            return Err(Error::InvalidParameter { what: "slow start aggression", why: "above 0" });
+            return Err(Error::InvalidParameter {
+                what: "slow start aggression",
+                why: "above 0",
+            });
         }
         self.aggression = aggression;
         Ok(self)
@@ -42,7 +52,10 @@ impl SlowStart {
     /// Sets the weight the ramp starts from, in percent of the full weight (0 to 100).
     pub fn with_min_percent(mut self, percent: u8) -> Result<Self, Error> {
         if percent > 100 {
-            return Err(Error::InvalidParameter { what: "slow start minimum", why: "0 to 100" });
+            return Err(Error::InvalidParameter {
+                what: "slow start minimum",
+                why: "0 to 100",
+            });
         }
         self.min_percent = percent;
         Ok(self)

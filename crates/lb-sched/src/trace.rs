@@ -109,13 +109,20 @@ const ANY: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
 /// Parses `a.b.c.d`, `a.b.c.d:port`, `[v6]` or `[v6]:port`.
 pub fn parse_endpoint(s: &str) -> Result<SocketAddr, TraceError> {
-    let bad = || TraceError(format!("bad address {s:?}: expected a.b.c.d[:port] or [v6addr][:port]"));
+    let bad = || {
+        TraceError(format!(
+            "bad address {s:?}: expected a.b.c.d[:port] or [v6addr][:port]"
+        ))
+    };
     if let Some(rest) = s.strip_prefix('[') {
         let (ip, after) = rest.split_once(']').ok_or_else(bad)?;
         let ip: IpAddr = ip.parse::<core::net::Ipv6Addr>().map_err(|_| bad())?.into();
         let port = match after {
             "" => 0,
-            p => p.strip_prefix(':').and_then(|p| p.parse().ok()).ok_or_else(bad)?,
+            p => p
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(bad)?,
         };
         return Ok(SocketAddr::new(ip, port));
     }
@@ -129,7 +136,8 @@ pub fn parse_endpoint(s: &str) -> Result<SocketAddr, TraceError> {
 
 fn number<T: core::str::FromStr>(what: &str, s: Option<&str>) -> Result<T, TraceError> {
     let s = s.ok_or_else(|| TraceError(format!("missing {what}")))?;
-    s.parse().map_err(|_| TraceError(format!("bad {what} {s:?}")))
+    s.parse()
+        .map_err(|_| TraceError(format!("bad {what} {s:?}")))
 }
 
 impl Op {
@@ -137,13 +145,19 @@ impl Op {
     pub fn parse(line: &str) -> Result<Option<Op>, TraceError> {
         let line = line.split('#').next().unwrap_or("").trim();
         let mut words = line.split_whitespace();
-        let Some(verb) = words.next() else { return Ok(None) };
+        let Some(verb) = words.next() else {
+            return Ok(None);
+        };
         let server = |w: Option<&str>| number::<u32>("server index", w);
         let op = match verb {
             "pick" | "explain" => {
                 let src = words.next().map(parse_endpoint).transpose()?.unwrap_or(ANY);
                 let dst = words.next().map(parse_endpoint).transpose()?.unwrap_or(ANY);
-                if verb == "pick" { Op::Pick { src, dst } } else { Op::Explain { src, dst } }
+                if verb == "pick" {
+                    Op::Pick { src, dst }
+                } else {
+                    Op::Explain { src, dst }
+                }
             }
             "inactive" => Op::Inactive(server(words.next())?),
             "end" => Op::End(server(words.next())?),
@@ -189,7 +203,10 @@ pub struct Tracer {
 impl Tracer {
     /// Servers `0..weights.len()` with these weights.
     pub fn new(config: PoolConfig, weights: &[u32]) -> Result<Self, Error> {
-        let backends = weights.iter().enumerate().map(|(i, &w)| Backend::new(BackendId(i as u32), w));
+        let backends = weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Backend::new(BackendId(i as u32), w));
         Ok(Tracer {
             pool: Pool::with_backends(config, backends)?,
             now: Duration::ZERO,
@@ -219,7 +236,11 @@ impl Tracer {
         let now = self.now;
         match *op {
             Op::Pick { src, dst } => {
-                let req = Request { src, dst, key: None };
+                let req = Request {
+                    src,
+                    dst,
+                    key: None,
+                };
                 return Ok(alloc::vec![match self.pool.pick(&req, now, rng) {
                     Some(id) => {
                         self.pool.conn_opened(id, ConnState::Active)?;
@@ -233,12 +254,21 @@ impl Tracer {
                 }]);
             }
             Op::Explain { src, dst } => {
-                let explanation = self.pool.explain(&Request { src, dst, key: None }, now, rng);
+                let explanation = self.pool.explain(
+                    &Request {
+                        src,
+                        dst,
+                        key: None,
+                    },
+                    now,
+                    rng,
+                );
                 return Ok(explanation.to_string().lines().map(String::from).collect());
             }
             Op::Inactive(i) => {
                 let id = self.with_load(i, |l| l.active > 0, "an active connection")?;
-                self.pool.conn_changed(id, ConnState::Active, ConnState::Inactive)?;
+                self.pool
+                    .conn_changed(id, ConnState::Active, ConnState::Inactive)?;
             }
             Op::End(i) => {
                 let id = self.with_load(i, |l| l.active > 0, "an active connection")?;
@@ -249,15 +279,18 @@ impl Tracer {
                 self.pool.conn_closed(id, ConnState::Inactive)?;
             }
             Op::Weight(i, w) => self.pool.set_weight(self.id(i)?, w, now)?,
-            Op::Threshold(i, upper, lower) => {
-                self.pool.set_thresholds(self.id(i)?, Thresholds { upper, lower })?
-            }
+            Op::Threshold(i, upper, lower) => self
+                .pool
+                .set_thresholds(self.id(i)?, Thresholds { upper, lower })?,
             Op::Add(w) => {
-                let index = u32::try_from(self.picks.len()).map_err(|_| TraceError("too many servers".into()))?;
+                let index = u32::try_from(self.picks.len())
+                    .map_err(|_| TraceError("too many servers".into()))?;
                 self.pool.add(Backend::new(BackendId(index), w), now)?;
                 self.picks.push(0);
             }
-            Op::Remove(i) => drop(self.pool.remove(self.id(i)?)?),
+            Op::Remove(i) => {
+                self.pool.remove(self.id(i)?)?;
+            }
             Op::Availability(i, a) => self.pool.set_availability(self.id(i)?, a, now)?,
             Op::Time(t) => {
                 if t < self.now {
@@ -286,17 +319,31 @@ impl Tracer {
     /// Each server's share of the picks, one line per server, and the misses.
     pub fn stats(&self) -> Vec<String> {
         let total: u64 = self.picks.iter().sum::<u64>() + self.misses;
-        let pct = |n: u64| if total == 0 { 0.0 } else { 100.0 * n as f64 / total as f64 };
+        let pct = |n: u64| {
+            if total == 0 {
+                0.0
+            } else {
+                100.0 * n as f64 / total as f64
+            }
+        };
         let mut lines: Vec<String> = self
             .picks
             .iter()
             .enumerate()
             .map(|(i, &n)| {
-                let gone = if self.pool.backend(BackendId(i as u32)).is_none() { " (removed)" } else { "" };
+                let gone = if self.pool.backend(BackendId(i as u32)).is_none() {
+                    " (removed)"
+                } else {
+                    ""
+                };
                 format!("server {i}: {n} picks {:.2}%{gone}", pct(n))
             })
             .collect();
-        lines.push(format!("none: {} picks {:.2}%", self.misses, pct(self.misses)));
+        lines.push(format!(
+            "none: {} picks {:.2}%",
+            self.misses,
+            pct(self.misses)
+        ));
         lines
     }
 }
@@ -313,12 +360,21 @@ pub fn config(name: &str, flags: &[&str], table_size: Option<u32>) -> Result<Poo
     let mut slow = None;
     for flag in flags {
         if let Some(v) = flag.strip_prefix("bounded=") {
-            let factor = v.parse().map_err(|_| Error::InvalidParameter { what: "bounded", why: "a percentage" })?;
+            let factor = v.parse().map_err(|_| Error::InvalidParameter {
+                what: "bounded",
+                why: "a percentage",
+            })?;
             bounded = Some(crate::BoundedLoad::new(factor)?);
         } else if let Some(v) = flag.strip_prefix("slow-start=") {
-            let secs: f64 = v.parse().map_err(|_| Error::InvalidParameter { what: "slow-start", why: "seconds" })?;
+            let secs: f64 = v.parse().map_err(|_| Error::InvalidParameter {
+                what: "slow-start",
+                why: "seconds",
+            })?;
             if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
-                return Err(Error::InvalidParameter { what: "slow-start", why: "seconds above 0" });
+                return Err(Error::InvalidParameter {
+                    what: "slow-start",
+                    why: "seconds above 0",
+                });
             }
             slow = Some(crate::SlowStart::new(Duration::from_secs_f64(secs))?);
         } else {

@@ -18,8 +18,11 @@ fn pool(alg: &str, weights: &[u32]) -> Pool {
         algorithm = algorithm.with_flag("mh-fallback").unwrap();
     }
     let backends = weights.iter().enumerate().map(|(i, &w)| {
-        Backend::new(BackendId(i as u32), w)
-            .with_addr(format!("10.1.{}.{}:80", i / 250, i % 250 + 1).parse().unwrap())
+        Backend::new(BackendId(i as u32), w).with_addr(
+            format!("10.1.{}.{}:80", i / 250, i % 250 + 1)
+                .parse()
+                .unwrap(),
+        )
     });
     Pool::with_backends(PoolConfig::new(algorithm), backends).unwrap()
 }
@@ -27,7 +30,9 @@ fn pool(alg: &str, weights: &[u32]) -> Pool {
 fn keys(n: u64) -> impl Iterator<Item = Request> {
     // mh hashes the source address; the others hash the key, else the source.
     (0..n).map(|k| {
-        let ip = core::net::Ipv4Addr::from(0xc000_0000u32.wrapping_add((k as u32).wrapping_mul(2_654_435_761)));
+        let ip = core::net::Ipv4Addr::from(
+            0xc000_0000u32.wrapping_add((k as u32).wrapping_mul(2_654_435_761)),
+        );
         Request::from_src(core::net::SocketAddr::new(ip.into(), (k % 50_000) as u16))
     })
 }
@@ -38,17 +43,22 @@ fn a_backend_going_down_and_up_moves_only_its_own_keys() {
         let weights: Vec<u32> = (0..20).map(|i| 1 + i % 3).collect();
         let before = pool(alg, &weights);
         let mut down = before.clone();
-        down.set_availability(BackendId(7), Availability::Down, T0).unwrap();
+        down.set_availability(BackendId(7), Availability::Down, T0)
+            .unwrap();
         for key in keys(20_000) {
             let (b, d) = (before.lookup(&key).unwrap(), down.lookup(&key).unwrap());
             if b != Some(BackendId(7)) {
                 assert_eq!(b, d, "{alg}: a key of another backend moved");
             } else {
-                assert!(d.is_some() && d != b, "{alg}: the down backend's key found no other home");
+                assert!(
+                    d.is_some() && d != b,
+                    "{alg}: the down backend's key found no other home"
+                );
             }
         }
         let mut up = down.clone();
-        up.set_availability(BackendId(7), Availability::Up, T0).unwrap();
+        up.set_availability(BackendId(7), Availability::Up, T0)
+            .unwrap();
         let d = analyze::disruption(&before, &up, keys(20_000)).unwrap();
         assert_eq!(d.moved, 0, "{alg}: keys did not return home");
     }
@@ -67,7 +77,11 @@ fn removing_one_of_n_moves_about_one_nth() {
             after.remove(BackendId(n / 2)).unwrap();
             let d = analyze::disruption(&before, &after, keys(50_000)).unwrap();
             let bound = (1.0 + eps) / n as f64;
-            assert!(d.moved_fraction <= bound, "{alg} n={n}: moved {} > {bound}", d.moved_fraction);
+            assert!(
+                d.moved_fraction <= bound,
+                "{alg} n={n}: moved {} > {bound}",
+                d.moved_fraction
+            );
         }
     }
 }
@@ -119,5 +133,8 @@ proptest! {
 fn bounded_load_below_100_is_an_error() {
     assert!(BoundedLoad::new(99).is_err());
     let config = PoolConfig::new(Algorithm::Wlc).with_bounded_load(BoundedLoad::new(150).unwrap());
-    assert!(Pool::new(config).is_err(), "bounded load needs a consistent hash");
+    assert!(
+        Pool::new(config).is_err(),
+        "bounded load needs a consistent hash"
+    );
 }

@@ -75,11 +75,24 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// Applies one operation; returns the pick, if it was one.
-fn apply(pool: &mut Pool, op: &Op, next_id: &mut u32, rng: &mut StdRng) -> Option<Option<BackendId>> {
+fn apply(
+    pool: &mut Pool,
+    op: &Op,
+    next_id: &mut u32,
+    rng: &mut StdRng,
+) -> Option<Option<BackendId>> {
     let id_at = |pool: &Pool, i: usize| pool.backends().get(i % pool.len().max(1)).map(|b| b.id());
-    let state = |active: bool| if active { ConnState::Active } else { ConnState::Inactive };
+    let state = |active: bool| {
+        if active {
+            ConnState::Active
+        } else {
+            ConnState::Inactive
+        }
+    };
     match *op {
-        Op::Open(i, a) => id_at(pool, i).map(|id| pool.conn_opened(id, state(a))).map(drop),
+        Op::Open(i, a) => id_at(pool, i)
+            .map(|id| pool.conn_opened(id, state(a)))
+            .map(drop),
         Op::Close(i, a) => {
             if let Some(id) = id_at(pool, i) {
                 let l = pool.backend(id).unwrap().load();
@@ -92,10 +105,14 @@ fn apply(pool: &mut Pool, op: &Op, next_id: &mut u32, rng: &mut StdRng) -> Optio
         Op::Deactivate(i) => id_at(pool, i)
             .map(|id| pool.conn_changed(id, ConnState::Active, ConnState::Inactive))
             .map(drop),
-        Op::Weight(i, w) => id_at(pool, i).map(|id| pool.set_weight(id, w, T0)).map(drop),
+        Op::Weight(i, w) => id_at(pool, i)
+            .map(|id| pool.set_weight(id, w, T0))
+            .map(drop),
         Op::Avail(i, a) => {
             let a = [Availability::Up, Availability::Draining, Availability::Down][a as usize];
-            id_at(pool, i).map(|id| pool.set_availability(id, a, T0)).map(drop)
+            id_at(pool, i)
+                .map(|id| pool.set_availability(id, a, T0))
+                .map(drop)
         }
         Op::Thresholds(i, upper, lower) => id_at(pool, i)
             .map(|id| pool.set_thresholds(id, Thresholds { upper, lower }))
@@ -107,8 +124,17 @@ fn apply(pool: &mut Pool, op: &Op, next_id: &mut u32, rng: &mut StdRng) -> Optio
             None
         }
         Op::Pick => {
-            let req = Request::from_src(format!("10.0.{}.{}:{}", *next_id % 7, *next_id % 251, 1000 + *next_id % 60000).parse().unwrap())
-                .with_dst("192.0.2.1:80".parse().unwrap());
+            let req = Request::from_src(
+                format!(
+                    "10.0.{}.{}:{}",
+                    *next_id % 7,
+                    *next_id % 251,
+                    1000 + *next_id % 60000
+                )
+                .parse()
+                .unwrap(),
+            )
+            .with_dst("192.0.2.1:80".parse().unwrap());
             *next_id += 1;
             return Some(pool.pick(&req, T0, rng));
         }
@@ -208,9 +234,14 @@ fn gcd(a: u32, b: u32) -> u32 {
 
 #[test]
 fn nginx_smooth_sequence() {
-    let backends = [5, 1, 1].into_iter().enumerate().map(|(i, w)| Backend::new(BackendId(i as u32), w));
+    let backends = [5, 1, 1]
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| Backend::new(BackendId(i as u32), w));
     let mut pool = Pool::with_backends(PoolConfig::new(Algorithm::Swrr), backends).unwrap();
     let mut rng = StdRng::seed_from_u64(0);
-    let seq: Vec<u32> = (0..7).map(|_| pool.pick(&Request::default(), T0, &mut rng).unwrap().0).collect();
+    let seq: Vec<u32> = (0..7)
+        .map(|_| pool.pick(&Request::default(), T0, &mut rng).unwrap().0)
+        .collect();
     assert_eq!(seq, [0, 0, 1, 0, 2, 0, 0]);
 }

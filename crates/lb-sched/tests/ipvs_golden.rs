@@ -33,8 +33,15 @@ fn zero_rng() -> Script {
 }
 
 fn pool(alg: &str, weights: &[u32]) -> Pool {
-    let backends = weights.iter().enumerate().map(|(i, &w)| Backend::new(BackendId(i as u32), w));
-    Pool::with_backends(PoolConfig::new(Algorithm::from_name(alg).unwrap()), backends).unwrap()
+    let backends = weights
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| Backend::new(BackendId(i as u32), w));
+    Pool::with_backends(
+        PoolConfig::new(Algorithm::from_name(alg).unwrap()),
+        backends,
+    )
+    .unwrap()
 }
 
 /// Picks `n` times; each pick opens an active connection on the chosen backend.
@@ -72,12 +79,21 @@ fn rr_removing_the_cursor_continues_with_its_successor() {
 #[test]
 fn wrr_interleaves_by_passes() {
     let mut p = pool("wrr", &[5, 1, 1]);
-    assert_eq!(picks(&mut p, 14, &mut zero_rng()), some(&[0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 1, 2]));
+    assert_eq!(
+        picks(&mut p, 14, &mut zero_rng()),
+        some(&[0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 1, 2])
+    );
     let mut p = pool("wrr", &[4, 3, 2]);
-    assert_eq!(picks(&mut p, 9, &mut zero_rng()), some(&[0, 0, 1, 0, 1, 2, 0, 1, 2]));
+    assert_eq!(
+        picks(&mut p, 9, &mut zero_rng()),
+        some(&[0, 0, 1, 0, 1, 2, 0, 1, 2])
+    );
     // gcd 2: mw = 4 - (2 - 1) = 3, passes at 3 and 1.
     let mut p = pool("wrr", &[4, 2, 2]);
-    assert_eq!(picks(&mut p, 8, &mut zero_rng()), some(&[0, 0, 1, 2, 0, 0, 1, 2]));
+    assert_eq!(
+        picks(&mut p, 8, &mut zero_rng()),
+        some(&[0, 0, 1, 2, 0, 0, 1, 2])
+    );
 }
 
 #[test]
@@ -97,10 +113,12 @@ fn wrr_adding_one_by_one_starts_at_the_last_pass() {
 fn wrr_all_overloaded_returns_none_then_recovers() {
     let mut p = pool("wrr", &[2, 1]);
     for id in [0, 1] {
-        p.set_availability(BackendId(id), Availability::Down, T0).unwrap();
+        p.set_availability(BackendId(id), Availability::Down, T0)
+            .unwrap();
     }
     assert_eq!(picks(&mut p, 2, &mut zero_rng()), vec![None, None]);
-    p.set_availability(BackendId(1), Availability::Up, T0).unwrap();
+    p.set_availability(BackendId(1), Availability::Up, T0)
+        .unwrap();
     assert_eq!(picks(&mut p, 2, &mut zero_rng()), some(&[1, 1]));
 }
 
@@ -111,7 +129,11 @@ fn all_weights_zero_or_empty_is_none_for_every_algorithm() {
             let mut p = pool(name, weights);
             let req = Request::from_src("10.1.2.3:4000".parse().unwrap())
                 .with_dst("192.0.2.1:80".parse().unwrap());
-            assert_eq!(p.pick(&req, T0, &mut zero_rng()), None, "{name} {weights:?}");
+            assert_eq!(
+                p.pick(&req, T0, &mut zero_rng()),
+                None,
+                "{name} {weights:?}"
+            );
         }
     }
 }
@@ -121,7 +143,8 @@ fn lc_counts_active_as_256_inactive() {
     let mut p = pool("lc", &[1, 1, 1]);
     assert_eq!(picks(&mut p, 3, &mut zero_rng()), some(&[0, 1, 2]));
     // 0: one active -> 256; 1: active -> inactive -> 1; 2: 256 plus 255 inactive -> 511.
-    p.conn_changed(BackendId(1), ConnState::Active, ConnState::Inactive).unwrap();
+    p.conn_changed(BackendId(1), ConnState::Active, ConnState::Inactive)
+        .unwrap();
     for _ in 0..255 {
         p.conn_opened(BackendId(2), ConnState::Inactive).unwrap();
     }
@@ -159,7 +182,8 @@ fn nq_takes_the_first_idle_backend() {
 fn fo_takes_the_first_highest_weight() {
     let mut p = pool("fo", &[1, 3, 3]);
     assert_eq!(picks(&mut p, 3, &mut zero_rng()), some(&[1, 1, 1]));
-    p.set_thresholds(BackendId(1), Thresholds { upper: 3, lower: 0 }).unwrap();
+    p.set_thresholds(BackendId(1), Thresholds { upper: 3, lower: 0 })
+        .unwrap();
     p.conn_opened(BackendId(1), ConnState::Active).unwrap(); // 4 >= 3: overloaded
     assert_eq!(picks(&mut p, 1, &mut zero_rng()), some(&[2]));
 }
@@ -167,7 +191,10 @@ fn fo_takes_the_first_highest_weight() {
 #[test]
 fn ovf_overflows_past_active_above_weight() {
     let mut p = pool("ovf", &[2, 1]);
-    assert_eq!(picks(&mut p, 6, &mut zero_rng()), vec![Some(0), Some(0), Some(0), Some(1), Some(1), None]);
+    assert_eq!(
+        picks(&mut p, 6, &mut zero_rng()),
+        vec![Some(0), Some(0), Some(0), Some(1), Some(1), None]
+    );
 }
 
 #[test]
@@ -205,23 +232,39 @@ fn sh_tiles_by_weight_and_hashes_the_source() {
 
 #[test]
 fn sh_port_and_fallback_flags() {
-    let alg = Algorithm::from_name("sh").unwrap().with_flag("sh-port").unwrap();
+    let alg = Algorithm::from_name("sh")
+        .unwrap()
+        .with_flag("sh-port")
+        .unwrap();
     let backends = (0..4).map(|i| Backend::new(BackendId(i), 1));
     let p = Pool::with_backends(PoolConfig::new(alg), backends.clone()).unwrap();
     let addr = u32::from(core::net::Ipv4Addr::new(10, 9, 8, 7));
     for port in [1u16, 80, 443, 65535] {
         let expected = (sh_bucket(addr, port) % 4) as u32;
-        assert_eq!(p.lookup(&src(&format!("10.9.8.7:{port}"))).unwrap(), Some(BackendId(expected)));
+        assert_eq!(
+            p.lookup(&src(&format!("10.9.8.7:{port}"))).unwrap(),
+            Some(BackendId(expected))
+        );
     }
     // Without fallback a down backend's clients get nothing; with it they probe on.
     let req = src("10.9.8.7:0");
     let home = (sh_bucket(addr, 0) % 4) as u32;
-    let mut plain = Pool::with_backends(PoolConfig::new(Algorithm::from_name("sh").unwrap()), backends.clone()).unwrap();
-    plain.set_availability(BackendId(home), Availability::Down, T0).unwrap();
+    let mut plain = Pool::with_backends(
+        PoolConfig::new(Algorithm::from_name("sh").unwrap()),
+        backends.clone(),
+    )
+    .unwrap();
+    plain
+        .set_availability(BackendId(home), Availability::Down, T0)
+        .unwrap();
     assert_eq!(plain.lookup(&req).unwrap(), None);
-    let alg = Algorithm::from_name("sh").unwrap().with_flag("sh-fallback").unwrap();
+    let alg = Algorithm::from_name("sh")
+        .unwrap()
+        .with_flag("sh-fallback")
+        .unwrap();
     let mut fb = Pool::with_backends(PoolConfig::new(alg), backends).unwrap();
-    fb.set_availability(BackendId(home), Availability::Down, T0).unwrap();
+    fb.set_availability(BackendId(home), Availability::Down, T0)
+        .unwrap();
     let other = fb.lookup(&req).unwrap().unwrap();
     assert_ne!(other, BackendId(home));
     // ip_vs_sh_get_fallback: roffset = (offset + ihash) % 256, bucket = (roffset + hash) & 255.
@@ -241,7 +284,11 @@ fn dh_hashes_the_destination_one_bucket_each() {
         let addr = u32::from(a.parse::<core::net::Ipv4Addr>().unwrap());
         let bucket = (addr.wrapping_mul(2_654_435_761) & 255) as usize;
         let req = Request::default().with_dst(format!("{a}:80").parse().unwrap());
-        assert_eq!(p.lookup(&req).unwrap(), Some(BackendId((bucket % 3) as u32)), "{a}");
+        assert_eq!(
+            p.lookup(&req).unwrap(),
+            Some(BackendId((bucket % 3) as u32)),
+            "{a}"
+        );
     }
 }
 
@@ -296,7 +343,8 @@ fn lblcr_grows_the_set_when_its_members_are_overloaded() {
 fn overload_hysteresis_sets_at_upper_and_clears_below_three_quarters() {
     let mut p = pool("rr", &[1]);
     let id = BackendId(0);
-    p.set_thresholds(id, Thresholds { upper: 4, lower: 0 }).unwrap();
+    p.set_thresholds(id, Thresholds { upper: 4, lower: 0 })
+        .unwrap();
     for _ in 0..3 {
         p.conn_opened(id, ConnState::Active).unwrap();
     }
@@ -309,7 +357,8 @@ fn overload_hysteresis_sets_at_upper_and_clears_below_three_quarters() {
     p.conn_closed(id, ConnState::Active).unwrap(); // 2 * 4 < 12: cleared
     assert!(!p.backend(id).unwrap().is_overloaded());
     // With a lower threshold, it clears only below it.
-    p.set_thresholds(id, Thresholds { upper: 3, lower: 1 }).unwrap();
+    p.set_thresholds(id, Thresholds { upper: 3, lower: 1 })
+        .unwrap();
     p.conn_opened(id, ConnState::Active).unwrap(); // 3 >= 3
     assert!(p.backend(id).unwrap().is_overloaded());
     p.conn_closed(id, ConnState::Active).unwrap(); // 2 < 1? no
@@ -318,9 +367,11 @@ fn overload_hysteresis_sets_at_upper_and_clears_below_three_quarters() {
     p.conn_closed(id, ConnState::Active).unwrap(); // 0 < 1
     assert!(!p.backend(id).unwrap().is_overloaded());
     // Raising the upper threshold clears the flag at once (__ip_vs_update_dest).
-    p.set_thresholds(id, Thresholds { upper: 1, lower: 0 }).unwrap();
+    p.set_thresholds(id, Thresholds { upper: 1, lower: 0 })
+        .unwrap();
     p.conn_opened(id, ConnState::Active).unwrap();
     assert!(p.backend(id).unwrap().is_overloaded());
-    p.set_thresholds(id, Thresholds { upper: 5, lower: 0 }).unwrap();
+    p.set_thresholds(id, Thresholds { upper: 5, lower: 0 })
+        .unwrap();
     assert!(!p.backend(id).unwrap().is_overloaded());
 }

@@ -8,7 +8,10 @@ use core::time::Duration;
 use lb_sched::{Algorithm, Availability, Backend, BackendId, Pool, PoolConfig, Request};
 
 fn pool(table: u32, dests: &[(&str, u32)], flags: &[&str]) -> Pool {
-    let mut alg = Algorithm::from_name("mh").unwrap().with_table_size(table).unwrap();
+    let mut alg = Algorithm::from_name("mh")
+        .unwrap()
+        .with_table_size(table)
+        .unwrap();
     for f in flags {
         alg = alg.with_flag(f).unwrap();
     }
@@ -18,8 +21,12 @@ fn pool(table: u32, dests: &[(&str, u32)], flags: &[&str]) -> Pool {
     Pool::with_backends(PoolConfig::new(alg), backends).unwrap()
 }
 
-const DESTS: [(&str, u32); 4] =
-    [("10.0.0.1:80", 1), ("10.0.0.2:80", 2), ("10.0.0.3:80", 3), ("[2001:db8::7]:443", 1)];
+const DESTS: [(&str, u32); 4] = [
+    ("10.0.0.1:80", 1),
+    ("10.0.0.2:80", 2),
+    ("10.0.0.3:80", 3),
+    ("[2001:db8::7]:443", 1),
+];
 const SOURCES: [&str; 6] = [
     "192.168.1.1:0",
     "192.168.1.2:0",
@@ -32,12 +39,21 @@ const SOURCES: [&str; 6] = [
 fn lookups(p: &Pool, sources: &[&str]) -> Vec<u32> {
     sources
         .iter()
-        .map(|s| p.lookup(&Request::from_src(s.parse().unwrap())).unwrap().unwrap().0)
+        .map(|s| {
+            p.lookup(&Request::from_src(s.parse().unwrap()))
+                .unwrap()
+                .unwrap()
+                .0
+        })
         .collect()
 }
 
 fn slot_shares(p: &Pool) -> Vec<u64> {
-    let e = p.explain(&Request::default(), Duration::ZERO, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0));
+    let e = p.explain(
+        &Request::default(),
+        Duration::ZERO,
+        &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0),
+    );
     e.candidates
         .iter()
         .map(|c| match c.score {
@@ -65,11 +81,14 @@ fn default_table_4093_matches_the_kernel_model() {
 fn fallback_probes_like_the_kernel() {
     for (table, expected) in [(251, [0, 1, 0, 0, 1, 3]), (4093, [1, 0, 3, 1, 3, 3])] {
         let mut p = pool(table, &DESTS, &["mh-fallback"]);
-        p.set_availability(BackendId(2), Availability::Down, Duration::ZERO).unwrap();
+        p.set_availability(BackendId(2), Availability::Down, Duration::ZERO)
+            .unwrap();
         assert_eq!(lookups(&p, &SOURCES), expected, "table {table}");
         // Without the flag, clients of the down backend get nothing.
         let mut plain = pool(table, &DESTS, &[]);
-        plain.set_availability(BackendId(2), Availability::Down, Duration::ZERO).unwrap();
+        plain
+            .set_availability(BackendId(2), Availability::Down, Duration::ZERO)
+            .unwrap();
         let req = Request::from_src(SOURCES[1].parse().unwrap());
         if table == 4093 {
             assert_eq!(plain.lookup(&req).unwrap(), None);
@@ -80,16 +99,29 @@ fn fallback_probes_like_the_kernel() {
 #[test]
 fn mh_port_hashes_the_source_port() {
     let sources = ["192.168.1.1:1234", "192.168.1.1:80", "10.9.8.7:65535"];
-    assert_eq!(lookups(&pool(251, &DESTS, &["mh-port"]), &sources), [1, 2, 0]);
-    assert_eq!(lookups(&pool(4093, &DESTS, &["mh-port"]), &sources), [1, 2, 1]);
+    assert_eq!(
+        lookups(&pool(251, &DESTS, &["mh-port"]), &sources),
+        [1, 2, 0]
+    );
+    assert_eq!(
+        lookups(&pool(4093, &DESTS, &["mh-port"]), &sources),
+        [1, 2, 1]
+    );
 }
 
 #[test]
 fn large_weights_are_shifted_to_the_table_bits() {
-    let dests = [("10.0.0.1:80", 1000), ("10.0.0.2:80", 1), ("10.0.0.3:80", 250)];
+    let dests = [
+        ("10.0.0.1:80", 1000),
+        ("10.0.0.2:80", 1),
+        ("10.0.0.3:80", 250),
+    ];
     let p = pool(251, &dests, &[]);
     assert_eq!(slot_shares(&p), [199, 13, 39]);
-    assert_eq!(lookups(&p, &["1.2.3.4:0", "5.6.7.8:0", "9.9.9.9:0"]), [1, 0, 0]);
+    assert_eq!(
+        lookups(&p, &["1.2.3.4:0", "5.6.7.8:0", "9.9.9.9:0"]),
+        [1, 0, 0]
+    );
 }
 
 #[test]
@@ -101,7 +133,11 @@ fn quiescing_keeps_the_table() {
     assert_eq!(slot_shares(&p), [585, 1170, 1754, 584]);
     let after: Vec<Option<u32>> = SOURCES
         .iter()
-        .map(|s| p.lookup(&Request::from_src(s.parse().unwrap())).unwrap().map(|b| b.0))
+        .map(|s| {
+            p.lookup(&Request::from_src(s.parse().unwrap()))
+                .unwrap()
+                .map(|b| b.0)
+        })
         .collect();
     for (b, a) in before.iter().zip(&after) {
         if *b == 0 {

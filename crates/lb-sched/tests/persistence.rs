@@ -21,15 +21,27 @@ fn from(a: &str) -> Request {
 
 #[test]
 fn a_client_network_sticks_to_its_backend_until_the_timeout() {
-    let p = Persistence::new(secs(300)).unwrap().with_v4_netmask("255.255.255.0".parse().unwrap()).unwrap();
+    let p = Persistence::new(secs(300))
+        .unwrap()
+        .with_v4_netmask("255.255.255.0".parse().unwrap())
+        .unwrap();
     let mut pool = pool(p);
     let mut rng = StdRng::seed_from_u64(1);
     let first = pool.pick(&from("10.0.0.1"), secs(0), &mut rng).unwrap();
     // Same /24, later: same backend, and each use refreshes the template.
-    assert_eq!(pool.pick(&from("10.0.0.99"), secs(200), &mut rng), Some(first));
-    assert_eq!(pool.pick(&from("10.0.0.7"), secs(499), &mut rng), Some(first));
+    assert_eq!(
+        pool.pick(&from("10.0.0.99"), secs(200), &mut rng),
+        Some(first)
+    );
+    assert_eq!(
+        pool.pick(&from("10.0.0.7"), secs(499), &mut rng),
+        Some(first)
+    );
     // Another /24 goes round robin.
-    assert_ne!(pool.pick(&from("10.0.1.1"), secs(499), &mut rng), Some(first));
+    assert_ne!(
+        pool.pick(&from("10.0.1.1"), secs(499), &mut rng),
+        Some(first)
+    );
     // 300 s after the last use the template is dead.
     let after = pool.pick(&from("10.0.0.1"), secs(799), &mut rng).unwrap();
     assert_ne!(after, first);
@@ -42,7 +54,8 @@ fn down_voids_templates_quiesced_keeps_them_unless_asked() {
     let b = pool.pick(&from("192.0.2.1"), secs(0), &mut rng).unwrap();
     pool.set_weight(b, 0, secs(1)).unwrap();
     assert_eq!(pool.pick(&from("192.0.2.1"), secs(2), &mut rng), Some(b));
-    pool.set_availability(b, Availability::Down, secs(3)).unwrap();
+    pool.set_availability(b, Availability::Down, secs(3))
+        .unwrap();
     assert_ne!(pool.pick(&from("192.0.2.1"), secs(4), &mut rng), Some(b));
 
     let mut pool = pool_expiring();
@@ -52,13 +65,22 @@ fn down_voids_templates_quiesced_keeps_them_unless_asked() {
 }
 
 fn pool_expiring() -> Pool {
-    pool(Persistence::new(secs(60)).unwrap().with_expire_quiescent(true))
+    pool(
+        Persistence::new(secs(60))
+            .unwrap()
+            .with_expire_quiescent(true),
+    )
 }
 
 #[test]
 fn ipv6_clients_group_by_prefix_and_templates_expire() {
     let mut rng = StdRng::seed_from_u64(3);
-    let mut pool = pool(Persistence::new(secs(10)).unwrap().with_v6_prefix(64).unwrap());
+    let mut pool = pool(
+        Persistence::new(secs(10))
+            .unwrap()
+            .with_v6_prefix(64)
+            .unwrap(),
+    );
     let a = Request::from_src("[2001:db8:1:2::1]:1000".parse().unwrap());
     let b = Request::from_src("[2001:db8:1:2:ffff::9]:2000".parse().unwrap());
     let first = pool.pick(&a, secs(0), &mut rng);
@@ -71,6 +93,16 @@ fn ipv6_clients_group_by_prefix_and_templates_expire() {
 #[test]
 fn bad_persistence_settings_are_errors() {
     assert!(Persistence::new(secs(0)).is_err());
-    assert!(Persistence::new(secs(1)).unwrap().with_v4_netmask("255.0.255.0".parse().unwrap()).is_err());
-    assert!(Persistence::new(secs(1)).unwrap().with_v6_prefix(129).is_err());
+    assert!(
+        Persistence::new(secs(1))
+            .unwrap()
+            .with_v4_netmask("255.0.255.0".parse().unwrap())
+            .is_err()
+    );
+    assert!(
+        Persistence::new(secs(1))
+            .unwrap()
+            .with_v6_prefix(129)
+            .is_err()
+    );
 }

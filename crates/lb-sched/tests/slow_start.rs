@@ -31,27 +31,47 @@ fn a_joining_backend_ramps_up_under_every_algorithm() {
         let config = PoolConfig::new(Algorithm::from_name(name).unwrap())
             .with_slow_start(SlowStart::new(secs(100.0)).unwrap());
         let mut pool = Pool::with_backends(config, [Backend::new(BackendId(0), 100)]).unwrap();
-        pool.add(Backend::new(BackendId(1), 100), secs(0.0)).unwrap();
+        pool.add(Backend::new(BackendId(1), 100), secs(0.0))
+            .unwrap();
         let req = Request::from_src("10.0.0.1:1".parse().unwrap());
         pool.pick(&req, secs(0.0), &mut rng);
-        assert_eq!(pool.backend(BackendId(1)).unwrap().effective_weight(), 10, "{name}");
+        assert_eq!(
+            pool.backend(BackendId(1)).unwrap().effective_weight(),
+            10,
+            "{name}"
+        );
         pool.pick(&req, secs(50.0), &mut rng);
-        assert_eq!(pool.backend(BackendId(1)).unwrap().effective_weight(), 50, "{name}");
+        assert_eq!(
+            pool.backend(BackendId(1)).unwrap().effective_weight(),
+            50,
+            "{name}"
+        );
         pool.pick(&req, secs(100.0), &mut rng);
-        assert_eq!(pool.backend(BackendId(1)).unwrap().effective_weight(), 100, "{name}");
+        assert_eq!(
+            pool.backend(BackendId(1)).unwrap().effective_weight(),
+            100,
+            "{name}"
+        );
         // The first backend never ramped.
-        assert_eq!(pool.backend(BackendId(0)).unwrap().effective_weight(), 100, "{name}");
+        assert_eq!(
+            pool.backend(BackendId(0)).unwrap().effective_weight(),
+            100,
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn a_recovering_backend_gets_a_ramped_share_of_round_robin() {
-    let config = PoolConfig::new(Algorithm::Wrr).with_slow_start(SlowStart::new(secs(60.0)).unwrap());
+    let config =
+        PoolConfig::new(Algorithm::Wrr).with_slow_start(SlowStart::new(secs(60.0)).unwrap());
     let backends = (0..2).map(|i| Backend::new(BackendId(i), 10));
     let mut pool = Pool::with_backends(config, backends).unwrap();
     let mut rng = StdRng::seed_from_u64(0);
-    pool.set_availability(BackendId(1), Availability::Down, secs(0.0)).unwrap();
-    pool.set_availability(BackendId(1), Availability::Up, secs(1.0)).unwrap();
+    pool.set_availability(BackendId(1), Availability::Down, secs(0.0))
+        .unwrap();
+    pool.set_availability(BackendId(1), Availability::Up, secs(1.0))
+        .unwrap();
     // 1 s into a 60 s ramp: weight max(10%, 1/60) of 10 = 1 against 10.
     let ones = (0..110)
         .filter(|_| pool.pick(&Request::default(), secs(1.0), &mut rng) == Some(BackendId(1)))

@@ -27,7 +27,9 @@ impl PartialOrd for Entry {
 }
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.deadline.total_cmp(&other.deadline).then(self.seq.cmp(&other.seq))
+        self.deadline
+            .total_cmp(&other.deadline)
+            .then(self.seq.cmp(&other.seq))
     }
 }
 
@@ -53,7 +55,11 @@ impl Edf {
         for (pos, b) in backends.iter().enumerate() {
             if b.availability == crate::Availability::Up && b.effective_weight > 0 {
                 let deadline = 1.0 / b.effective_weight as f64;
-                self.heap.push(Reverse(Entry { deadline, seq: self.seq, pos: pos as u32 }));
+                self.heap.push(Reverse(Entry {
+                    deadline,
+                    seq: self.seq,
+                    pos: pos as u32,
+                }));
                 self.seq += 1;
             }
         }
@@ -63,13 +69,19 @@ impl Edf {
     pub(crate) fn pick(&mut self, backends: &[Backend]) -> Option<usize> {
         let mut chosen = None;
         while let Some(Reverse(entry)) = self.heap.pop() {
-            let Some(b) = backends.get(entry.pos as usize) else { continue };
+            let Some(b) = backends.get(entry.pos as usize) else {
+                continue;
+            };
             if !b.is_schedulable() {
                 self.skipped.push(entry);
                 continue;
             }
             let next = entry.deadline + 1.0 / b.effective_weight as f64;
-            self.heap.push(Reverse(Entry { deadline: next, seq: self.seq, pos: entry.pos }));
+            self.heap.push(Reverse(Entry {
+                deadline: next,
+                seq: self.seq,
+                pos: entry.pos,
+            }));
             self.seq += 1;
             chosen = Some(entry.pos as usize);
             break;

@@ -24,7 +24,9 @@ pub(crate) fn power_of_choices(
 ) -> Option<usize> {
     let mut best = weighted(sums, rng)?;
     for _ in 1..choices {
-        let Some(other) = weighted(sums, rng) else { break };
+        let Some(other) = weighted(sums, rng) else {
+            break;
+        };
         let (b, o) = (&backends[best], &backends[other]);
         let b_cost = (b.load.outstanding() + 1) as u128 * o.effective_weight as u128;
         let o_cost = (o.load.outstanding() + 1) as u128 * b.effective_weight as u128;

@@ -39,18 +39,24 @@ impl Smooth {
         self.next = 0;
         self.cycle.clear();
         self.credits = alloc::vec![0; backends.len()];
-        let g = backends.iter().filter(|b| member(b)).fold(0, |g, b| gcd(g, b.effective_weight));
+        let g = backends
+            .iter()
+            .filter(|b| member(b))
+            .fold(0, |g, b| gcd(g, b.effective_weight));
         if g == 0 {
             return;
         }
-        let len: u64 =
-            backends.iter().filter(|b| member(b)).map(|b| (b.effective_weight / g) as u64).sum();
+        let len: u64 = backends
+            .iter()
+            .filter(|b| member(b))
+            .map(|b| (b.effective_weight / g) as u64)
+            .sum();
         if len > MAX_CYCLE {
             return;
         }
         self.cycle.reserve(len as usize);
         for _ in 0..len {
-            if let Some(pos) = self.step(backends, |b| member(b), g) {
+            if let Some(pos) = self.step(backends, member, g) {
                 self.cycle.push(pos as u32);
             }
         }
@@ -58,7 +64,12 @@ impl Smooth {
     }
 
     /// One step of nginx's loop over the backends `eligible` accepts.
-    fn step(&mut self, backends: &[Backend], eligible: impl Fn(&Backend) -> bool, g: u32) -> Option<usize> {
+    fn step(
+        &mut self,
+        backends: &[Backend],
+        eligible: impl Fn(&Backend) -> bool,
+        g: u32,
+    ) -> Option<usize> {
         let mut best: Option<usize> = None;
         let mut total = 0i64;
         for (i, b) in backends.iter().enumerate() {

@@ -33,16 +33,27 @@ impl BoundedLoad {
     /// Bounded load with this factor in percent; [`Error::InvalidParameter`] below 100.
     pub fn new(factor: u32) -> Result<BoundedLoad, Error> {
         if factor < 100 {
-            return Err(Error::InvalidParameter { what: "balance factor", why: "at least 100" });
+            return Err(Error::InvalidParameter {
+                what: "balance factor",
+                why: "at least 100",
+            });
         }
-        Ok(BoundedLoad { balance_factor: factor })
+        Ok(BoundedLoad {
+            balance_factor: factor,
+        })
     }
 
     /// Whether a backend with outstanding `load` and `weight` may take one more, given the
     /// schedulable backends' `total_load` and `total_weight`. Products are 128-bit; weight 0
     /// never admits.
     #[inline]
-    pub(crate) fn admits(&self, load: u64, weight: u32, total_load: u64, total_weight: u64) -> bool {
+    pub(crate) fn admits(
+        &self,
+        load: u64,
+        weight: u32,
+        total_load: u64,
+        total_weight: u64,
+    ) -> bool {
         let factor = self.balance_factor.max(100) as u128;
         let used = (load as u128).saturating_mul(100 * total_weight as u128);
         let cap = (factor * weight as u128).saturating_mul(total_load as u128 + 1);
@@ -58,13 +69,20 @@ mod tests {
     #[test]
     fn factor_below_100_is_rejected() {
         assert!(BoundedLoad::new(99).is_err());
-        assert_eq!(BoundedLoad::new(100), Ok(BoundedLoad { balance_factor: 100 }));
+        assert_eq!(
+            BoundedLoad::new(100),
+            Ok(BoundedLoad {
+                balance_factor: 100
+            })
+        );
         assert_eq!(BoundedLoad::new(125).map(|b| b.balance_factor), Ok(125));
     }
 
     #[test]
     fn admits_follows_the_formula() {
-        let b = BoundedLoad { balance_factor: 125 };
+        let b = BoundedLoad {
+            balance_factor: 125,
+        };
         // Four equal backends, 8 outstanding: cap 1.25 * 9 / 4 = 2.8125 per backend.
         assert!(b.admits(2, 1, 8, 4));
         assert!(!b.admits(3, 1, 8, 4));
@@ -82,7 +100,9 @@ mod tests {
     /// Feeds requests one at a time to the first admitting backend in a key-dependent order
     /// (what a hash's fallback sequence does) and checks the cap after every assignment.
     fn simulate(factor: u32, n: usize, steps: usize, seed: u64) {
-        let b = BoundedLoad { balance_factor: factor };
+        let b = BoundedLoad {
+            balance_factor: factor,
+        };
         let mut loads = alloc::vec![0u64; n];
         for step in 0..steps {
             let total: u64 = loads.iter().sum();

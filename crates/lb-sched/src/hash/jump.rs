@@ -29,7 +29,11 @@ pub(crate) struct Jump {
 
 impl Jump {
     pub(crate) fn new(backends: &[Backend]) -> Jump {
-        let mut jump = Jump { slots: Vec::new(), bound: 0, distinct: 0 };
+        let mut jump = Jump {
+            slots: Vec::new(),
+            bound: 0,
+            distinct: 0,
+        };
         jump.rebuild(backends);
         jump
     }
@@ -43,7 +47,11 @@ impl Jump {
         self.bound = 0;
         for (pos, b) in (0u32..).zip(backends) {
             let w = b.table_weight as u128;
-            let n = if total <= MAX_SLOTS || w == 0 { w } else { (w * MAX_SLOTS / total).max(1) };
+            let n = if total <= MAX_SLOTS || w == 0 {
+                w
+            } else {
+                (w * MAX_SLOTS / total).max(1)
+            };
             if n > 0 {
                 self.slots.extend(core::iter::repeat_n(pos, n as usize));
                 self.distinct += 1;
@@ -114,11 +122,17 @@ mod tests {
     use proptest::prelude::*;
 
     fn pool(weights: &[u32]) -> Vec<Backend> {
-        weights.iter().enumerate().map(|(i, &w)| Backend::new(BackendId(i as u32), w)).collect()
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Backend::new(BackendId(i as u32), w))
+            .collect()
     }
 
     fn owners(j: &Jump, keys: u64) -> Vec<usize> {
-        (0..keys).map(|k| j.pick(k, |_| true).unwrap_or(usize::MAX)).collect()
+        (0..keys)
+            .map(|k| j.pick(k, |_| true).unwrap_or(usize::MAX))
+            .collect()
     }
 
     #[test]
@@ -155,14 +169,25 @@ mod tests {
 
     #[test]
     fn fallback_reaches_everyone_and_terminates() {
-        let backends = pool(&[1, 0, 2, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+        let backends = pool(&[
+            1, 0, 2, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        ]);
         let j = Jump::new(&backends);
         for key in 0..200 {
             for target in 0..backends.len() {
-                assert_eq!(j.pick(key, |p| p == target).is_some(), backends[target].table_weight > 0);
+                assert_eq!(
+                    j.pick(key, |p| p == target).is_some(),
+                    backends[target].table_weight > 0
+                );
             }
             let mut offered = Vec::new();
-            assert_eq!(j.pick(key, |p| { offered.push(p); false }), None);
+            assert_eq!(
+                j.pick(key, |p| {
+                    offered.push(p);
+                    false
+                }),
+                None
+            );
             offered.sort_unstable();
             assert_eq!(offered, (0..22).filter(|&p| p != 1).collect::<Vec<_>>());
         }

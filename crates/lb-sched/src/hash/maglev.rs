@@ -102,7 +102,13 @@ impl Maglev {
         }
         let len = self.table.len();
         let probes = (1..=RANDOM_PROBES).map(|i| self.slot(mix64(key ^ mix64(i))));
-        let walk = (1..len).map(|i| if home + i >= len { home + i - len } else { home + i });
+        let walk = (1..len).map(|i| {
+            if home + i >= len {
+                home + i - len
+            } else {
+                home + i
+            }
+        });
         for s in probes.chain(walk) {
             if offered.len() >= self.distinct {
                 break;
@@ -192,7 +198,11 @@ fn populate(table: &mut [u32], size: u32, keys: &[u64], deficits: &[u64]) {
         .map(|(pos, (&key, &left))| Claimant {
             pos,
             next: (mix64(key ^ OFFSET_SALT) % m) as u32,
-            skip: if prime { (mix64(key ^ SKIP_SALT) % (m - 1)) as u32 + 1 } else { 1 },
+            skip: if prime {
+                (mix64(key ^ SKIP_SALT) % (m - 1)) as u32 + 1
+            } else {
+                1
+            },
             share: left,
             left,
             // Everyone claims in the first round, and exactly `left` over all the rounds.
@@ -232,11 +242,21 @@ mod tests {
     const M: u32 = 65537;
 
     fn pool(weights: &[u32]) -> Vec<Backend> {
-        weights.iter().enumerate().map(|(i, &w)| Backend::new(BackendId(i as u32), w)).collect()
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Backend::new(BackendId(i as u32), w))
+            .collect()
     }
 
     fn owners(maglev: &Maglev, backends: &[Backend], keys: u64) -> Vec<u32> {
-        (0..keys).map(|k| maglev.pick(k, |_| true).map_or(u32::MAX, |p| backends[p].id.0)).collect()
+        (0..keys)
+            .map(|k| {
+                maglev
+                    .pick(k, |_| true)
+                    .map_or(u32::MAX, |p| backends[p].id.0)
+            })
+            .collect()
     }
 
     fn moved(a: &[u32], b: &[u32]) -> usize {
@@ -245,7 +265,11 @@ mod tests {
 
     fn table_counts(maglev: &Maglev, n: usize) -> Vec<u64> {
         let mut counts = alloc::vec![0u64; n];
-        maglev.table.iter().filter(|&&p| p != NONE).for_each(|&p| counts[p as usize] += 1);
+        maglev
+            .table
+            .iter()
+            .filter(|&&p| p != NONE)
+            .for_each(|&p| counts[p as usize] += 1);
         counts
     }
 
@@ -257,11 +281,17 @@ mod tests {
         let weights = [1u32, 7, 0, 3, 100, 42, 5, 5, 9, 1000];
         let backends = pool(&weights);
         let maglev = Maglev::new(M, &backends);
-        assert_eq!(table_counts(&maglev, weights.len()), maglev.shares(weights.len()));
+        assert_eq!(
+            table_counts(&maglev, weights.len()),
+            maglev.shares(weights.len())
+        );
         let total: u32 = weights.iter().sum();
         for (&w, &s) in weights.iter().zip(&maglev.shares(weights.len())) {
             let exact = M as f64 * w as f64 / total as f64;
-            assert!((s as f64 - exact).abs() <= 1.0 + exact * 0.01, "{w}: {s} vs {exact}");
+            assert!(
+                (s as f64 - exact).abs() <= 1.0 + exact * 0.01,
+                "{w}: {s} vs {exact}"
+            );
         }
     }
 
@@ -269,11 +299,17 @@ mod tests {
     fn deterministic_and_keys_follow_slots() {
         let backends = pool(&[3, 1, 2, 2]);
         let a = Maglev::new(M, &backends);
-        assert_eq!(owners(&a, &backends, 10_000), owners(&Maglev::new(M, &backends), &backends, 10_000));
+        assert_eq!(
+            owners(&a, &backends, 10_000),
+            owners(&Maglev::new(M, &backends), &backends, 10_000)
+        );
         let mut hits = [0f64; 4];
         (0..400_000).for_each(|k| hits[a.pick(k, |_| true).unwrap_or(0)] += 1.0);
         for (h, w) in hits.iter().zip([3.0, 1.0, 2.0, 2.0]) {
-            assert!((h / 400_000.0 - w / 8.0).abs() < 0.01 * w / 8.0 + 0.002, "{hits:?}");
+            assert!(
+                (h / 400_000.0 - w / 8.0).abs() < 0.01 * w / 8.0 + 0.002,
+                "{hits:?}"
+            );
         }
     }
 
@@ -287,7 +323,13 @@ mod tests {
                 assert_eq!(got.is_some(), backends[target].table_weight > 0);
             }
             let mut offered = Vec::new();
-            assert_eq!(maglev.pick(key, |p| { offered.push(p); false }), None);
+            assert_eq!(
+                maglev.pick(key, |p| {
+                    offered.push(p);
+                    false
+                }),
+                None
+            );
             offered.sort_unstable();
             assert_eq!(offered, [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
         }
@@ -323,7 +365,12 @@ mod tests {
             less.remove(n / 2);
             maglev.rebuild(&less);
             let after = owners(&maglev, &less, KEYS);
-            assert!(before.iter().zip(&after).all(|(b, a)| b == a || *b == (n / 2) as u32));
+            assert!(
+                before
+                    .iter()
+                    .zip(&after)
+                    .all(|(b, a)| b == a || *b == (n / 2) as u32)
+            );
             let bound = 1.1 * KEYS as f64 / n as f64;
             assert!((moved(&before, &after) as f64) < bound, "n={n} remove");
             assert_eq!(table_counts(&maglev, n - 1), maglev.shares(n - 1));

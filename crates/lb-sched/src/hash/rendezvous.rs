@@ -31,7 +31,10 @@ pub(crate) struct Rendezvous {
 
 impl Rendezvous {
     pub(crate) fn new(backends: &[Backend]) -> Rendezvous {
-        let mut r = Rendezvous { entries: Vec::new(), uniform: true };
+        let mut r = Rendezvous {
+            entries: Vec::new(),
+            uniform: true,
+        };
         r.rebuild(backends);
         r
     }
@@ -85,7 +88,11 @@ impl Rendezvous {
         }
         let mut order: Vec<(u64, u32)> = live().map(|e| (self.rank(e, key), e.pos)).collect();
         order.sort_unstable();
-        order.into_iter().map(|(_, p)| p as usize).filter(|&p| p != first as usize).find(|&p| accept(p))
+        order
+            .into_iter()
+            .map(|(_, p)| p as usize)
+            .filter(|&p| p != first as usize)
+            .find(|&p| accept(p))
     }
 }
 
@@ -96,11 +103,20 @@ mod tests {
     use proptest::prelude::*;
 
     fn pool(weights: &[u32]) -> Vec<Backend> {
-        weights.iter().enumerate().map(|(i, &w)| Backend::new(BackendId(i as u32), w)).collect()
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Backend::new(BackendId(i as u32), w))
+            .collect()
     }
 
     fn owners(r: &Rendezvous, backends: &[Backend], keys: u64) -> Vec<u32> {
-        (0..keys).map(|k| r.pick(backends, k, |_| true).map_or(u32::MAX, |p| backends[p].id.0)).collect()
+        (0..keys)
+            .map(|k| {
+                r.pick(backends, k, |_| true)
+                    .map_or(u32::MAX, |p| backends[p].id.0)
+            })
+            .collect()
     }
 
     fn moved(a: &[u32], b: &[u32]) -> usize {
@@ -112,7 +128,10 @@ mod tests {
         let weights = [1u32, 2, 0, 3, 4];
         let backends = pool(&weights);
         let r = Rendezvous::new(&backends);
-        assert_eq!(owners(&r, &backends, 1000), owners(&Rendezvous::new(&backends), &backends, 1000));
+        assert_eq!(
+            owners(&r, &backends, 1000),
+            owners(&Rendezvous::new(&backends), &backends, 1000)
+        );
         let mut hits = [0f64; 5];
         (0..200_000).for_each(|k| hits[r.pick(&backends, k, |_| true).unwrap_or(2)] += 1.0);
         assert_eq!(hits[2], 0.0);
@@ -127,7 +146,10 @@ mod tests {
         let uniform = Rendezvous::new(&backends);
         let mut weighted = uniform.clone();
         weighted.uniform = false;
-        assert_eq!(owners(&uniform, &backends, 20_000), owners(&weighted, &backends, 20_000));
+        assert_eq!(
+            owners(&uniform, &backends, 20_000),
+            owners(&weighted, &backends, 20_000)
+        );
     }
 
     #[test]
@@ -140,7 +162,13 @@ mod tests {
                 assert_eq!(got.is_some(), backends[target].table_weight > 0);
             }
             let mut offered = Vec::new();
-            assert_eq!(r.pick(&backends, key, |p| { offered.push(p); false }), None);
+            assert_eq!(
+                r.pick(&backends, key, |p| {
+                    offered.push(p);
+                    false
+                }),
+                None
+            );
             offered.sort_unstable();
             assert_eq!(offered, [0, 2, 3, 4, 5, 6, 7]);
         }
@@ -149,7 +177,10 @@ mod tests {
     #[test]
     fn empty_and_zero_weights() {
         for backends in [pool(&[]), pool(&[0, 0, 0])] {
-            assert_eq!(Rendezvous::new(&backends).pick(&backends, 7, |_| true), None);
+            assert_eq!(
+                Rendezvous::new(&backends).pick(&backends, 7, |_| true),
+                None
+            );
         }
         // A list shorter than the one built from is read safely.
         assert_eq!(Rendezvous::new(&pool(&[1, 1])).pick(&[], 1, |_| true), None);
@@ -161,15 +192,21 @@ mod tests {
     fn churn() {
         const KEYS: u64 = 100_000;
         for n in [10usize, 25, 50] {
-            let full: Vec<Backend> = (0..n).map(|i| Backend::new(BackendId(i as u32), 1 + (i % 3) as u32)).collect();
+            let full: Vec<Backend> = (0..n)
+                .map(|i| Backend::new(BackendId(i as u32), 1 + (i % 3) as u32))
+                .collect();
             let before = owners(&Rendezvous::new(&full), &full, KEYS);
             let mut less = full.clone();
             let gone = less.remove(n / 2).id.0;
             let mut r = Rendezvous::new(&less);
             let after = owners(&r, &less, KEYS);
             assert!(before.iter().zip(&after).all(|(b, a)| b == a || *b == gone));
-            let share = full[n / 2].table_weight as f64 / full.iter().map(|b| b.table_weight as f64).sum::<f64>();
-            assert!((moved(&before, &after) as f64) < 1.1 * share * KEYS as f64, "n={n}");
+            let share = full[n / 2].table_weight as f64
+                / full.iter().map(|b| b.table_weight as f64).sum::<f64>();
+            assert!(
+                (moved(&before, &after) as f64) < 1.1 * share * KEYS as f64,
+                "n={n}"
+            );
             r.rebuild(&full);
             assert_eq!(owners(&r, &full, KEYS), before);
         }

@@ -66,7 +66,8 @@ impl Ring {
             .collect();
         self.distinct = self.counts.iter().filter(|&&c| c > 0).count();
         self.points.clear();
-        self.points.reserve(self.counts.iter().sum::<u64>() as usize);
+        self.points
+            .reserve(self.counts.iter().sum::<u64>() as usize);
         for (pos, (b, &count)) in backends.iter().zip(&self.counts).enumerate() {
             let key = backend_key(b);
             // Ordinal j hashes the same whatever the weight: a weight change adds or removes
@@ -157,7 +158,12 @@ pub(super) struct Offered {
 impl Offered {
     /// `bound`: one past the largest position expected (a hint for the bitset's size).
     pub(super) fn new(bound: usize) -> Offered {
-        Offered { few: [0; INLINE], len: 0, bits: Vec::new(), bound }
+        Offered {
+            few: [0; INLINE],
+            len: 0,
+            bits: Vec::new(),
+            bound,
+        }
     }
 
     /// Distinct positions recorded.
@@ -209,11 +215,20 @@ mod tests {
     use proptest::prelude::*;
 
     fn pool(weights: &[u32]) -> Vec<Backend> {
-        weights.iter().enumerate().map(|(i, &w)| Backend::new(BackendId(i as u32), w)).collect()
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Backend::new(BackendId(i as u32), w))
+            .collect()
     }
 
     fn owners(ring: &Ring, backends: &[Backend], keys: u64) -> Vec<u32> {
-        (0..keys).map(|k| ring.pick(k, |_| true).map_or(u32::MAX, |p| backends[p].id.0)).collect()
+        (0..keys)
+            .map(|k| {
+                ring.pick(k, |_| true)
+                    .map_or(u32::MAX, |p| backends[p].id.0)
+            })
+            .collect()
     }
 
     #[test]
@@ -231,7 +246,10 @@ mod tests {
         assert_eq!(hits[3], 0);
         for (i, &w) in [1u32, 2, 3, 0, 4].iter().enumerate().filter(|p| *p.1 > 0) {
             let expect = 200_000.0 * w as f64 / 10.0;
-            assert!((hits[i] as f64 - expect).abs() < expect * 0.25, "{i}: {hits:?}");
+            assert!(
+                (hits[i] as f64 - expect).abs() < expect * 0.25,
+                "{i}: {hits:?}"
+            );
         }
     }
 
@@ -264,7 +282,13 @@ mod tests {
                 assert_eq!(got.is_some(), backends[target].table_weight > 0);
             }
             let mut offered = Vec::new();
-            assert_eq!(ring.pick(key, |p| { offered.push(p); false }), None);
+            assert_eq!(
+                ring.pick(key, |p| {
+                    offered.push(p);
+                    false
+                }),
+                None
+            );
             offered.sort_unstable();
             assert_eq!(offered, [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
         }
@@ -297,7 +321,12 @@ mod tests {
             let mut ring = Ring::new(160, &less);
             let after = owners(&ring, &less, KEYS);
             let m = moved(&before, &after);
-            assert!(before.iter().zip(&after).all(|(b, a)| b == a || *b == gone as u32));
+            assert!(
+                before
+                    .iter()
+                    .zip(&after)
+                    .all(|(b, a)| b == a || *b == gone as u32)
+            );
             assert!((m as f64) < 1.5 * KEYS as f64 / n as f64, "n={n} moved {m}");
             ring.rebuild(&full);
             assert_eq!(owners(&ring, &full, KEYS), before);

@@ -57,11 +57,17 @@ impl HalfIdle {
     }
 
     fn update(&mut self, backends: &[Backend], pos: usize) {
-        let (Some(flag), Some(b)) = (self.flags.get_mut(pos), backends.get(pos)) else { return };
+        let (Some(flag), Some(b)) = (self.flags.get_mut(pos), backends.get(pos)) else {
+            return;
+        };
         let now = Self::is_half_idle(b);
         if now != *flag {
             *flag = now;
-            if now { self.count += 1 } else { self.count -= 1 }
+            if now {
+                self.count += 1
+            } else {
+                self.count -= 1
+            }
         }
     }
 
@@ -143,7 +149,11 @@ impl Locality {
 
     /// The number of cached destinations.
     pub(crate) fn entries(&self) -> usize {
-        if self.replicated { self.sets.len() } else { self.single.len() }
+        if self.replicated {
+            self.sets.len()
+        } else {
+            self.single.len()
+        }
     }
 
     pub(crate) fn pick(
@@ -177,7 +187,10 @@ impl Locality {
             }
         }
         let pos = self.wlc.pick()?;
-        let entry = Entry { backend: backends[pos].id, last_use: now };
+        let entry = Entry {
+            backend: backends[pos].id,
+            last_use: now,
+        };
         self.single.insert(dst, entry);
         Some(pos)
     }
@@ -226,9 +239,14 @@ impl Locality {
     /// longer than the entry timeout until the excess and a third more are gone (at most half
     /// the limit).
     pub(crate) fn expire(&mut self, now: Duration) {
-        let LocalityConfig { expiration, max_entries, entry_timeout } = self.config;
+        let LocalityConfig {
+            expiration,
+            max_entries,
+            entry_timeout,
+        } = self.config;
         let idle_for = |last: Duration| now.saturating_sub(last);
-        self.single.retain(|_, e| idle_for(e.last_use) <= expiration);
+        self.single
+            .retain(|_, e| idle_for(e.last_use) <= expiration);
         self.sets.retain(|_, s| idle_for(s.last_use) <= expiration);
         let count = self.entries();
         if count <= max_entries {
@@ -250,7 +268,9 @@ fn positions<'a>(
     backends: &'a [Backend],
     index: &'a Index,
 ) -> impl Iterator<Item = (usize, &'a Backend)> + 'a {
-    members.iter().filter_map(|id| index.get(id).map(|&pos| (pos, &backends[pos])))
+    members
+        .iter()
+        .filter_map(|id| index.get(id).map(|&pos| (pos, &backends[pos])))
 }
 
 /// `ip_vs_dest_set_min`: the set member with the least weighted load, skipping overloaded and

@@ -28,16 +28,22 @@ pub(crate) struct MaglevIpvs {
 impl MaglevIpvs {
     pub(crate) fn new(size: u32) -> Self {
         let index = MH_PRIMES.iter().position(|&p| p == size).unwrap_or(4) as u32 + 8;
-        MaglevIpvs { size, weight_bits: index / 2, lookup: alloc::vec![NONE; size as usize] }
+        MaglevIpvs {
+            size,
+            weight_bits: index / 2,
+            lookup: alloc::vec![NONE; size as usize],
+        }
     }
 
     /// `ip_vs_mh_reassign`: permutations, then rounds in which each backend in list order
     /// claims `turns` free slots along its permutation.
     pub(crate) fn rebuild(&mut self, backends: &[Backend]) {
         let m = self.size;
-        let g = backends.iter().map(|b| b.table_weight).filter(|&w| w > 0).fold(0, |g, w| {
-            if g > 0 { gcd(w, g) } else { w }
-        });
+        let g = backends
+            .iter()
+            .map(|b| b.table_weight)
+            .filter(|&w| w > 0)
+            .fold(0, |g, w| if g > 0 { gcd(w, g) } else { w });
         self.lookup.fill(NONE);
         if g == 0 || backends.len() > m as usize {
             return;
@@ -61,7 +67,11 @@ impl MaglevIpvs {
                     0 => (lw != 0) as u32,
                     t => t,
                 };
-                Setup { perm: offset, skip, turns }
+                Setup {
+                    perm: offset,
+                    skip,
+                    turns,
+                }
             })
             .collect();
         let mut taken = alloc::vec![false; m as usize];
@@ -146,7 +156,9 @@ pub(crate) fn default_addr(b: &Backend) -> SocketAddr {
 
 /// `ip_vs_mh_hashkey`: `hsiphash(offset + port + addr_fold)` with both key words equal.
 fn hashkey(addr: &IpAddr, port: u16, key: u64, offset: u32) -> u32 {
-    let v = offset.wrapping_add(port as u32).wrapping_add(fold_addr(addr));
+    let v = offset
+        .wrapping_add(port as u32)
+        .wrapping_add(fold_addr(addr));
     siphash13_u32(v, key, key) as u32
 }
 
@@ -192,7 +204,10 @@ mod tests {
 
     #[test]
     fn siphash13_matches_reference_implementation() {
-        for (i, v) in [0u32, 1, 0x0a00_0001, 0xffff_ffff, 0xdead_beef].into_iter().enumerate() {
+        for (i, v) in [0u32, 1, 0x0a00_0001, 0xffff_ffff, 0xdead_beef]
+            .into_iter()
+            .enumerate()
+        {
             let k = [KEY1, KEY2, 0x0706_0504_0302_0100][i % 3];
             let mut h = siphasher::sip::SipHasher13::new_with_keys(k, k);
             h.write(&v.to_le_bytes());

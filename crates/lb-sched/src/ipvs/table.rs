@@ -22,7 +22,10 @@ pub(crate) struct HashTable {
 
 impl HashTable {
     pub(crate) fn new(bits: u8) -> Self {
-        HashTable { bits, buckets: alloc::vec![NONE; 1 << bits] }
+        HashTable {
+            bits,
+            buckets: alloc::vec![NONE; 1 << bits],
+        }
     }
 
     /// `ip_vs_sh_reassign`: consecutive buckets per backend in list order, `weight` buckets
@@ -59,7 +62,10 @@ impl HashTable {
 
     /// `ip_vs_sh_hashkey`: `(offset + hash_32(port + addr, bits)) & mask`.
     fn sh_bucket(&self, addr: u32, port: u16, offset: u32) -> usize {
-        let h = (port as u32).wrapping_add(addr).wrapping_mul(GOLDEN_RATIO_32) >> (32 - self.bits);
+        let h = (port as u32)
+            .wrapping_add(addr)
+            .wrapping_mul(GOLDEN_RATIO_32)
+            >> (32 - self.bits);
         (offset.wrapping_add(h) & self.mask()) as usize
     }
 

@@ -73,7 +73,11 @@ impl Rule {
 
 impl Tournament {
     pub(crate) fn new(rule: Rule, backends: &[Backend]) -> Self {
-        let mut tree = Tournament { rule, leaves: 0, nodes: Vec::new() };
+        let mut tree = Tournament {
+            rule,
+            leaves: 0,
+            nodes: Vec::new(),
+        };
         tree.rebuild(backends);
         tree
     }
@@ -100,7 +104,11 @@ impl Tournament {
     pub(crate) fn update(&mut self, backends: &[Backend], pos: usize) {
         let Some(b) = backends.get(pos) else { return };
         let mut node = self.leaves + pos;
-        self.nodes[node] = if self.rule.admits(b) { pos as u32 } else { NONE };
+        self.nodes[node] = if self.rule.admits(b) {
+            pos as u32
+        } else {
+            NONE
+        };
         while node > 1 {
             node /= 2;
             let winner = self.winner(backends, node);
@@ -122,7 +130,14 @@ impl Tournament {
         if r == NONE {
             return l;
         }
-        if self.rule.right_wins(&backends[l as usize], &backends[r as usize]) { r } else { l }
+        if self
+            .rule
+            .right_wins(&backends[l as usize], &backends[r as usize])
+        {
+            r
+        } else {
+            l
+        }
     }
 
     /// The kernel's choice: the root.

@@ -1,8 +1,8 @@
 //! IPVS `twos` (ip_vs_twos.c): two weighted random draws, keep the less loaded per unit of
 //! weight.
 
-use crate::fenwick::WeightSums;
 use crate::Backend;
+use crate::fenwick::WeightSums;
 use rand_core::Rng;
 
 /// `ip_vs_twos_schedule`: `r = rand32 % (total + 1)` twice; each draw lands on the first

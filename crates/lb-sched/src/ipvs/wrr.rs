@@ -21,7 +21,12 @@ impl WeightedRoundRobin {
     /// `ip_vs_wrr_init_svc`: the first pass starts at the largest weight.
     pub(crate) fn new(backends: &[Backend]) -> Self {
         let (di, mw) = Self::steps(backends);
-        WeightedRoundRobin { cursor: None, cw: mw, mw, di }
+        WeightedRoundRobin {
+            cursor: None,
+            cw: mw,
+            mw,
+            di,
+        }
     }
 
     fn steps(backends: &[Backend]) -> (i64, i64) {
