@@ -38,7 +38,9 @@ pub enum Algorithm {
     /// IPVS `nq`: the first idle backend, else `sed`.
     Nq,
     /// IPVS `lblc`: locality-based least connection: a destination address sticks to a
-    /// backend until that backend is overloaded.
+    /// backend until that backend is overloaded by the locality rule (more active connections
+    /// than its weight while another backend is below half of its own). As in the kernel, the
+    /// upper connection threshold does not move a cached destination.
     Lblc,
     /// IPVS `lblcr`: `lblc` with a set of backends per destination address.
     Lblcr,

@@ -181,7 +181,11 @@ proptest! {
                 let b = pool.backend(id).unwrap();
                 prop_assert!(b.weight() > 0, "{} picked weight 0", alg);
                 prop_assert_eq!(b.availability(), Availability::Up, "{}", alg);
-                prop_assert!(!b.is_overloaded(), "{} picked an overloaded backend", alg);
+                // The kernel's lblc reuses a cached backend whatever its threshold flag says
+                // (only its own locality rule moves a destination).
+                if alg != "lblc" {
+                    prop_assert!(!b.is_overloaded(), "{} picked an overloaded backend", alg);
+                }
                 if alg == "ovf" {
                     prop_assert!(b.load().active <= b.weight());
                 }
