@@ -97,9 +97,14 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
+            // clap's message up to its usage hint, on one line.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            return usage_error(first.trim_start_matches("error: "));
+            let message: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect();
+            return usage_error(message.join(" ").trim_start_matches("error: "));
         }
         Err(e) => {
             let _ = e.print();

@@ -266,16 +266,16 @@ impl Tracer {
                 return Ok(explanation.to_string().lines().map(String::from).collect());
             }
             Op::Inactive(i) => {
-                let id = self.with_load(i, |l| l.active > 0, "an active connection")?;
+                let id = self.with_load(i, |l| l.active > 0, "active connection")?;
                 self.pool
                     .conn_changed(id, ConnState::Active, ConnState::Inactive)?;
             }
             Op::End(i) => {
-                let id = self.with_load(i, |l| l.active > 0, "an active connection")?;
+                let id = self.with_load(i, |l| l.active > 0, "active connection")?;
                 self.pool.conn_closed(id, ConnState::Active)?;
             }
             Op::Expire(i) => {
-                let id = self.with_load(i, |l| l.inactive > 0, "an inactive connection")?;
+                let id = self.with_load(i, |l| l.inactive > 0, "inactive connection")?;
                 self.pool.conn_closed(id, ConnState::Inactive)?;
             }
             Op::Weight(i, w) => self.pool.set_weight(self.id(i)?, w, now)?,
