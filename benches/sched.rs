@@ -18,9 +18,10 @@
 //!   of weight, weight 1, as pingora): the whole [`Pool::with_backends`].
 //! - `sched/<alg>/pick-after-remove/<N>` for `maglev ring rendezvous jump mh` and
 //!   `peers/{maglev,pingora-ketama}/lookup-after-remove/<N>`, N = 100 and 1000 equal backends:
-//!   set up by measuring with [`analyze::disruption`] how many of 100 000 keys move when one
-//!   backend is removed (printed once per id, and as a table at the end); the timing is then a
-//!   lookup in the table without it. `sched/<alg>/pick-one-down/1000`: a pick with one backend
+//!   set up by measuring with [`analyze::disruption`] how many of 100 000 keys move when the
+//!   middle backend is removed (a pool built anew without it, as the peers must do, and
+//!   [`Pool::remove`]) or the last one is (printed once per id, and as a table at the end);
+//!   the timing is then a lookup after [`Pool::remove`] of the middle one. `sched/<alg>/pick-one-down/1000`: a pick with one backend
 //!   marked down instead, whose keys walk their fallback sequence.
 //! - `peers/...`: `pingora-ketama` build and lookup (vs `sched/ring/build/1000` and
 //!   `sched/ring/pick-w1/1000`), the `maglev` crate built with capacity 65537 (its default
@@ -295,9 +296,22 @@ fn keys_moved(c: &mut Criterion) {
                 let config = PoolConfig::new(algorithm(name, n));
                 let all = backends(n, |_| 1);
                 let before = pool(config.clone(), all.iter().cloned());
-                let after = pool(config, all.iter().filter(|b| b.id() != removed).cloned());
-                let d = analyze::disruption(&before, &after, key_requests(name)).expect("a hash");
-                record(moved_line(&format!("{name} (remove)"), n, d.moved, d.keys));
+                let moved = |after: &Pool, how: &str| {
+                    let d =
+                        analyze::disruption(&before, after, key_requests(name)).expect("a hash");
+                    record(moved_line(&format!("{name} ({how})"), n, d.moved, d.keys));
+                };
+                // A pool built anew without the backend, as the peers must do.
+                let fresh = pool(config, all.iter().filter(|b| b.id() != removed).cloned());
+                moved(&fresh, "remove, rebuilt");
+                // Pool::remove, which may keep slots the fresh build would move.
+                let mut after = before.clone();
+                after.remove(removed).expect("a known backend");
+                moved(&after, "Pool::remove");
+                let mut last = before.clone();
+                last.remove(BackendId(n as u32 - 1))
+                    .expect("a known backend");
+                moved(&last, "Pool::remove last");
                 Steady::new(after, timing_requests(name), false)
             };
             lazy_bench!(g, format!("{name}/pick-after-remove/{n}"), init(), |s| s
