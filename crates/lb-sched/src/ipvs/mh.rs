@@ -17,9 +17,31 @@ const NONE: u32 = u32::MAX;
 const KEY1: u64 = 2_654_435_761;
 const KEY2: u64 = 2_654_446_892;
 
+/// `a % d` by multiplication (Lemire, Kaser and Kurz, "Faster remainder by direct
+/// computation"): exact for every 32-bit `a` and `d`, given `magic = u64::MAX / d + 1`.
+#[derive(Clone, Copy, Debug)]
+struct FastMod {
+    d: u32,
+    magic: u64,
+}
+
+impl FastMod {
+    fn new(d: u32) -> Self {
+        // d >= 2: table sizes are primes of at least 251.
+        FastMod { d, magic: (u64::MAX / d.max(2) as u64).wrapping_add(1) }
+    }
+
+    #[inline]
+    fn rem(self, a: u32) -> u32 {
+        let low = self.magic.wrapping_mul(a as u64);
+        ((low as u128 * self.d as u128) >> 64) as u32
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct MaglevIpvs {
     size: u32,
+    modulo: FastMod,
     /// `IP_VS_MH_TAB_BITS`: half the Kconfig index the size comes from.
     weight_bits: u32,
     lookup: Vec<u32>,
@@ -30,6 +52,7 @@ impl MaglevIpvs {
         let index = MH_PRIMES.iter().position(|&p| p == size).unwrap_or(4) as u32 + 8;
         MaglevIpvs {
             size,
+            modulo: FastMod::new(size),
             weight_bits: index / 2,
             lookup: alloc::vec![NONE; size as usize],
         }
@@ -111,7 +134,7 @@ impl MaglevIpvs {
         fallback: bool,
     ) -> Option<usize> {
         let port = if use_port { src.port() } else { 0 };
-        let first = hashkey(&src.ip(), port, KEY1, 0) % self.size;
+        let first = self.modulo.rem(hashkey(&src.ip(), port, KEY1, 0));
         let pos = self.lookup[first as usize];
         if pos == NONE {
             return None;
@@ -124,7 +147,7 @@ impl MaglevIpvs {
         }
         for offset in 0..self.size {
             let roffset = (offset + first) % self.size;
-            let slot = hashkey(&src.ip(), port, KEY1, roffset) % self.size;
+            let slot = self.modulo.rem(hashkey(&src.ip(), port, KEY1, roffset));
             let pos = self.lookup[slot as usize];
             if pos == NONE {
                 break;
@@ -201,6 +224,16 @@ pub(crate) fn siphash13_u32(v: u32, k0: u64, k1: u64) -> u64 {
 mod tests {
     use super::*;
     use core::hash::Hasher;
+
+    #[test]
+    fn fast_modulo_is_exact() {
+        for d in crate::algorithm::MH_PRIMES.into_iter().chain([2, 7, 65537, u32::MAX]) {
+            let m = FastMod::new(d);
+            for a in [0u32, 1, d - 1, d, d.wrapping_add(1), 0x8000_0000, u32::MAX, 0xdead_beef] {
+                assert_eq!(m.rem(a), a % d, "{a} % {d}");
+            }
+        }
+    }
 
     #[test]
     fn siphash13_matches_reference_implementation() {
