@@ -126,7 +126,7 @@ impl Templates {
         let pos = index.get(&template.backend).copied();
         match pos {
             Some(pos) if now < template.expires && self.config.reusable(&backends[pos]) => {
-                template.expires = now + self.config.timeout;
+                template.expires = now.saturating_add(self.config.timeout);
                 Some(pos)
             }
             _ => {
@@ -142,7 +142,7 @@ impl Templates {
             key,
             Template {
                 backend,
-                expires: now + self.config.timeout,
+                expires: now.saturating_add(self.config.timeout),
             },
         );
     }
@@ -154,7 +154,7 @@ impl Templates {
         let timeout = self.config.timeout;
         self.table
             .get_mut(&key)
-            .map(|t| t.expires = t.expires.max(now + timeout))
+            .map(|t| t.expires = t.expires.max(now.saturating_add(timeout)))
             .is_some()
     }
 

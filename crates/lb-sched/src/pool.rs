@@ -399,7 +399,7 @@ impl Pool {
             self.ramping += 1;
         }
         b.ramp_since = Some(now);
-        self.next_ramp = self.next_ramp.min(now + slow.step());
+        self.next_ramp = self.next_ramp.min(now.saturating_add(slow.step()));
         true
     }
 
@@ -432,7 +432,7 @@ impl Pool {
             }
         }
         if let Some(slow) = self.config.slow_start {
-            self.next_ramp = now + slow.step();
+            self.next_ramp = now.saturating_add(slow.step());
         }
         if changed {
             self.scheduler.weights_changed(&self.backends);

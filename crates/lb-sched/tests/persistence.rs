@@ -106,3 +106,17 @@ fn bad_persistence_settings_are_errors() {
             .is_err()
     );
 }
+
+#[test]
+fn times_near_the_end_of_duration_saturate() {
+    // Found by the sched_ops fuzz target: `now + timeout` overflowed.
+    let mut rng = StdRng::seed_from_u64(4);
+    let config = PoolConfig::new(Algorithm::Rr)
+        .with_persistence(Persistence::new(secs(300)).unwrap())
+        .with_slow_start(lb_sched::SlowStart::new(secs(10)).unwrap());
+    let mut pool = Pool::with_backends(config, [Backend::new(BackendId(0), 1)]).unwrap();
+    pool.add(Backend::new(BackendId(1), 1), Duration::MAX).unwrap();
+    assert!(pool.pick(&from("10.0.0.1"), Duration::MAX, &mut rng).is_some());
+    assert!(pool.touch_persistence("10.0.0.1".parse().unwrap(), Duration::MAX));
+    assert!(pool.pick(&from("10.0.0.1"), Duration::MAX, &mut rng).is_some());
+}

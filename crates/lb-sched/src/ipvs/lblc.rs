@@ -214,7 +214,7 @@ impl Locality {
         };
         set.last_use = now;
         let least = set_min(&set.members, backends, index);
-        if set.members.len() > 1 && now > set.last_modified + self.config.expiration {
+        if set.members.len() > 1 && now > set.last_modified.saturating_add(self.config.expiration) {
             if let Some(most) = set_max(&set.members, backends, index) {
                 set.members.retain(|&m| m != most);
                 set.last_modified = now;
