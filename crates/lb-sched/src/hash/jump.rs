@@ -39,7 +39,7 @@ impl Jump {
     }
 
     pub(crate) fn rebuild(&mut self, backends: &[Backend]) {
-        // Slot numbers must fit jump's 31-bit arithmetic, positions a u32.
+        // Positions are stored as u32.
         let backends = &backends[..backends.len().min(u32::MAX as usize)];
         let total: u128 = backends.iter().map(|b| b.table_weight as u128).sum();
         self.slots.clear();
@@ -117,23 +117,9 @@ fn jump(mut key: u64, buckets: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ring::testing::*;
     use super::*;
-    use crate::BackendId;
     use proptest::prelude::*;
-
-    fn pool(weights: &[u32]) -> Vec<Backend> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| Backend::new(BackendId(i as u32), w))
-            .collect()
-    }
-
-    fn owners(j: &Jump, keys: u64) -> Vec<usize> {
-        (0..keys)
-            .map(|k| j.pick(k, |_| true).unwrap_or(usize::MAX))
-            .collect()
-    }
 
     #[test]
     fn jump_moves_only_to_the_new_bucket() {
@@ -148,14 +134,12 @@ mod tests {
 
     #[test]
     fn deterministic_and_weighted() {
-        let weights = [1u32, 2, 0, 3, 4];
-        let j = Jump::new(&pool(&weights));
-        assert_eq!(owners(&j, 1000), owners(&Jump::new(&pool(&weights)), 1000));
-        let mut hits = [0f64; 5];
-        (0..200_000).for_each(|k| hits[j.pick(k, |_| true).unwrap_or(2)] += 1.0);
-        assert_eq!(hits[2], 0.0);
-        for (h, w) in hits.iter().zip(weights) {
-            assert!((h / 200_000.0 - w as f64 / 10.0).abs() < 0.01, "{hits:?}");
+        let backends = pool(&[1, 2, 0, 3, 4]);
+        let (a, b) = (Jump::new(&backends), Jump::new(&backends));
+        assert_eq!(a.slots, b.slots);
+        let hits = fractions(5, 200_000, |k| a.pick(k, |_| true));
+        for (h, w) in hits.iter().zip([1.0, 2.0, 0.0, 3.0, 4.0]) {
+            assert!((h - w / 10.0).abs() < 0.01, "{hits:?}");
         }
     }
 
@@ -169,28 +153,13 @@ mod tests {
 
     #[test]
     fn fallback_reaches_everyone_and_terminates() {
-        let backends = pool(&[
-            1, 0, 2, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        ]);
+        // More backends than rehashed attempts, so the final walk is needed too.
+        let mut weights = alloc::vec![1; 40];
+        weights[1] = 0;
+        weights[4] = 3;
+        let backends = pool(&weights);
         let j = Jump::new(&backends);
-        for key in 0..200 {
-            for target in 0..backends.len() {
-                assert_eq!(
-                    j.pick(key, |p| p == target).is_some(),
-                    backends[target].table_weight > 0
-                );
-            }
-            let mut offered = Vec::new();
-            assert_eq!(
-                j.pick(key, |p| {
-                    offered.push(p);
-                    false
-                }),
-                None
-            );
-            offered.sort_unstable();
-            assert_eq!(offered, (0..22).filter(|&p| p != 1).collect::<Vec<_>>());
-        }
+        check_fallback(&backends, |k, accept| j.pick(k, accept));
     }
 
     #[test]
@@ -206,15 +175,21 @@ mod tests {
     fn append_churn() {
         const KEYS: u64 = 100_000;
         for n in [10usize, 25, 50] {
-            let mut j = Jump::new(&pool(&alloc::vec![2; n]));
-            let before = owners(&j, KEYS);
-            j.rebuild(&pool(&alloc::vec![2; n + 1]));
-            let after = owners(&j, KEYS);
-            assert!(before.iter().zip(&after).all(|(b, a)| b == a || *a == n));
-            let m = before.iter().zip(&after).filter(|(b, a)| b != a).count() as f64;
+            let (short, long) = (pool(&alloc::vec![2; n]), pool(&alloc::vec![2; n + 1]));
+            let mut j = Jump::new(&short);
+            let before = owners(&short, KEYS, |k| j.pick(k, |_| true));
+            j.rebuild(&long);
+            let after = owners(&long, KEYS, |k| j.pick(k, |_| true));
+            assert!(
+                before
+                    .iter()
+                    .zip(&after)
+                    .all(|(b, a)| b == a || *a == n as u32)
+            );
+            let m = moved(&before, &after) as f64;
             assert!(m < 1.1 * KEYS as f64 / (n + 1) as f64, "n={n} moved {m}");
-            j.rebuild(&pool(&alloc::vec![2; n]));
-            assert_eq!(owners(&j, KEYS), before);
+            j.rebuild(&short);
+            assert_eq!(owners(&short, KEYS, |k| j.pick(k, |_| true)), before);
         }
     }
 
@@ -224,11 +199,7 @@ mod tests {
                              reject in prop::collection::vec(any::<bool>(), 64)) {
             let backends = pool(&weights);
             let j = Jump::new(&backends);
-            if let Some(p) = j.pick(key, |p| !reject[p]) {
-                prop_assert!(backends[p].table_weight > 0 && !reject[p]);
-            } else {
-                prop_assert!(backends.iter().zip(&reject).all(|(b, &r)| b.table_weight == 0 || r));
-            }
+            check_pick(&backends, &reject, j.pick(key, |p| !reject[p]))?;
         }
     }
 }

@@ -98,45 +98,20 @@ impl Rendezvous {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ring::testing::*;
     use super::*;
     use crate::BackendId;
     use proptest::prelude::*;
 
-    fn pool(weights: &[u32]) -> Vec<Backend> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| Backend::new(BackendId(i as u32), w))
-            .collect()
-    }
-
-    fn owners(r: &Rendezvous, backends: &[Backend], keys: u64) -> Vec<u32> {
-        (0..keys)
-            .map(|k| {
-                r.pick(backends, k, |_| true)
-                    .map_or(u32::MAX, |p| backends[p].id.0)
-            })
-            .collect()
-    }
-
-    fn moved(a: &[u32], b: &[u32]) -> usize {
-        a.iter().zip(b).filter(|(x, y)| x != y).count()
-    }
-
     #[test]
     fn deterministic_and_weighted() {
-        let weights = [1u32, 2, 0, 3, 4];
-        let backends = pool(&weights);
-        let r = Rendezvous::new(&backends);
-        assert_eq!(
-            owners(&r, &backends, 1000),
-            owners(&Rendezvous::new(&backends), &backends, 1000)
-        );
-        let mut hits = [0f64; 5];
-        (0..200_000).for_each(|k| hits[r.pick(&backends, k, |_| true).unwrap_or(2)] += 1.0);
-        assert_eq!(hits[2], 0.0);
-        for (h, w) in hits.iter().zip(weights) {
-            assert!((h / 200_000.0 - w as f64 / 10.0).abs() < 0.01, "{hits:?}");
+        let backends = pool(&[1, 2, 0, 3, 4]);
+        let (a, b) = (Rendezvous::new(&backends), Rendezvous::new(&backends));
+        let pick = |r: &Rendezvous| owners(&backends, 1000, |k| r.pick(&backends, k, |_| true));
+        assert_eq!(pick(&a), pick(&b));
+        let hits = fractions(5, 200_000, |k| a.pick(&backends, k, |_| true));
+        for (h, w) in hits.iter().zip([1.0, 2.0, 0.0, 3.0, 4.0]) {
+            assert!((h - w / 10.0).abs() < 0.01, "{hits:?}");
         }
     }
 
@@ -146,32 +121,15 @@ mod tests {
         let uniform = Rendezvous::new(&backends);
         let mut weighted = uniform.clone();
         weighted.uniform = false;
-        assert_eq!(
-            owners(&uniform, &backends, 20_000),
-            owners(&weighted, &backends, 20_000)
-        );
+        let pick = |r: &Rendezvous| owners(&backends, 20_000, |k| r.pick(&backends, k, |_| true));
+        assert_eq!(pick(&uniform), pick(&weighted));
     }
 
     #[test]
     fn fallback_reaches_everyone_and_terminates() {
         let backends = pool(&[1, 0, 2, 1, 3, 1, 1, 1]);
         let r = Rendezvous::new(&backends);
-        for key in 0..200 {
-            for target in 0..backends.len() {
-                let got = r.pick(&backends, key, |p| p == target);
-                assert_eq!(got.is_some(), backends[target].table_weight > 0);
-            }
-            let mut offered = Vec::new();
-            assert_eq!(
-                r.pick(&backends, key, |p| {
-                    offered.push(p);
-                    false
-                }),
-                None
-            );
-            offered.sort_unstable();
-            assert_eq!(offered, [0, 2, 3, 4, 5, 6, 7]);
-        }
+        check_fallback(&backends, |k, accept| r.pick(&backends, k, accept));
     }
 
     #[test]
@@ -186,29 +144,35 @@ mod tests {
         assert_eq!(Rendezvous::new(&pool(&[1, 1])).pick(&[], 1, |_| true), None);
     }
 
-    /// Removal moves exactly the removed backend's keys (about 1/N), adding it back restores
-    /// the original assignment, under weights that differ too.
+    /// Removal moves exactly the removed backend's keys (its weight share of them), and adding
+    /// it back restores the original assignment, under unequal weights.
     #[test]
     fn churn() {
         const KEYS: u64 = 100_000;
-        for n in [10usize, 25, 50] {
+        for n in [10u32, 25, 50] {
             let full: Vec<Backend> = (0..n)
-                .map(|i| Backend::new(BackendId(i as u32), 1 + (i % 3) as u32))
+                .map(|i| Backend::new(BackendId(i), 1 + i % 3))
                 .collect();
-            let before = owners(&Rendezvous::new(&full), &full, KEYS);
+            let r = Rendezvous::new(&full);
+            let before = owners(&full, KEYS, |k| r.pick(&full, k, |_| true));
             let mut less = full.clone();
-            let gone = less.remove(n / 2).id.0;
+            let gone = less.remove(n as usize / 2);
             let mut r = Rendezvous::new(&less);
-            let after = owners(&r, &less, KEYS);
-            assert!(before.iter().zip(&after).all(|(b, a)| b == a || *b == gone));
-            let share = full[n / 2].table_weight as f64
-                / full.iter().map(|b| b.table_weight as f64).sum::<f64>();
+            let after = owners(&less, KEYS, |k| r.pick(&less, k, |_| true));
+            assert!(
+                before
+                    .iter()
+                    .zip(&after)
+                    .all(|(b, a)| b == a || *b == gone.id.0)
+            );
+            let total: u32 = full.iter().map(|b| b.table_weight).sum();
+            let share = gone.table_weight as f64 / total as f64;
             assert!(
                 (moved(&before, &after) as f64) < 1.1 * share * KEYS as f64,
                 "n={n}"
             );
             r.rebuild(&full);
-            assert_eq!(owners(&r, &full, KEYS), before);
+            assert_eq!(owners(&full, KEYS, |k| r.pick(&full, k, |_| true)), before);
         }
     }
 
@@ -218,11 +182,7 @@ mod tests {
                              reject in prop::collection::vec(any::<bool>(), 64)) {
             let backends = pool(&weights);
             let r = Rendezvous::new(&backends);
-            if let Some(p) = r.pick(&backends, key, |p| !reject[p]) {
-                prop_assert!(backends[p].table_weight > 0 && !reject[p]);
-            } else {
-                prop_assert!(backends.iter().zip(&reject).all(|(b, &r)| b.table_weight == 0 || r));
-            }
+            check_pick(&backends, &reject, r.pick(&backends, key, |p| !reject[p]))?;
         }
     }
 }
