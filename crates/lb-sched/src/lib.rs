@@ -155,6 +155,7 @@
 //! - [`SlowStart`] ramps the weight every algorithm reads.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
+#![warn(clippy::unwrap_used)]
 
 extern crate alloc;
 

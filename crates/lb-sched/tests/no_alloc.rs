@@ -12,20 +12,25 @@ fn steady_state_picks_do_not_allocate() {
     assert!(probe.count_total > 0);
     let requests: Vec<Request> = (0..64u32)
         .map(|i| {
-            Request::from_src(format!("10.0.{}.{}:{}", i / 8, i % 8 + 1, 1000 + i).parse().unwrap())
-                .with_dst(format!("192.0.2.{}:80", i % 4 + 1).parse().unwrap())
+            Request::from_src(
+                format!("10.0.{}.{}:{}", i / 8, i % 8 + 1, 1000 + i)
+                    .parse()
+                    .unwrap(),
+            )
+            .with_dst(format!("192.0.2.{}:80", i % 4 + 1).parse().unwrap())
         })
         .collect();
     for name in Algorithm::NAMES {
         for persistent in [false, true] {
             let mut config = PoolConfig::new(Algorithm::from_name(name).unwrap());
             if persistent {
-                config = config.with_persistence(Persistence::new(Duration::from_secs(300)).unwrap());
+                config =
+                    config.with_persistence(Persistence::new(Duration::from_secs(300)).unwrap());
             }
             let backends = (0..100).map(|i| Backend::new(BackendId(i), 1 + i % 7));
             let mut pool = Pool::with_backends(config, backends).unwrap();
             let mut rng = StdRng::seed_from_u64(3);
-            let mut cycle = |pool: &mut Pool, rng: &mut StdRng| {
+            let cycle = |pool: &mut Pool, rng: &mut StdRng| {
                 for req in &requests {
                     if let Some(id) = pool.pick(req, Duration::ZERO, rng) {
                         pool.conn_opened(id, ConnState::Active).unwrap();
@@ -36,7 +41,10 @@ fn steady_state_picks_do_not_allocate() {
             // Warm up: caches and templates learn these clients and destinations.
             cycle(&mut pool, &mut rng);
             let info = allocation_counter::measure(|| cycle(&mut pool, &mut rng));
-            assert_eq!(info.count_total, 0, "{name} (persistence {persistent}) allocated");
+            assert_eq!(
+                info.count_total, 0,
+                "{name} (persistence {persistent}) allocated"
+            );
         }
     }
 }

@@ -115,8 +115,15 @@ fn times_near_the_end_of_duration_saturate() {
         .with_persistence(Persistence::new(secs(300)).unwrap())
         .with_slow_start(lb_sched::SlowStart::new(secs(10)).unwrap());
     let mut pool = Pool::with_backends(config, [Backend::new(BackendId(0), 1)]).unwrap();
-    pool.add(Backend::new(BackendId(1), 1), Duration::MAX).unwrap();
-    assert!(pool.pick(&from("10.0.0.1"), Duration::MAX, &mut rng).is_some());
+    pool.add(Backend::new(BackendId(1), 1), Duration::MAX)
+        .unwrap();
+    assert!(
+        pool.pick(&from("10.0.0.1"), Duration::MAX, &mut rng)
+            .is_some()
+    );
     assert!(pool.touch_persistence("10.0.0.1".parse().unwrap(), Duration::MAX));
-    assert!(pool.pick(&from("10.0.0.1"), Duration::MAX, &mut rng).is_some());
+    assert!(
+        pool.pick(&from("10.0.0.1"), Duration::MAX, &mut rng)
+            .is_some()
+    );
 }

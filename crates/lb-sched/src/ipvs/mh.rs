@@ -28,7 +28,10 @@ struct FastMod {
 impl FastMod {
     fn new(d: u32) -> Self {
         // d >= 2: table sizes are primes of at least 251.
-        FastMod { d, magic: (u64::MAX / d.max(2) as u64).wrapping_add(1) }
+        FastMod {
+            d,
+            magic: (u64::MAX / d.max(2) as u64).wrapping_add(1),
+        }
     }
 
     #[inline]
@@ -227,9 +230,21 @@ mod tests {
 
     #[test]
     fn fast_modulo_is_exact() {
-        for d in crate::algorithm::MH_PRIMES.into_iter().chain([2, 7, 65537, u32::MAX]) {
+        for d in crate::algorithm::MH_PRIMES
+            .into_iter()
+            .chain([2, 7, 65537, u32::MAX])
+        {
             let m = FastMod::new(d);
-            for a in [0u32, 1, d - 1, d, d.wrapping_add(1), 0x8000_0000, u32::MAX, 0xdead_beef] {
+            for a in [
+                0u32,
+                1,
+                d - 1,
+                d,
+                d.wrapping_add(1),
+                0x8000_0000,
+                u32::MAX,
+                0xdead_beef,
+            ] {
                 assert_eq!(m.rem(a), a % d, "{a} % {d}");
             }
         }

@@ -43,7 +43,13 @@ impl WeightedRoundRobin {
     /// `ip_vs_wrr_init_svc`: the first pass starts at the largest weight.
     pub(crate) fn new(backends: &[Backend]) -> Self {
         let (di, mw) = Self::steps(backends);
-        let mut wrr = WeightedRoundRobin { cursor: None, cw: mw, mw, di, cycle: None };
+        let mut wrr = WeightedRoundRobin {
+            cursor: None,
+            cw: mw,
+            mw,
+            di,
+            cycle: None,
+        };
         wrr.lay_out(backends);
         wrr
     }
@@ -88,15 +94,24 @@ impl WeightedRoundRobin {
         if self.mw <= 0 {
             return;
         }
-        let len: u64 = backends.iter().map(|b| (b.effective_weight as i64 / self.di) as u64).sum();
+        let len: u64 = backends
+            .iter()
+            .map(|b| (b.effective_weight as i64 / self.di) as u64)
+            .sum();
         if len > MAX_CYCLE {
             return;
         }
-        let mut cycle = Cycle { entries: Vec::with_capacity(len as usize), ..Cycle::default() };
+        let mut cycle = Cycle {
+            entries: Vec::with_capacity(len as usize),
+            ..Cycle::default()
+        };
         let mut floor = self.mw;
         while floor > 0 {
             cycle.pass_start.push(cycle.entries.len());
-            let members = backends.iter().enumerate().filter(|(_, b)| b.effective_weight as i64 >= floor);
+            let members = backends
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.effective_weight as i64 >= floor);
             cycle.entries.extend(members.map(|(i, _)| i as u32));
             floor -= self.di;
         }
@@ -123,7 +138,9 @@ impl WeightedRoundRobin {
         if self.mw == 0 {
             return None;
         }
-        let Some(cycle) = &mut self.cycle else { return self.scan(backends) };
+        let Some(cycle) = &mut self.cycle else {
+            return self.scan(backends);
+        };
         let len = cycle.entries.len();
         for _ in 0..len {
             if cycle.next == len {
@@ -222,7 +239,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn backends(weights: &[u32]) -> Vec<Backend> {
-        weights.iter().enumerate().map(|(i, &w)| Backend::new(BackendId(i as u32), w)).collect()
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Backend::new(BackendId(i as u32), w))
+            .collect()
     }
 
     proptest! {
