@@ -12,23 +12,28 @@
 //! - `sched/<alg>/pick+update/<n>`: for the load-aware algorithms (`lc wlc sed nq lblc lblcr
 //!   ovf twos p2c` and `maglev+bounded`, Maglev with bounded load 125%), the realistic cycle:
 //!   pick, `conn_opened` for the pick and `conn_closed` for the oldest of the 8n open
-//!   connections (a ring buffer), so the load stays at 8 per backend.
-//! - `sched/maglev/build/1000` (table 65537, weight 1, as the peer), `sched/maglev/build-weighted/1000`,
-//!   `sched/mh/build/1000` (IPVS `mh`, table 4093), `sched/ring/build/1000` (160 points per unit
-//!   of weight, weight 1, as pingora): the whole [`Pool::with_backends`].
+//!   connections (a ring buffer), so the load stays at 8 per backend. `sched/rr/pick+update/<n>`
+//!   is the reference: `rr` ignores the load, so it is the cycle's cost without scheduler work.
+//! - `sched/maglev/build/1000` (table 65537, weight 1, as the peer),
+//!   `sched/maglev/build-weighted/1000`, `sched/mh/build/1000` (IPVS `mh`, table 4093),
+//!   `sched/ring/build/1000` (160 points per unit of weight, weight 1, as pingora): the whole
+//!   [`Pool::with_backends`].
 //! - `sched/<alg>/pick-after-remove/<N>` for `maglev ring rendezvous jump mh` and
 //!   `peers/{maglev,pingora-ketama}/lookup-after-remove/<N>`, N = 100 and 1000 equal backends:
 //!   set up by measuring with [`analyze::disruption`] how many of 100 000 keys move when the
 //!   middle backend is removed (a pool built anew without it, as the peers must do, and
 //!   [`Pool::remove`]) or the last one is (printed once per id, and as a table at the end);
-//!   the timing is then a lookup after [`Pool::remove`] of the middle one. `sched/<alg>/pick-one-down/1000`: a pick with one backend
-//!   marked down instead, whose keys walk their fallback sequence.
+//!   the timing is then a lookup after [`Pool::remove`] of the middle one.
+//!   `sched/<alg>/pick-one-down/1000`: a pick with one backend marked down instead, whose keys
+//!   walk their fallback sequence.
 //! - `peers/...`: `pingora-ketama` build and lookup (vs `sched/ring/build/1000` and
 //!   `sched/ring/pick-w1/1000`), the `maglev` crate built with capacity 65537 (its default
 //!   would be the prime after 100 n) and its lookup (vs `sched/maglev/build/1000` and
 //!   `sched/maglev/pick-w1/1000`), and `weighted-rs` smooth weighted round robin with the same
 //!   weights as `sched/swrr/pick/1000`. Peers hash 8-byte keys; ours get the same keys as
 //!   [`Request::from_key`].
+//! - `baseline/next-request` (what every pick benchmark pays besides the pick) and
+//!   `baseline/stdrng-u64` (one draw of the generator the random algorithms use).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -57,6 +62,8 @@ const KEYS: u64 = 100_000;
 const LOAD_AWARE: [&str; 9] = [
     "lc", "wlc", "sed", "nq", "lblc", "lblcr", "ovf", "twos", "p2c",
 ];
+/// The algorithm whose pick+update cycle is measured as the reference for the load-aware ones.
+const CYCLE_REFERENCE: &str = "rr";
 /// The hashes measured for keys moved.
 const HASHES: [&str; 5] = ["maglev", "ring", "rendezvous", "jump", "mh"];
 /// `mh`'s table when there are more backends than its default table holds.
@@ -182,8 +189,14 @@ impl Steady {
     }
 }
 
-/// Runs `bench` on a state built on first use: criterion calls the closure once per sample,
-/// and not at all when the id is filtered out.
+/// The pick as one register-sized value: `black_box` of an `Option<BackendId>` is two 4-byte
+/// stores read back as one 8-byte load, a store-forwarding stall that costs more than `rr`.
+fn id(pick: Option<BackendId>) -> u32 {
+    pick.map_or(u32::MAX, |id| id.0)
+}
+
+/// Benchmarks `$body` on a state that `$init` builds on first use: criterion calls the closure
+/// once per sample, and not at all when the id is filtered out.
 macro_rules! lazy_bench {
     ($group:expr, $id:expr, $init:expr, |$s:ident| $body:expr) => {{
         let mut state = None;
@@ -204,13 +217,17 @@ fn picks(c: &mut Criterion) {
             mixed_weight
         };
         for n in SIZES {
-            let setup = || {
+            let setup = |load| {
                 let p = pool(PoolConfig::new(algorithm(name, n)), backends(n, weight));
                 Steady::new(p, requests(n as u64), load)
             };
-            lazy_bench!(g, format!("{name}/pick/{n}"), setup(), |s| s.pick());
-            if load {
-                lazy_bench!(g, format!("{name}/pick+update/{n}"), setup(), |s| s.cycle());
+            lazy_bench!(g, format!("{name}/pick/{n}"), setup(load), |s| id(s.pick()));
+            // `rr` ignores the load: its cycle is the reference, what the pool's own
+            // bookkeeping and this harness cost without any load-aware scheduler work.
+            if load || name == CYCLE_REFERENCE {
+                lazy_bench!(g, format!("{name}/pick+update/{n}"), setup(true), |s| id(
+                    s.cycle()
+                ));
             }
         }
     }
@@ -222,9 +239,12 @@ fn picks(c: &mut Criterion) {
                 true,
             )
         };
-        lazy_bench!(g, format!("maglev+bounded/pick/{n}"), setup(), |s| s.pick());
-        lazy_bench!(g, format!("maglev+bounded/pick+update/{n}"), setup(), |s| s
-            .cycle());
+        lazy_bench!(g, format!("maglev+bounded/pick/{n}"), setup(), |s| id(
+            s.pick()
+        ));
+        lazy_bench!(g, format!("maglev+bounded/pick+update/{n}"), setup(), |s| {
+            id(s.cycle())
+        });
     }
     g.finish();
 }
@@ -314,8 +334,9 @@ fn keys_moved(c: &mut Criterion) {
                 moved(&last, "Pool::remove last");
                 Steady::new(after, timing_requests(name), false)
             };
-            lazy_bench!(g, format!("{name}/pick-after-remove/{n}"), init(), |s| s
-                .pick());
+            lazy_bench!(g, format!("{name}/pick-after-remove/{n}"), init(), |s| id(
+                s.pick()
+            ));
         }
     }
     for name in HASHES {
@@ -342,7 +363,9 @@ fn keys_moved(c: &mut Criterion) {
             ));
             Steady::new(after, timing_requests(name), false)
         };
-        lazy_bench!(g, format!("{name}/pick-one-down/{n}"), init(), |s| s.pick());
+        lazy_bench!(g, format!("{name}/pick-one-down/{n}"), init(), |s| id(
+            s.pick()
+        ));
     }
     g.finish();
 
@@ -365,7 +388,8 @@ fn keys_moved(c: &mut Criterion) {
         };
         lazy_bench!(g, format!("maglev/lookup-after-remove/{n}"), init(), |s| {
             s.1 = s.1.wrapping_add(1);
-            s.0.get(&keys[s.1 & (REQUESTS - 1)]).copied()
+            s.0.get(&keys[s.1 & (REQUESTS - 1)])
+                .map_or(0, SocketAddr::port)
         });
         let bytes: Vec<[u8; 8]> = keys.iter().map(|k| k.to_le_bytes()).collect();
         let init = || {
@@ -388,6 +412,7 @@ fn keys_moved(c: &mut Criterion) {
             |s| {
                 s.1 = s.1.wrapping_add(1);
                 s.0.node(&bytes[s.1 & (REQUESTS - 1)])
+                    .map_or(0, |a| a.port())
             }
         );
     }
@@ -411,11 +436,11 @@ fn peers(c: &mut Criterion) {
     let ring = Algorithm::Ring {
         points_per_weight: 160,
     };
-    lazy_bench!(g, "ring/pick-w1/1000", lookups(ring), |s| s.pick());
+    lazy_bench!(g, "ring/pick-w1/1000", lookups(ring), |s| id(s.pick()));
     let maglev = Algorithm::Maglev {
         table_size: MAGLEV_DEFAULT_TABLE,
     };
-    lazy_bench!(g, "maglev/pick-w1/1000", lookups(maglev), |s| s.pick());
+    lazy_bench!(g, "maglev/pick-w1/1000", lookups(maglev), |s| id(s.pick()));
     g.finish();
 
     let mut g = c.benchmark_group("peers");
@@ -430,6 +455,7 @@ fn peers(c: &mut Criterion) {
         |s| {
             s.1 = s.1.wrapping_add(1);
             s.0.node(&key_bytes[s.1 & (REQUESTS - 1)])
+                .map_or(0, |a| a.port())
         }
     );
     let nodes: Vec<SocketAddr> = (0..N).map(addr).collect();
@@ -442,7 +468,8 @@ fn peers(c: &mut Criterion) {
         ),
         |s| {
             s.1 = s.1.wrapping_add(1);
-            s.0.get(&keys[s.1 & (REQUESTS - 1)]).copied()
+            s.0.get(&keys[s.1 & (REQUESTS - 1)])
+                .map_or(0, SocketAddr::port)
         }
     );
     let init = || {
@@ -452,12 +479,26 @@ fn peers(c: &mut Criterion) {
         }
         sw
     };
-    lazy_bench!(g, "weighted-rs/smooth/pick/1000", init(), |s| s.next());
+    lazy_bench!(g, "weighted-rs/smooth/pick/1000", init(), |s| s
+        .next()
+        .unwrap_or(u32::MAX));
     // The maglev crate builds a full permutation per node (n * table words): slow, few samples.
     g.sample_size(10);
     g.bench_function("maglev/build/1000", |b| {
         b.iter(|| Maglev::with_capacity(nodes.iter().copied(), MAGLEV_DEFAULT_TABLE as usize))
     });
+    g.finish();
+}
+
+/// What every pick benchmark pays besides the pick: fetching the next precomputed request
+/// and keeping the result alive; and one draw from `StdRng`, which the random algorithms make.
+fn baseline(c: &mut Criterion) {
+    let mut g = c.benchmark_group("baseline");
+    lazy_bench!(g, "next-request", (requests(1), 0usize), |s| {
+        s.1 = s.1.wrapping_add(1);
+        s.0[s.1 & (REQUESTS - 1)].src.port()
+    });
+    lazy_bench!(g, "stdrng-u64", StdRng::seed_from_u64(1), |s| s.next_u64());
     g.finish();
 }
 
@@ -478,6 +519,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(1));
-    targets = picks, builds, peers, keys_moved, summary
+    targets = baseline, picks, builds, peers, keys_moved, summary
 }
 criterion_main!(benches);
