@@ -13,6 +13,7 @@ use crate::ipvs::{
     wrr::WeightedRoundRobin,
 };
 use crate::{Algorithm, Backend, BackendId, Request};
+use alloc::vec::Vec;
 use core::time::Duration;
 use hashbrown::HashMap;
 use rand_core::Rng;
@@ -46,6 +47,8 @@ pub(crate) enum Scheduler {
         hash: ConsistentHash,
         bounded: Option<BoundedLoad>,
         sums: WeightSums,
+        /// A bitset of one bit per backend for fallback walks, so picks never allocate.
+        scratch: Vec<u64>,
     },
 }
 
@@ -125,6 +128,7 @@ impl Scheduler {
                     hash,
                     bounded,
                     sums: WeightSums::new(backends),
+                    scratch: alloc::vec![0; backends.len().div_ceil(64)],
                 },
                 None => Scheduler::Rr(RoundRobin::default()),
             },
@@ -146,9 +150,15 @@ impl Scheduler {
             }
             Scheduler::Swrr(s) => s.rebuild(backends),
             Scheduler::Edf(s) => s.rebuild(backends),
-            Scheduler::Hash { hash, sums, .. } => {
+            Scheduler::Hash {
+                hash,
+                sums,
+                scratch,
+                ..
+            } => {
                 hash.rebuild(backends);
                 sums.rebuild(backends);
+                scratch.resize(backends.len().div_ceil(64), 0);
             }
         }
     }
@@ -222,7 +232,15 @@ impl Scheduler {
                 hash,
                 bounded,
                 sums,
-            } => Self::pick_hash(hash, bounded.as_ref(), sums, backends, req.hash_key()),
+                scratch,
+            } => Self::pick_hash(
+                hash,
+                bounded.as_ref(),
+                sums,
+                backends,
+                req.hash_key(),
+                scratch,
+            ),
         }
     }
 
@@ -233,12 +251,13 @@ impl Scheduler {
         sums: &WeightSums,
         backends: &[Backend],
         key: u64,
+        scratch: &mut Vec<u64>,
     ) -> Option<usize> {
         match bounded {
-            None => hash.pick(backends, key, |pos| backends[pos].is_schedulable()),
+            None => hash.pick(backends, key, scratch, |pos| backends[pos].is_schedulable()),
             Some(bound) => {
                 let (total_load, total_weight) = (sums.total_load(), sums.total());
-                hash.pick(backends, key, |pos| {
+                hash.pick(backends, key, scratch, |pos| {
                     let b = &backends[pos];
                     b.is_schedulable()
                         && bound.admits(
@@ -271,7 +290,12 @@ impl Scheduler {
                 hash,
                 bounded,
                 sums,
-            } => Self::pick_hash(hash, bounded.as_ref(), sums, backends, req.hash_key()),
+                ..
+            } => {
+                let mut scratch = Vec::new();
+                let key = req.hash_key();
+                Self::pick_hash(hash, bounded.as_ref(), sums, backends, key, &mut scratch)
+            }
             _ => return None,
         })
     }

@@ -48,3 +48,30 @@ fn steady_state_picks_do_not_allocate() {
         }
     }
 }
+
+#[test]
+fn long_fallback_walks_do_not_allocate() {
+    // Many down backends and a tight load bound make the consistent hashes walk far along
+    // their fallback sequences; the walk's bookkeeping lives in a buffer the pool keeps.
+    let requests: Vec<Request> = (0..256u64).map(Request::from_key).collect();
+    for name in ["maglev", "ring", "rendezvous", "jump"] {
+        let config = PoolConfig::new(Algorithm::from_name(name).unwrap())
+            .with_bounded_load(lb_sched::BoundedLoad::new(101).unwrap());
+        let backends = (0..200).map(|i| Backend::new(BackendId(i), 1));
+        let mut pool = Pool::with_backends(config, backends).unwrap();
+        for i in (0..200).filter(|i| i % 4 != 0) {
+            pool.set_availability(BackendId(i), lb_sched::Availability::Down, Duration::ZERO)
+                .unwrap();
+        }
+        let mut rng = StdRng::seed_from_u64(9);
+        let cycle = |pool: &mut Pool, rng: &mut StdRng| {
+            for req in &requests {
+                let id = pool.pick(req, Duration::ZERO, rng).unwrap();
+                pool.conn_opened(id, ConnState::Active).unwrap();
+            }
+        };
+        cycle(&mut pool, &mut rng);
+        let info = allocation_counter::measure(|| cycle(&mut pool, &mut rng));
+        assert_eq!(info.count_total, 0, "{name} allocated");
+    }
+}

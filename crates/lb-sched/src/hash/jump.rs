@@ -69,12 +69,17 @@ impl Jump {
     /// The key's slot, then up to [`ATTEMPTS`] slots of the rehashed key (as if the rejected
     /// backends had never been numbered), then every slot in order from the last one tried.
     #[inline]
-    pub(crate) fn pick(&self, key: u64, mut accept: impl FnMut(usize) -> bool) -> Option<usize> {
+    pub(crate) fn pick_in(
+        &self,
+        key: u64,
+        scratch: &mut Vec<u64>,
+        mut accept: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
         let first = *self.slots.get(self.slot(mix64(key)))? as usize;
         if accept(first) {
             return Some(first);
         }
-        let mut offered = Offered::new(self.bound);
+        let mut offered = Offered::new(self.bound, scratch);
         offered.insert(first);
         let mut last = 0;
         for attempt in 1..=ATTEMPTS {
@@ -113,6 +118,14 @@ fn jump(mut key: u64, buckets: u64) -> u64 {
         next = ((bucket + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64)) as u64;
     }
     bucket
+}
+
+#[cfg(test)]
+impl Jump {
+    /// `pick_in` with a scratch buffer of its own.
+    pub(crate) fn pick(&self, key: u64, accept: impl FnMut(usize) -> bool) -> Option<usize> {
+        self.pick_in(key, &mut Vec::new(), accept)
+    }
 }
 
 #[cfg(test)]

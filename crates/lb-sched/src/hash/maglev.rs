@@ -92,13 +92,18 @@ impl Maglev {
     /// failed one's keys fall back to are spread like the keys), then the table in order from
     /// the home slot, which reaches every backend holding a slot.
     #[inline]
-    pub(crate) fn pick(&self, key: u64, mut accept: impl FnMut(usize) -> bool) -> Option<usize> {
+    pub(crate) fn pick_in(
+        &self,
+        key: u64,
+        scratch: &mut Vec<u64>,
+        mut accept: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
         let home = self.slot(mix64(key));
         let first = *self.table.get(home)?;
         if first != NONE && accept(first as usize) {
             return Some(first as usize);
         }
-        let mut offered = Offered::new(self.counts.len());
+        let mut offered = Offered::new(self.counts.len(), scratch);
         if first != NONE {
             offered.insert(first as usize);
         }
@@ -349,6 +354,14 @@ impl Free {
                 free &= free - 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl Maglev {
+    /// `pick_in` with a scratch buffer of its own.
+    pub(crate) fn pick(&self, key: u64, accept: impl FnMut(usize) -> bool) -> Option<usize> {
+        self.pick_in(key, &mut Vec::new(), accept)
     }
 }
 

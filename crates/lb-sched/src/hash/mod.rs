@@ -84,18 +84,20 @@ impl ConsistentHash {
     /// Walks the key's fallback sequence and returns the first position `accept` takes. The
     /// sequence starts at the key's home backend, depends only on the key and the table, and
     /// reaches every backend that holds a share of the table.
+    /// `scratch` is an all-zero bitset of at least one bit per backend, left all-zero.
     #[inline]
     pub(crate) fn pick(
         &self,
         backends: &[Backend],
         key: u64,
+        scratch: &mut Vec<u64>,
         accept: impl FnMut(usize) -> bool,
     ) -> Option<usize> {
         match self {
-            ConsistentHash::Ring(h) => h.pick(key, accept),
-            ConsistentHash::Maglev(h) => h.pick(key, accept),
+            ConsistentHash::Ring(h) => h.pick_in(key, scratch, accept),
+            ConsistentHash::Maglev(h) => h.pick_in(key, scratch, accept),
             ConsistentHash::Rendezvous(h) => h.pick(backends, key, accept),
-            ConsistentHash::Jump(h) => h.pick(key, accept),
+            ConsistentHash::Jump(h) => h.pick_in(key, scratch, accept),
         }
     }
 

@@ -65,8 +65,9 @@ impl Rendezvous {
         (-libm::log(u) * e.inv_weight).to_bits()
     }
 
-    /// The winner in one scan; after a rejection, everyone else ranked once, best first.
-    /// `backends` bounds the positions, in case the list shrank without a rebuild.
+    /// The winner in one scan; after a rejection, the next best in another scan, and so on:
+    /// O(n) per candidate offered, with no allocation. `backends` bounds the positions, in
+    /// case the list shrank without a rebuild.
     pub(crate) fn pick(
         &self,
         backends: &[Backend],
@@ -74,25 +75,21 @@ impl Rendezvous {
         mut accept: impl FnMut(usize) -> bool,
     ) -> Option<usize> {
         let n = backends.len();
-        let live = || self.entries.iter().take_while(|e| (e.pos as usize) < n);
-        let mut best: Option<(u64, u32)> = None;
-        for e in live() {
-            let r = (self.rank(e, key), e.pos);
-            if best.is_none_or(|b| r < b) {
-                best = Some(r);
+        let mut after: Option<(u64, u32)> = None;
+        loop {
+            let mut best: Option<(u64, u32)> = None;
+            for e in self.entries.iter().take_while(|e| (e.pos as usize) < n) {
+                let r = (self.rank(e, key), e.pos);
+                if after.is_none_or(|a| r > a) && best.is_none_or(|b| r < b) {
+                    best = Some(r);
+                }
             }
+            let (rank, pos) = best?;
+            if accept(pos as usize) {
+                return Some(pos as usize);
+            }
+            after = Some((rank, pos));
         }
-        let (_, first) = best?;
-        if accept(first as usize) {
-            return Some(first as usize);
-        }
-        let mut order: Vec<(u64, u32)> = live().map(|e| (self.rank(e, key), e.pos)).collect();
-        order.sort_unstable();
-        order
-            .into_iter()
-            .map(|(_, p)| p as usize)
-            .filter(|&p| p != first as usize)
-            .find(|&p| accept(p))
     }
 }
 

@@ -121,7 +121,12 @@ impl Ring {
     /// The key's home backend, then each other backend in the order its first point follows
     /// clockwise: the same sequence a ketama ring gives once the rejected backends are removed.
     #[inline]
-    pub(crate) fn pick(&self, key: u64, mut accept: impl FnMut(usize) -> bool) -> Option<usize> {
+    pub(crate) fn pick_in(
+        &self,
+        key: u64,
+        scratch: &mut Vec<u64>,
+        mut accept: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
         let h = mix64(key);
         let first = match *self.index.get((h >> self.shift) as usize)? {
             e if e & DIRECT != 0 => (e & !DIRECT) as usize,
@@ -141,7 +146,7 @@ impl Ring {
             return Some(first);
         }
         let start = self.start(h);
-        let mut offered = Offered::new(self.counts.len());
+        let mut offered = Offered::new(self.counts.len(), scratch);
         offered.insert(first);
         let (wrapped, rest) = self.points.split_at(start);
         for &p in rest.iter().skip(1).chain(wrapped) {
@@ -182,23 +187,26 @@ fn point_counts(points_per_weight: u32, backends: &[Backend], cap: u128) -> Vec<
 /// How many rejected positions a fallback walk remembers before it needs a bitset.
 const INLINE: usize = 8;
 
-/// The positions a fallback sequence has offered: the first few inline, then a bitset, so the
-/// common case of one or two unavailable backends never allocates.
-pub(super) struct Offered {
+/// The positions a fallback sequence has offered: the first few inline, then a bitset in a
+/// scratch buffer the scheduler keeps sized to the pool, so no pick allocates. The bitset is
+/// cleared again when the walk ends.
+pub(super) struct Offered<'a> {
     few: [u32; INLINE],
     len: usize,
-    /// Empty until more than [`INLINE`] positions were offered; then it holds them all.
-    bits: Vec<u64>,
+    spilled: bool,
+    bits: &'a mut Vec<u64>,
     bound: usize,
 }
 
-impl Offered {
-    /// `bound`: one past the largest position expected (a hint for the bitset's size).
-    pub(super) fn new(bound: usize) -> Offered {
+impl<'a> Offered<'a> {
+    /// `bound`: one past the largest position expected; `bits`: an all-zero scratch bitset
+    /// (grown here only if it is smaller than `bound` bits).
+    pub(super) fn new(bound: usize, bits: &'a mut Vec<u64>) -> Offered<'a> {
         Offered {
             few: [0; INLINE],
             len: 0,
-            bits: Vec::new(),
+            spilled: false,
+            bits,
             bound,
         }
     }
@@ -210,9 +218,8 @@ impl Offered {
 
     /// Records `pos`; false if it was recorded before.
     pub(super) fn insert(&mut self, pos: usize) -> bool {
-        if self.bits.is_empty() {
-            let few = &self.few[..self.len];
-            if few.iter().any(|&p| p as usize == pos) {
+        if !self.spilled {
+            if self.few[..self.len].iter().any(|&p| p as usize == pos) {
                 return false;
             }
             if let Some(slot) = self.few.get_mut(self.len) {
@@ -220,12 +227,16 @@ impl Offered {
                 self.len += 1;
                 return true;
             }
-            self.bits = alloc::vec![0; self.bound.max(pos + 1).div_ceil(64)];
+            self.spilled = true;
+            let words = self.bound.max(pos + 1).div_ceil(64);
+            if self.bits.len() < words {
+                self.bits.resize(words, 0);
+            }
             for p in self.few {
-                Self::set(&mut self.bits, p as usize);
+                Self::set(self.bits, p as usize);
             }
         }
-        let fresh = Self::set(&mut self.bits, pos);
+        let fresh = Self::set(self.bits, pos);
         self.len += fresh as usize;
         fresh
     }
@@ -241,6 +252,14 @@ impl Offered {
                 true
             }
             _ => false,
+        }
+    }
+}
+
+impl Drop for Offered<'_> {
+    fn drop(&mut self) {
+        if self.spilled {
+            self.bits.fill(0);
         }
     }
 }
@@ -320,6 +339,14 @@ pub(super) mod testing {
             None => prop_assert!(b.iter().zip(reject).all(|(b, &r)| b.table_weight == 0 || r)),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Ring {
+    /// `pick_in` with a scratch buffer of its own.
+    pub(crate) fn pick(&self, key: u64, accept: impl FnMut(usize) -> bool) -> Option<usize> {
+        self.pick_in(key, &mut Vec::new(), accept)
     }
 }
 
