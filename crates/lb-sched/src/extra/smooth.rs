@@ -88,6 +88,7 @@ impl Smooth {
         Some(best)
     }
 
+    #[inline]
     pub(crate) fn pick(&mut self, backends: &[Backend]) -> Option<usize> {
         if self.cycle.is_empty() {
             return self.step(backends, Backend::is_schedulable, 1);

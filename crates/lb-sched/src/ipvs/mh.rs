@@ -129,6 +129,7 @@ impl MaglevIpvs {
     }
 
     /// `ip_vs_mh_get` / `ip_vs_mh_get_fallback`.
+    #[inline]
     pub(crate) fn pick(
         &self,
         backends: &[Backend],
@@ -181,6 +182,7 @@ pub(crate) fn default_addr(b: &Backend) -> SocketAddr {
 }
 
 /// `ip_vs_mh_hashkey`: `hsiphash(offset + port + addr_fold)` with both key words equal.
+#[inline]
 fn hashkey(addr: &IpAddr, port: u16, key: u64, offset: u32) -> u32 {
     let v = offset
         .wrapping_add(port as u32)

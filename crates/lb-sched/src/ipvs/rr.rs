@@ -11,6 +11,7 @@ pub(crate) struct RoundRobin {
 impl RoundRobin {
     /// The next schedulable backend after the cursor, wrapping once; the cursor itself is
     /// tried last.
+    #[inline]
     pub(crate) fn pick(&mut self, backends: &[Backend]) -> Option<usize> {
         let start = self.cursor.map_or(0, |c| c + 1);
         let found = (start..backends.len())

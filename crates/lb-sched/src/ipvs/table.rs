@@ -71,6 +71,7 @@ impl HashTable {
 
     /// `ip_vs_sh_get` / `ip_vs_sh_get_fallback`, keyed by the source address (and port with
     /// `sh-port`).
+    #[inline]
     pub(crate) fn pick_sh(
         &self,
         backends: &[Backend],
@@ -106,6 +107,7 @@ impl HashTable {
     }
 
     /// `ip_vs_dh_get`, keyed by the destination address.
+    #[inline]
     pub(crate) fn pick_dh(&self, backends: &[Backend], dst: &SocketAddr) -> Option<usize> {
         let bucket = fold_addr(&dst.ip()).wrapping_mul(KNUTH) & self.mask();
         let pos = self.buckets[bucket as usize];

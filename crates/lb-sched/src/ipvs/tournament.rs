@@ -36,9 +36,8 @@ pub(crate) struct Tournament {
     rule: Rule,
     /// Number of leaves: a power of two at least the number of backends.
     leaves: usize,
-    /// Heap-ordered nodes (root at 1, leaves at `leaves..2 * leaves`), each a backend position
-    /// or `NONE`.
-    nodes: Vec<u32>,
+    /// Heap-ordered nodes (root at 1, leaves at `leaves..2 * leaves`).
+    nodes: Vec<Node>,
 }
 
 impl Rule {
@@ -59,15 +58,49 @@ impl Rule {
         b.is_schedulable() && (self != Rule::Ovf || b.load.active <= b.effective_weight)
     }
 
-    /// Whether `right` strictly beats `left` (which comes first in the list).
+    /// The cost as the tree stores it: `nq` ranks every idle backend equal and ahead of the
+    /// busy ones, which the first-in-list tie-break then orders.
     #[inline]
-    fn right_wins(self, left: &Backend, right: &Backend) -> bool {
-        if self == Rule::Nq && (left.load.active == 0 || right.load.active == 0) {
-            return left.load.active != 0;
+    fn key(self, b: &Backend) -> Node {
+        let (num, den) = match self {
+            Rule::Nq if b.load.active == 0 => (0, 1),
+            _ => self.cost(b),
+        };
+        Node { num, den, pos: 0 }
+    }
+}
+
+/// A node: the winning backend of its subtree and that backend's cost, kept in the node so
+/// that replaying a path reads sibling nodes, which sit next to each other, and never the
+/// backends themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Node {
+    num: u64,
+    den: u32,
+    pos: u32,
+}
+
+const EMPTY: Node = Node {
+    num: 0,
+    den: 0,
+    pos: NONE,
+};
+
+impl Node {
+    /// The winner of two subtrees, the left one (earlier in the list) on a tie.
+    #[inline]
+    fn winner(left: Node, right: Node) -> Node {
+        if left.pos == NONE {
+            return right;
         }
-        let (ln, lw) = self.cost(left);
-        let (rn, rw) = self.cost(right);
-        ln as u128 * rw as u128 > rn as u128 * lw as u128
+        if right.pos == NONE {
+            return left;
+        }
+        if left.num as u128 * right.den as u128 > right.num as u128 * left.den as u128 {
+            right
+        } else {
+            left
+        }
     }
 }
 
@@ -86,66 +119,53 @@ impl Tournament {
         self.rule
     }
 
+    fn leaf(&self, b: &Backend, pos: usize) -> Node {
+        if self.rule.admits(b) {
+            Node {
+                pos: pos as u32,
+                ..self.rule.key(b)
+            }
+        } else {
+            EMPTY
+        }
+    }
+
     /// Rebuilds every node: after an add or a removal.
     pub(crate) fn rebuild(&mut self, backends: &[Backend]) {
         self.leaves = backends.len().next_power_of_two();
         self.nodes.clear();
-        self.nodes.resize(2 * self.leaves, NONE);
+        self.nodes.resize(2 * self.leaves, EMPTY);
         for (i, b) in backends.iter().enumerate() {
-            self.nodes[self.leaves + i] = if self.rule.admits(b) { i as u32 } else { NONE };
+            self.nodes[self.leaves + i] = self.leaf(b, i);
         }
         for node in (1..self.leaves).rev() {
-            self.nodes[node] = self.winner(backends, node);
+            self.nodes[node] = Node::winner(self.nodes[2 * node], self.nodes[2 * node + 1]);
         }
     }
 
-    /// Replays the path of one backend whose load, weight or state changed.
+    /// Replays the path of one backend whose load, weight or state changed, stopping where a
+    /// node comes out as it was: nothing above it can change.
     #[inline]
     pub(crate) fn update(&mut self, backends: &[Backend], pos: usize) {
         let Some(b) = backends.get(pos) else { return };
         let mut node = self.leaves + pos;
-        self.nodes[node] = if self.rule.admits(b) {
-            pos as u32
-        } else {
-            NONE
-        };
+        self.nodes[node] = self.leaf(b, pos);
         while node > 1 {
             node /= 2;
-            let winner = self.winner(backends, node);
-            if self.nodes[node] == winner && winner != pos as u32 {
-                // Nothing above can change: this subtree's winner is another backend whose
-                // standing did not move.
+            let winner = Node::winner(self.nodes[2 * node], self.nodes[2 * node + 1]);
+            if self.nodes[node] == winner {
                 break;
             }
             self.nodes[node] = winner;
         }
     }
 
-    #[inline]
-    fn winner(&self, backends: &[Backend], node: usize) -> u32 {
-        let (l, r) = (self.nodes[2 * node], self.nodes[2 * node + 1]);
-        if l == NONE {
-            return r;
-        }
-        if r == NONE {
-            return l;
-        }
-        if self
-            .rule
-            .right_wins(&backends[l as usize], &backends[r as usize])
-        {
-            r
-        } else {
-            l
-        }
-    }
-
     /// The kernel's choice: the root.
     #[inline]
     pub(crate) fn pick(&self) -> Option<usize> {
-        match self.nodes.get(1).copied() {
-            Some(NONE) | None => None,
-            Some(pos) => Some(pos as usize),
+        match self.nodes.get(1) {
+            Some(n) if n.pos != NONE => Some(n.pos as usize),
+            _ => None,
         }
     }
 }

@@ -37,6 +37,8 @@ struct Cycle {
     pass_start: Vec<usize>,
     /// The next entry to examine: just after the cursor in the current pass.
     next: usize,
+    /// The pass the last entry picked belongs to.
+    pass: usize,
 }
 
 impl WeightedRoundRobin {
@@ -131,9 +133,11 @@ impl WeightedRoundRobin {
             Some(c) => cycle.entries[start..end].partition_point(|&p| p as usize <= c),
         };
         cycle.next = start + after;
+        cycle.pass = pass;
     }
 
     /// `ip_vs_wrr_schedule`.
+    #[inline]
     pub(crate) fn pick(&mut self, backends: &[Backend]) -> Option<usize> {
         if self.mw == 0 {
             return None;
@@ -151,8 +155,13 @@ impl WeightedRoundRobin {
             cycle.next += 1;
             if backends[pos].is_schedulable() {
                 // The pass holding `at` gives the floor the kernel would be at.
-                let pass = cycle.pass_start.partition_point(|&s| s <= at) - 1;
-                self.cw = self.mw - pass as i64 * self.di;
+                if at < cycle.pass_start[cycle.pass] {
+                    cycle.pass = 0;
+                }
+                while cycle.pass_start[cycle.pass + 1] <= at {
+                    cycle.pass += 1;
+                }
+                self.cw = self.mw - cycle.pass as i64 * self.di;
                 self.cursor = Some(pos);
                 return Some(pos);
             }
