@@ -61,45 +61,63 @@ impl Rule {
     /// The cost as the tree stores it: `nq` ranks every idle backend equal and ahead of the
     /// busy ones, which the first-in-list tie-break then orders.
     #[inline]
-    fn key(self, b: &Backend) -> Node {
+    fn key(self, b: &Backend, pos: usize) -> Node {
         let (num, den) = match self {
             Rule::Nq if b.load.active == 0 => (0, 1),
             _ => self.cost(b),
         };
-        Node { num, den, pos: 0 }
+        Node::new(num, den, pos as u32)
     }
 }
 
 /// A node: the winning backend of its subtree and that backend's cost, kept in the node so
 /// that replaying a path reads sibling nodes, which sit next to each other, and never the
-/// backends themselves.
+/// backends themselves. Two words (the cost's numerator; its denominator above the position)
+/// so that nodes move through registers whole: a struct of narrower fields is stored piecewise
+/// and read back wide, which stalls store forwarding on every level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Node {
     num: u64,
-    den: u32,
-    pos: u32,
+    /// `denominator << 32 | position`.
+    tag: u64,
 }
 
 const EMPTY: Node = Node {
     num: 0,
-    den: 0,
-    pos: NONE,
+    tag: NONE as u64,
 };
 
 impl Node {
-    /// The winner of two subtrees, the left one (earlier in the list) on a tie.
+    #[inline]
+    fn new(num: u64, den: u32, pos: u32) -> Node {
+        Node {
+            num,
+            tag: (den as u64) << 32 | pos as u64,
+        }
+    }
+
+    #[inline]
+    fn pos(self) -> u32 {
+        self.tag as u32
+    }
+
+    #[inline]
+    fn den(self) -> u64 {
+        self.tag >> 32
+    }
+
+    /// The winner of two subtrees, the left one (earlier in the list) on a tie. Which side
+    /// wins is data-dependent and unpredictable, so the choice is made with a mask rather than
+    /// a branch.
     #[inline]
     fn winner(left: Node, right: Node) -> Node {
-        if left.pos == NONE {
-            return right;
-        }
-        if right.pos == NONE {
-            return left;
-        }
-        if left.num as u128 * right.den as u128 > right.num as u128 * left.den as u128 {
-            right
-        } else {
-            left
+        let right_better =
+            left.num as u128 * right.den() as u128 > right.num as u128 * left.den() as u128;
+        let take_right = (left.pos() == NONE) | ((right.pos() != NONE) & right_better);
+        let m = (take_right as u64).wrapping_neg();
+        Node {
+            num: (left.num & !m) | (right.num & m),
+            tag: (left.tag & !m) | (right.tag & m),
         }
     }
 }
@@ -121,10 +139,7 @@ impl Tournament {
 
     fn leaf(&self, b: &Backend, pos: usize) -> Node {
         if self.rule.admits(b) {
-            Node {
-                pos: pos as u32,
-                ..self.rule.key(b)
-            }
+            self.rule.key(b, pos)
         } else {
             EMPTY
         }
@@ -149,14 +164,21 @@ impl Tournament {
     pub(crate) fn update(&mut self, backends: &[Backend], pos: usize) {
         let Some(b) = backends.get(pos) else { return };
         let mut node = self.leaves + pos;
-        self.nodes[node] = self.leaf(b, pos);
+        // The path's current node stays in a register: each level loads only the sibling.
+        let mut current = self.leaf(b, pos);
+        self.nodes[node] = current;
         while node > 1 {
+            let sibling = self.nodes[node ^ 1];
+            current = if node & 1 == 0 {
+                Node::winner(current, sibling)
+            } else {
+                Node::winner(sibling, current)
+            };
             node /= 2;
-            let winner = Node::winner(self.nodes[2 * node], self.nodes[2 * node + 1]);
-            if self.nodes[node] == winner {
+            if self.nodes[node] == current {
                 break;
             }
-            self.nodes[node] = winner;
+            self.nodes[node] = current;
         }
     }
 
@@ -164,7 +186,7 @@ impl Tournament {
     #[inline]
     pub(crate) fn pick(&self) -> Option<usize> {
         match self.nodes.get(1) {
-            Some(n) if n.pos != NONE => Some(n.pos as usize),
+            Some(n) if n.pos() != NONE => Some(n.pos() as usize),
             _ => None,
         }
     }
