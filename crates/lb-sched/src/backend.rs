@@ -15,6 +15,33 @@ impl core::fmt::Display for BackendId {
     }
 }
 
+/// Backend positions by id. Ids are hashed with one multiplication (Fibonacci hashing): the
+/// map is consulted on every connection event, and ids are not attacker-controlled.
+pub(crate) type IdIndex =
+    hashbrown::HashMap<BackendId, usize, core::hash::BuildHasherDefault<IdHasher>>;
+
+/// The hasher of [`IdIndex`]: a `u32` id times the golden ratio, in 64 bits.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl core::hash::Hasher for IdHasher {
+    #[inline]
+    fn write_u32(&mut self, id: u32) {
+        self.0 = (id as u64 ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u32(b as u32);
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Whether a backend may receive new connections.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Availability {

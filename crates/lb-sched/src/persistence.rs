@@ -2,6 +2,7 @@
 //! masked to its network, keeps going to the backend it was first given while a template
 //! lives.
 
+use crate::backend::IdIndex;
 use crate::{Availability, Backend, BackendId, Error};
 use core::net::IpAddr;
 use core::time::Duration;
@@ -118,7 +119,7 @@ impl Templates {
         &mut self,
         client: IpAddr,
         backends: &[Backend],
-        index: &HashMap<BackendId, usize>,
+        index: &IdIndex,
         now: Duration,
     ) -> Option<usize> {
         let key = self.config.mask(client);

@@ -1,5 +1,6 @@
 //! A pool of backends under one algorithm: the IPVS "virtual service" without the packets.
 
+use crate::backend::IdIndex;
 use crate::hash::BoundedLoad;
 use crate::ipvs::lblc::LocalityConfig;
 use crate::persistence::Templates;
@@ -10,7 +11,6 @@ use crate::{
 use alloc::vec::Vec;
 use core::net::IpAddr;
 use core::time::Duration;
-use hashbrown::HashMap;
 use rand_core::Rng;
 
 /// How a pool schedules: the algorithm and the optional layers around it.
@@ -76,7 +76,7 @@ pub enum ConnState {
 pub struct Pool {
     config: PoolConfig,
     backends: Vec<Backend>,
-    index: HashMap<BackendId, usize>,
+    index: IdIndex,
     scheduler: Scheduler,
     templates: Option<Templates>,
     /// Backends in a slow-start ramp, and when their weights are next recomputed.
@@ -102,7 +102,7 @@ impl Pool {
             return Err(Error::BoundedLoadNeedsHash(config.algorithm.name()));
         }
         let mut list = Vec::new();
-        let mut index = HashMap::new();
+        let mut index = IdIndex::default();
         for mut b in backends {
             if index.insert(b.id, list.len()).is_some() {
                 return Err(Error::DuplicateBackend(b.id));

@@ -1,5 +1,6 @@
 //! Dispatch from an [`Algorithm`] to the state its scheduler keeps.
 
+use crate::backend::IdIndex;
 use crate::extra::{edf::Edf, random, smooth::Smooth};
 use crate::fenwick::WeightSums;
 use crate::hash::{BoundedLoad, ConsistentHash};
@@ -15,7 +16,6 @@ use crate::ipvs::{
 use crate::{Algorithm, Backend, BackendId, Request};
 use alloc::vec::Vec;
 use core::time::Duration;
-use hashbrown::HashMap;
 use rand_core::Rng;
 
 #[derive(Clone, Debug)]
@@ -200,7 +200,7 @@ impl Scheduler {
     pub(crate) fn pick(
         &mut self,
         backends: &[Backend],
-        index: &HashMap<BackendId, usize>,
+        index: &IdIndex,
         req: &Request,
         now: Duration,
         rng: &mut dyn Rng,

@@ -6,6 +6,7 @@
 //! placements use `wlc`.
 
 use super::tournament::{Rule, Tournament};
+use crate::backend::IdIndex;
 use crate::{Availability, Backend, BackendId};
 use alloc::vec::Vec;
 use core::net::IpAddr;
@@ -106,7 +107,7 @@ pub(crate) struct Locality {
     sets: HashMap<IpAddr, ReplicaSet>,
 }
 
-type Index = HashMap<BackendId, usize>;
+type Index = IdIndex;
 
 impl Locality {
     pub(crate) fn new(replicated: bool, config: LocalityConfig, backends: &[Backend]) -> Self {
