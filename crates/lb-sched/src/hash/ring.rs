@@ -5,7 +5,7 @@
 //! reweighting a backend moves exactly the keys of the points that appear or disappear
 //! (unless the ring is at its size cap, where every backend's count is scaled down). A
 //! binary search over a 160k-point ring misses the cache several times per lookup; a radix
-//! index on the top bits of the hash, with more buckets than points, answers most lookups by
+//! index on the top bits of the hash, with at least as many buckets as points, answers most lookups by
 //! itself and lands the others on their point.
 
 use super::{backend_key, mix64};
@@ -15,9 +15,12 @@ use alloc::vec::Vec;
 /// Envoy's `maximum_ring_size`: past this the ring costs memory and build time and balances no
 /// better.
 const MAX_POINTS: u128 = 8_388_608;
-/// Index buckets per point, as a power of two: with two to four buckets per point, most
-/// buckets hold no point and answer a lookup by themselves.
-const INDEX_EXTRA_BITS: u32 = 1;
+/// Extra index bits beyond the points' count rounded up to a power of two. With 0, one to two
+/// buckets per point: a lookup reads its bucket and at most a point or two. One more bit
+/// (two to four buckets per point) saves about a nanosecond per lookup but doubles the
+/// index, and the build then costs twice as much (measured: 2.9 ms against 5.6 ms for 1000
+/// backends of 160 points).
+const INDEX_EXTRA_BITS: u32 = 0;
 /// At most 2^22 index buckets (16 MiB), half a bucket per point on the largest ring.
 const MAX_INDEX_BITS: u32 = 22;
 /// Marks an index entry that names the owner of its whole bucket rather than a point.
@@ -70,7 +73,7 @@ impl Ring {
             self.points
                 .extend((0..count).map(|j| (mix64(key ^ mix64(j)) & HASH_MASK) | pos as u64));
         }
-        self.points.sort_unstable();
+        sort_points(&mut self.points);
         self.build_index();
     }
 
@@ -83,21 +86,20 @@ impl Ring {
         let bits =
             (usize::BITS - (len - 1).leading_zeros() + INDEX_EXTRA_BITS).clamp(1, MAX_INDEX_BITS);
         self.shift = 64 - bits;
-        let mut i = 0;
-        for bucket in 0..1u64 << bits {
-            while self
-                .points
-                .get(i)
-                .is_some_and(|&p| p >> self.shift < bucket)
-            {
-                i += 1;
+        // One pass over the points: the buckets before a point's own bucket hold no point and
+        // name its owner; its bucket starts at it (the first point of a bucket wins).
+        self.index.resize(1 << bits, 0);
+        let mut next = 0;
+        for (i, &p) in self.points.iter().enumerate() {
+            let bucket = (p >> self.shift) as usize;
+            if bucket >= next {
+                self.index[next..bucket].fill(DIRECT | p as u32);
+                self.index[bucket] = i as u32;
+                next = bucket + 1;
             }
-            self.index.push(match self.points.get(i) {
-                Some(&p) if p >> self.shift == bucket => i as u32,
-                Some(&p) => DIRECT | p as u32,
-                None => DIRECT | self.points.first().map_or(0, |&p| p as u32),
-            });
         }
+        let wrap = DIRECT | self.points.first().map_or(0, |&p| p as u32);
+        self.index[next..].fill(wrap);
     }
 
     /// The index of the home point of hash `h`: the first point at or after it, wrapping.
@@ -182,6 +184,34 @@ fn point_counts(points_per_weight: u32, backends: &[Backend], cap: u128) -> Vec<
         .iter()
         .map(|b| scale(b.table_weight as u128 * ppw) as u64)
         .collect()
+}
+
+/// Sorts points by hash, then position: an LSD radix sort on the hash's 32 bits in three
+/// stable 11-bit passes over points generated in position order. About twice as fast as a
+/// comparison sort on the rings that matter (10^5 points and up).
+fn sort_points(points: &mut Vec<u64>) {
+    if points.len() < 1 << 12 {
+        points.sort_unstable();
+        return;
+    }
+    let mut other = alloc::vec![0u64; points.len()];
+    for shift in [32u32, 43, 54] {
+        let digit = |p: u64| ((p >> shift) & 0x7ff) as usize;
+        let mut starts = [0usize; 2048];
+        for &p in points.iter() {
+            starts[digit(p)] += 1;
+        }
+        let mut sum = 0;
+        for s in starts.iter_mut() {
+            (*s, sum) = (sum, sum + *s);
+        }
+        for &p in points.iter() {
+            let d = digit(p);
+            other[starts[d]] = p;
+            starts[d] += 1;
+        }
+        core::mem::swap(points, &mut other);
+    }
 }
 
 /// How many rejected positions a fallback walk remembers before it needs a bitset.
@@ -355,6 +385,21 @@ mod tests {
     use super::testing::*;
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn radix_sort_orders_like_a_comparison_sort() {
+        // As a ring generates them: position by position, with colliding hashes across
+        // positions (every hash value used by several positions).
+        let mut points: Vec<u64> = (0..600u64)
+            .flat_map(|pos| {
+                (0..160u64).map(move |j| (mix64((pos * 160 + j) % 20_000) & HASH_MASK) | pos)
+            })
+            .collect();
+        let mut expected = points.clone();
+        expected.sort_unstable();
+        sort_points(&mut points);
+        assert_eq!(points, expected);
+    }
 
     #[test]
     fn deterministic_and_shares_follow_weight() {
