@@ -187,8 +187,8 @@ fn point_counts(points_per_weight: u32, backends: &[Backend], cap: u128) -> Vec<
 }
 
 /// Sorts points by hash, then position: an LSD radix sort on the hash's 32 bits in three
-/// stable 11-bit passes over points generated in position order. About twice as fast as a
-/// comparison sort on the rings that matter (10^5 points and up).
+/// stable 11-bit passes over points generated in position order: linear time for the large
+/// rings; small ones use the comparison sort.
 fn sort_points(points: &mut Vec<u64>) {
     if points.len() < 1 << 12 {
         points.sort_unstable();
