@@ -10,3 +10,8 @@
 #![forbid(unsafe_code)]
 
 pub use lb_sched as sched;
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
