@@ -168,6 +168,7 @@ impl Scheduler {
     #[inline]
     pub(crate) fn changed(&mut self, backends: &[Backend], pos: usize, change: Change) {
         match self {
+            Scheduler::Wrr(s) => s.refresh(backends, pos),
             Scheduler::Best(t) => t.update(backends, pos),
             Scheduler::Locality(l) => l.update(backends, pos),
             Scheduler::Twos(s) | Scheduler::Random(s) | Scheduler::P2c { sums: s, .. } => {

@@ -8,6 +8,7 @@
 //! kept alongside, so weight changes and failed picks leave exactly the kernel's state. Cycles
 //! longer than [`MAX_CYCLE`] fall back to the kernel's scan.
 
+use super::tournament::{Rule, Tournament};
 use crate::Backend;
 use alloc::vec::Vec;
 
@@ -27,6 +28,9 @@ pub(crate) struct WeightedRoundRobin {
     di: i64,
     /// The laid-out passes, unless the cycle is too long.
     cycle: Option<Cycle>,
+    /// The schedulable backend with the highest weight: passes above its weight hold nothing
+    /// schedulable and are skipped whole, and none at all means the pick fails at once.
+    heaviest: Tournament,
 }
 
 /// Every pass's backends in list order, one pass after the other.
@@ -51,6 +55,7 @@ impl WeightedRoundRobin {
             mw,
             di,
             cycle: None,
+            heaviest: Tournament::new(Rule::Fo, backends),
         };
         wrr.lay_out(backends);
         wrr
@@ -87,7 +92,24 @@ impl WeightedRoundRobin {
         } else if self.di > 1 {
             self.cw = (self.cw / self.di) * self.di + 1;
         }
+        self.heaviest.rebuild(backends);
         self.lay_out(backends);
+    }
+
+    /// A backend's availability or overload flag may have changed.
+    #[inline]
+    pub(crate) fn refresh(&mut self, backends: &[Backend], pos: usize) {
+        self.heaviest.update(backends, pos);
+    }
+
+    /// The floor of the first pass (from the top) whose floor is at most `weight`.
+    fn floor_at_most(&self, weight: i64) -> i64 {
+        if weight >= self.mw {
+            self.mw
+        } else {
+            let steps = (self.mw - weight + self.di - 1) / self.di;
+            self.mw - steps * self.di
+        }
     }
 
     /// Lays out the passes for the current weights, positioned at the current state.
@@ -142,60 +164,85 @@ impl WeightedRoundRobin {
         if self.mw == 0 {
             return None;
         }
-        let Some(cycle) = &mut self.cycle else {
-            return self.scan(backends);
+        let Some(heaviest) = self.heaviest.pick() else {
+            self.fail();
+            return None;
         };
+        let top = self.floor_at_most(backends[heaviest].effective_weight as i64);
+        let Some(cycle) = &mut self.cycle else {
+            return Some(self.scan(backends, top));
+        };
+        // A pass above `top` has nothing schedulable; from `top` down every pass holds the
+        // heaviest backend, so the walk ends within one pass after the current one.
+        let top_pass = ((self.mw - top) / self.di) as usize;
         let len = cycle.entries.len();
-        for _ in 0..len {
+        loop {
             if cycle.next == len {
                 cycle.next = 0;
             }
-            let at = cycle.next;
-            let pos = cycle.entries[at] as usize;
+            if cycle.next < cycle.pass_start[cycle.pass] {
+                cycle.pass = 0;
+            }
+            while cycle.pass_start[cycle.pass + 1] <= cycle.next {
+                cycle.pass += 1;
+            }
+            if cycle.pass < top_pass {
+                cycle.pass = top_pass;
+                cycle.next = cycle.pass_start[top_pass];
+            }
+            let pos = cycle.entries[cycle.next] as usize;
             cycle.next += 1;
             if backends[pos].is_schedulable() {
-                // The pass holding `at` gives the floor the kernel would be at.
-                if at < cycle.pass_start[cycle.pass] {
-                    cycle.pass = 0;
-                }
-                while cycle.pass_start[cycle.pass + 1] <= at {
-                    cycle.pass += 1;
-                }
                 self.cw = self.mw - cycle.pass as i64 * self.di;
                 self.cursor = Some(pos);
                 return Some(pos);
             }
         }
-        self.fail();
-        None
     }
 
-    /// Nothing is schedulable: the state the kernel's loop gives up in. It gives up at the
-    /// list head with the first floor, or on its cursor in the last pass once it has wrapped.
+    /// Nothing is schedulable: the state the kernel's loop gives up in, in closed form. From
+    /// the list head it gives up at the head with the first floor. From a backend, it gives up
+    /// on that backend in the last pass if it started in the last pass (it wraps once and
+    /// stops there), else at the head with the first floor (the last pass ran before the wrap).
     fn fail(&mut self) {
-        let last = self.cursor;
-        let (mut last_pass, mut restarted, mut stop) = (false, false, false);
-        loop {
-            if stop {
-                break;
-            }
-            self.cw -= self.di;
-            if self.cw <= 0 {
-                self.cw = self.mw;
-                if last_pass || last.is_none() {
-                    self.cursor = None;
-                    break;
-                }
-                restarted = true;
-            }
-            last_pass = self.cw <= self.di;
-            stop = last_pass && restarted && last.is_some();
+        let last_floor = self.mw - ((self.mw - 1) / self.di) * self.di;
+        if self.cursor.is_some() && self.cw <= self.di {
+            self.cw = last_floor;
+        } else {
+            self.cursor = None;
+            self.cw = self.mw;
         }
         self.seek();
     }
 
-    /// The kernel's scan, for cycles too long to lay out.
-    fn scan(&mut self, backends: &[Backend]) -> Option<usize> {
+    /// The kernel's scan, for cycles too long to lay out, skipping the passes above `top`
+    /// (the floor of the heaviest schedulable backend), where the kernel finds nothing.
+    fn scan(&mut self, backends: &[Backend], top: i64) -> usize {
+        let mut start = self.cursor.map_or(0, |c| c + 1);
+        loop {
+            if self.cw > top {
+                (self.cw, start) = (top, 0);
+            }
+            for (i, b) in backends.iter().enumerate().skip(start) {
+                if b.is_schedulable() && b.effective_weight as i64 >= self.cw {
+                    self.cursor = Some(i);
+                    return i;
+                }
+            }
+            start = 0;
+            self.cw -= self.di;
+            if self.cw <= 0 {
+                self.cw = self.mw;
+            }
+        }
+    }
+
+    /// The kernel's loop as written, the reference the tests hold the others to.
+    #[cfg(test)]
+    fn kernel(&mut self, backends: &[Backend]) -> Option<usize> {
+        if self.mw == 0 {
+            return None;
+        }
         let last = self.cursor;
         let mut stop = None;
         let (mut last_pass, mut restarted) = (false, false);
@@ -256,25 +303,32 @@ mod tests {
     }
 
     proptest! {
-        /// The laid-out cycle and the kernel's scan agree pick for pick, including failed
-        /// picks and the state they leave, through weight and availability changes.
+        /// The laid-out cycle, the skipping scan and the kernel's loop agree pick for pick,
+        /// including failed picks and the state they leave, through weight and availability
+        /// changes.
         #[test]
-        fn cycle_matches_the_kernel_scan(
+        fn cycle_and_scan_match_the_kernel_loop(
             weights in prop::collection::vec(0..9u32, 0..8),
             ops in prop::collection::vec((0..4u8, 0..8usize, 0..9u32), 0..300),
         ) {
             let mut list = backends(&weights);
             let mut fast = WeightedRoundRobin::new(&list);
-            let mut slow = WeightedRoundRobin::scanning(&list);
+            let mut scan = WeightedRoundRobin::scanning(&list);
+            let mut kernel = WeightedRoundRobin::new(&list);
             for (op, i, w) in ops {
                 match op {
-                    0 | 1 => prop_assert_eq!(fast.pick(&list), slow.pick(&list)),
+                    0 | 1 => {
+                        let expected = kernel.kernel(&list);
+                        prop_assert_eq!(fast.pick(&list), expected);
+                        prop_assert_eq!(scan.pick(&list), expected);
+                    }
                     2 if !list.is_empty() => {
                         let i = i % list.len();
                         list[i].effective_weight = w;
-                        fast.changed(&list);
-                        slow.changed(&list);
-                        slow.cycle = None;
+                        for wrr in [&mut fast, &mut scan, &mut kernel] {
+                            wrr.changed(&list);
+                        }
+                        scan.cycle = None;
                     }
                     _ if !list.is_empty() => {
                         let n = list.len();
@@ -284,11 +338,33 @@ mod tests {
                         } else {
                             Availability::Up
                         };
+                        for wrr in [&mut fast, &mut scan] {
+                            wrr.refresh(&list, i % n);
+                        }
                     }
                     _ => {}
                 }
-                prop_assert_eq!((fast.cursor, fast.cw), (slow.cursor, slow.cw));
+                prop_assert_eq!((fast.cursor, fast.cw), (kernel.cursor, kernel.cw));
+                prop_assert_eq!((scan.cursor, scan.cw), (kernel.cursor, kernel.cw));
             }
         }
+    }
+
+    #[test]
+    fn huge_weights_pick_in_bounded_time() {
+        // Found by the sched_ops fuzz target: the kernel's loop walks every pass between the
+        // largest weight and the first schedulable backend.
+        let mut list = backends(&[u32::MAX, 1, u32::MAX - 1]);
+        let mut wrr = WeightedRoundRobin::new(&list);
+        list[0].availability = Availability::Down;
+        wrr.refresh(&list, 0);
+        for _ in 0..10 {
+            assert!(wrr.pick(&list).is_some());
+        }
+        list[1].availability = Availability::Down;
+        list[2].availability = Availability::Down;
+        wrr.refresh(&list, 1);
+        wrr.refresh(&list, 2);
+        assert_eq!(wrr.pick(&list), None);
     }
 }
