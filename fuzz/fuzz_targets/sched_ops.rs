@@ -5,7 +5,8 @@
 //! - nothing panics;
 //! - a pick names a backend in the pool that is not down; unless a persistence template named
 //!   it (the template must then have existed before the pick), it is up, has weight > 0,
-//!   effective (slow-start) weight > 0 and is not overloaded;
+//!   effective (slow-start) weight > 0 and is not overloaded (except `lblc`, which reuses a
+//!   cached backend whatever its threshold flag says, as the kernel does);
 //! - with persistence, the client has a template naming the pick afterwards;
 //! - `explain` (given a clone of the RNG) chooses what the next `pick` chooses, its
 //!   candidates are the pool's backends in list order, and its decision matches its choice;
@@ -28,29 +29,6 @@ use rand_core::TryRng;
 /// Initial backends and ops are capped so that one input stays fast.
 const MAX_BACKENDS: usize = 64;
 const MAX_OPS: usize = 500;
-
-// ---------------------------------------------------------------------------------------------
-// Known lb-sched bugs (README.md, "Known bugs"). Each is steered around by default so that it
-// does not hide other crashes or stall the fuzzer; `LB_FUZZ_KNOWN_BUGS` (a comma-separated
-// list of the names below, or `all`) turns the detour off and lets the target hit it again.
-
-/// `lblc` returns a cached backend that has the IPVS overload flag set. Unless enabled, the
-/// overload check is skipped for `lblc` picks.
-const BUG_LBLC_OVERLOAD: &str = "lblc-overload";
-/// `wrr` picks take O(largest weight / gcd) steps when the cycle is too long to lay out or no
-/// backend is schedulable (16 s for one pick with a weight of `u32::MAX`). Unless enabled,
-/// `wrr` weights stay below [`WRR_WEIGHT_CAP`].
-const BUG_WRR_SLOW: &str = "wrr-slow";
-
-fn known_bug(name: &str) -> bool {
-    static ENABLED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let enabled = ENABLED.get_or_init(|| {
-        std::env::var("LB_FUZZ_KNOWN_BUGS")
-            .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
-            .unwrap_or_default()
-    });
-    enabled.iter().any(|e| e == name || e == "all")
-}
 
 /// A duration: milliseconds mostly, or anything up to `Duration::MAX`.
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -203,8 +181,6 @@ impl Weight {
 /// seconds under the sanitizer, so ring weights and points per weight stay small enough that
 /// every input runs quickly. (Out-of-range points per weight still reach validation.)
 const RING_WEIGHT_CAP: u32 = 15;
-/// See [`BUG_WRR_SLOW`]: IPVS-sized weights keep a failing `wrr` pick to milliseconds.
-const WRR_WEIGHT_CAP: u32 = 65535;
 const RING_POINTS_CAP: u32 = 40;
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -566,7 +542,8 @@ impl Run {
             Availability::Up,
             "{what} returned {id}, which is not up: {b:?}"
         );
-        if self.pool.algorithm() == Algorithm::Lblc && !known_bug(BUG_LBLC_OVERLOAD) {
+        if self.pool.algorithm() == Algorithm::Lblc {
+            // The kernel's lblc keeps a cached backend until its locality rule moves it.
             return;
         }
         assert!(
@@ -789,7 +766,6 @@ fuzz_target!(|input: Input| {
     let slow_start = config.slow_start.is_some();
     let weight_cap = match config.algorithm {
         Algorithm::Ring { .. } => Some(RING_WEIGHT_CAP),
-        Algorithm::Wrr if !known_bug(BUG_WRR_SLOW) => Some(WRR_WEIGHT_CAP),
         _ => None,
     };
     let specs = &input.backends[..input.backends.len().min(MAX_BACKENDS)];

@@ -70,17 +70,9 @@ const MAX_LINES: usize = 2000;
 /// `ring` builds `weight * 160` points per server, up to 8M: an 8M-point build takes seconds
 /// under the sanitizer, so ring weights above this are not applied.
 const RING_WEIGHT_CAP: u32 = 15;
-/// A failing `wrr` pick takes O(largest weight) steps (the `wrr-slow` known bug in README.md):
-/// larger weights are not applied unless `LB_FUZZ_KNOWN_BUGS` names `wrr-slow` (or `all`).
-const WRR_WEIGHT_CAP: u32 = 65535;
 /// Larger tables (Maglev accepts primes up to 5,000,011) are validated but not built: every
 /// weight change rebuilds them.
 const TABLE_CAP: u32 = 131_071;
-
-fn wrr_slow_enabled() -> bool {
-    std::env::var("LB_FUZZ_KNOWN_BUGS")
-        .is_ok_and(|v| v.split(',').any(|b| matches!(b.trim(), "wrr-slow" | "all")))
-}
 
 /// Whether applying `op` could take seconds (see the caps above).
 fn too_slow(op: &Op, weight_cap: Option<u32>) -> bool {
@@ -112,7 +104,6 @@ fuzz_target!(|data: &[u8]| {
     let name = Algorithm::NAMES[*name as usize % Algorithm::NAMES.len()];
     let weight_cap = match name {
         "ring" => Some(RING_WEIGHT_CAP),
-        "wrr" if !wrr_slow_enabled() => Some(WRR_WEIGHT_CAP),
         _ => None,
     };
     let weights: Vec<u32> = weights

@@ -151,7 +151,9 @@
 //! - Weight 0 quiesces: never picked for a new connection; `None` when nothing is eligible.
 //! - [`Availability::Down`] and [`Availability::Draining`] exclude a backend like weight 0
 //!   does; `Down` also voids its persistence templates.
-//! - IPVS overload thresholds ([`Thresholds`]) apply to every algorithm.
+//! - IPVS overload thresholds ([`Thresholds`]) apply to every algorithm, with the kernel's one
+//!   exception: `lblc` keeps a destination on its cached backend until its own locality rule
+//!   moves it.
 //! - [`SlowStart`] ramps the weight every algorithm reads.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
