@@ -10,46 +10,10 @@
 //! extra flags to `trace::config`, one per word (`table=N` sets the table size).
 #![no_main]
 
-use core::convert::Infallible;
+use lb_fuzz::FuzzRng;
 use lb_sched::Algorithm;
 use lb_sched::trace::{self, Op, Tracer, parse_endpoint};
 use libfuzzer_sys::fuzz_target;
-use rand_core::TryRng;
-
-/// A small xorshift: the trace's random algorithms need some RNG, any will do.
-#[derive(Clone, Debug)]
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
-
-impl TryRng for XorShift {
-    type Error = Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        Ok((self.next() >> 32) as u32)
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        Ok(self.next())
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        for chunk in dst.chunks_mut(8) {
-            let bytes = self.next().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-        Ok(())
-    }
-}
 
 const FLAGS: [&str; 8] = [
     "sh-fallback",
@@ -134,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
     let mut tracer = config
         .filter(|_| buildable)
         .and_then(|config| Tracer::new(config, &weights).ok());
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut rng = FuzzRng::XorShift(0x9e37_79b9_7f4a_7c15);
     for line in lines.take(MAX_LINES) {
         for word in line.split_whitespace() {
             check_endpoint(word);

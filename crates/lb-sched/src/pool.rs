@@ -79,6 +79,8 @@ pub struct Pool {
     index: IdIndex,
     scheduler: Scheduler,
     templates: Option<Templates>,
+    /// A bitset of one bit per backend for the consistent hashes' fallback walks.
+    scratch: Vec<u64>,
     /// Backends in a slow-start ramp, and when their weights are next recomputed.
     ramping: usize,
     next_ramp: Duration,
@@ -121,6 +123,7 @@ impl Pool {
             &list,
         );
         Ok(Pool {
+            scratch: alloc::vec![0; list.len().div_ceil(64)],
             templates: config.persistence.map(Templates::new),
             config,
             backends: list,
@@ -178,6 +181,7 @@ impl Pool {
         let ramp = !self.backends.is_empty() && backend.availability == Availability::Up;
         self.index.insert(backend.id, self.backends.len());
         self.backends.push(backend);
+        self.scratch.resize(self.backends.len().div_ceil(64), 0);
         let pos = self.backends.len() - 1;
         if ramp {
             self.start_ramp(pos, now);
@@ -316,16 +320,26 @@ impl Pool {
             if let Some(pos) = templates.lookup(client, &self.backends, &self.index, now) {
                 return Some(self.backends[pos].id);
             }
-            let pos = self
-                .scheduler
-                .pick(&self.backends, &self.index, req, now, rng)?;
+            let pos = self.scheduler.pick(
+                &self.backends,
+                &self.index,
+                req,
+                now,
+                rng,
+                &mut self.scratch,
+            )?;
             let id = self.backends[pos].id;
             templates.insert(client, id, now);
             return Some(id);
         }
-        let pos = self
-            .scheduler
-            .pick(&self.backends, &self.index, req, now, rng)?;
+        let pos = self.scheduler.pick(
+            &self.backends,
+            &self.index,
+            req,
+            now,
+            rng,
+            &mut self.scratch,
+        )?;
         Some(self.backends[pos].id)
     }
 
@@ -333,7 +347,7 @@ impl Pool {
     /// sends this request now, without changing anything (persistence is not consulted).
     /// `Err` for algorithms whose choice depends on their history or on chance.
     pub fn lookup(&self, req: &Request) -> Result<Option<BackendId>, Error> {
-        match self.scheduler.lookup(&self.backends, req) {
+        match self.scheduler.lookup(&self.backends, req, &mut Vec::new()) {
             Some(pos) => Ok(pos.map(|p| self.backends[p].id)),
             None => Err(Error::InvalidParameter {
                 what: "algorithm",

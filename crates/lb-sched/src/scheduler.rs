@@ -47,8 +47,6 @@ pub(crate) enum Scheduler {
         hash: ConsistentHash,
         bounded: Option<BoundedLoad>,
         sums: WeightSums,
-        /// A bitset of one bit per backend for fallback walks, so picks never allocate.
-        scratch: Vec<u64>,
     },
 }
 
@@ -128,7 +126,6 @@ impl Scheduler {
                     hash,
                     bounded,
                     sums: WeightSums::new(backends),
-                    scratch: alloc::vec![0; backends.len().div_ceil(64)],
                 },
                 None => Scheduler::Rr(RoundRobin::default()),
             },
@@ -150,15 +147,9 @@ impl Scheduler {
             }
             Scheduler::Swrr(s) => s.rebuild(backends),
             Scheduler::Edf(s) => s.rebuild(backends),
-            Scheduler::Hash {
-                hash,
-                sums,
-                scratch,
-                ..
-            } => {
+            Scheduler::Hash { hash, sums, .. } => {
                 hash.rebuild(backends);
                 sums.rebuild(backends);
-                scratch.resize(backends.len().div_ceil(64), 0);
             }
         }
     }
@@ -197,6 +188,8 @@ impl Scheduler {
         }
     }
 
+    /// `scratch`: an all-zero bitset of one bit per backend for the consistent hashes'
+    /// fallback walks, so that no pick allocates; it is left all-zero.
     #[inline]
     pub(crate) fn pick(
         &mut self,
@@ -205,23 +198,13 @@ impl Scheduler {
         req: &Request,
         now: Duration,
         rng: &mut dyn Rng,
+        scratch: &mut Vec<u64>,
     ) -> Option<usize> {
         match self {
             Scheduler::Rr(s) => s.pick(backends),
             Scheduler::Wrr(s) => s.pick(backends),
             Scheduler::Best(t) => t.pick(),
             Scheduler::Locality(l) => l.pick(backends, index, req.dst.ip(), now),
-            Scheduler::Dh(t) => t.pick_dh(backends, &req.dst),
-            Scheduler::Sh {
-                table,
-                fallback,
-                port,
-            } => table.pick_sh(backends, &req.src, *port, *fallback),
-            Scheduler::Mh {
-                table,
-                fallback,
-                port,
-            } => table.pick(backends, &req.src, *port, *fallback),
             Scheduler::Twos(sums) => twos::pick(backends, sums, rng),
             Scheduler::Swrr(s) => s.pick(backends),
             Scheduler::Edf(s) => s.pick(backends),
@@ -229,19 +212,10 @@ impl Scheduler {
             Scheduler::P2c { sums, choices } => {
                 random::power_of_choices(backends, sums, *choices, rng)
             }
-            Scheduler::Hash {
-                hash,
-                bounded,
-                sums,
-                scratch,
-            } => Self::pick_hash(
-                hash,
-                bounded.as_ref(),
-                sums,
-                backends,
-                req.hash_key(),
-                scratch,
-            ),
+            Scheduler::Dh(_)
+            | Scheduler::Sh { .. }
+            | Scheduler::Mh { .. }
+            | Scheduler::Hash { .. } => self.lookup(backends, req, scratch).flatten(),
         }
     }
 
@@ -274,7 +248,13 @@ impl Scheduler {
 
     /// Where a hashing algorithm sends this request now, without changing any state; `None`
     /// for algorithms whose choice depends on their history or on chance.
-    pub(crate) fn lookup(&self, backends: &[Backend], req: &Request) -> Option<Option<usize>> {
+    #[inline]
+    pub(crate) fn lookup(
+        &self,
+        backends: &[Backend],
+        req: &Request,
+        scratch: &mut Vec<u64>,
+    ) -> Option<Option<usize>> {
         Some(match self {
             Scheduler::Dh(t) => t.pick_dh(backends, &req.dst),
             Scheduler::Sh {
@@ -291,12 +271,14 @@ impl Scheduler {
                 hash,
                 bounded,
                 sums,
-                ..
-            } => {
-                let mut scratch = Vec::new();
-                let key = req.hash_key();
-                Self::pick_hash(hash, bounded.as_ref(), sums, backends, key, &mut scratch)
-            }
+            } => Self::pick_hash(
+                hash,
+                bounded.as_ref(),
+                sums,
+                backends,
+                req.hash_key(),
+                scratch,
+            ),
             _ => return None,
         })
     }
