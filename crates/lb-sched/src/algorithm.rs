@@ -97,7 +97,10 @@ pub enum Algorithm {
     },
     /// Weighted rendezvous (highest random weight) hashing.
     Rendezvous,
-    /// Jump consistent hashing (Lamping and Veach), weighted by slot expansion.
+    /// Jump consistent hashing (Lamping and Veach), weighted by slot expansion. Adding a
+    /// backend at the end or marking one down moves only its own keys; removing one from the
+    /// middle renumbers those after it and moves about half the keys, so mark backends down
+    /// rather than remove them.
     Jump,
 }
 

@@ -39,7 +39,7 @@
 //! | random | `random`, `twos` (IPVS), `p2c` | many balancers share backends without coordination; `twos`/`p2c` add load awareness | O(d log n) |
 //! | locality | `lblc`, `lblcr` (IPVS) | cache clusters: one destination address should hit one (or a few) caches | O(1) average |
 //! | static hash | `sh`, `dh` (IPVS) | client or destination affinity with a fixed backend set | O(1) |
-//! | consistent hash | `mh` (IPVS Maglev), `maglev`, `ring`, `rendezvous`, `jump` | affinity that survives backends joining and leaving; wrap in [`BoundedLoad`] to cap hot keys | O(1); `ring` O(log n); `rendezvous` O(n) |
+//! | consistent hash | `mh` (IPVS Maglev), `maglev`, `ring`, `rendezvous`, `jump` | affinity that survives backends joining and leaving; wrap in [`BoundedLoad`] to cap hot keys | O(1) (`ring` through a radix index); `jump` O(log n); `rendezvous` O(n) |
 //!
 //! Consistent hashes build their tables from configured membership and skip unavailable
 //! backends at pick time along the key's own fallback sequence, so a backend going down and
