@@ -315,32 +315,21 @@ impl Pool {
         if self.ramping > 0 && now >= self.next_ramp {
             self.advance_ramps(now);
         }
+        let client = req.src.ip();
         if let Some(templates) = &mut self.templates {
-            let client = req.src.ip();
             if let Some(pos) = templates.lookup(client, &self.backends, &self.index, now) {
                 return Some(self.backends[pos].id);
             }
-            let pos = self.scheduler.pick(
-                &self.backends,
-                &self.index,
-                req,
-                now,
-                rng,
-                &mut self.scratch,
-            )?;
-            let id = self.backends[pos].id;
-            templates.insert(client, id, now);
-            return Some(id);
         }
-        let pos = self.scheduler.pick(
-            &self.backends,
-            &self.index,
-            req,
-            now,
-            rng,
-            &mut self.scratch,
-        )?;
-        Some(self.backends[pos].id)
+        let (backends, index, scratch) = (&self.backends, &self.index, &mut self.scratch);
+        let pos = self
+            .scheduler
+            .pick(backends, index, req, now, rng, scratch)?;
+        let id = self.backends[pos].id;
+        if let Some(templates) = &mut self.templates {
+            templates.insert(client, id, now);
+        }
+        Some(id)
     }
 
     /// Where a hashing algorithm (`sh`, `dh`, `mh`, `ring`, `maglev`, `rendezvous`, `jump`)
