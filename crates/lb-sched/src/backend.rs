@@ -102,24 +102,28 @@ pub struct Thresholds {
 }
 
 /// A backend (an IPVS "real server") as the schedulers see it.
+///
+/// The fields a pick reads (id, availability, overload flag, weights, load) come first, in
+/// this order, so that they share one cache line; the rest is read when the pool changes.
 #[derive(Clone, Debug, PartialEq)]
+#[repr(C)]
 pub struct Backend {
     pub(crate) id: BackendId,
-    pub(crate) addr: Option<SocketAddr>,
+    /// `weight` after the slow-start ramp; what the algorithms use.
+    pub(crate) effective_weight: u32,
+    pub(crate) availability: Availability,
+    pub(crate) overloaded: bool,
+    pub(crate) load: Load,
     pub(crate) weight: u32,
     /// The latest non-zero weight (IPVS `last_weight`): hash tables keep a quiesced backend's
     /// slots so that quiescing moves no other key.
     pub(crate) last_weight: u32,
-    /// `weight` after the slow-start ramp; what the algorithms use.
-    pub(crate) effective_weight: u32,
     /// `last_weight` after the slow-start ramp; what hash tables are built from.
     pub(crate) table_weight: u32,
-    pub(crate) availability: Availability,
-    pub(crate) load: Load,
     pub(crate) thresholds: Thresholds,
-    pub(crate) overloaded: bool,
     /// When the current slow-start ramp began, if one is running.
     pub(crate) ramp_since: Option<Duration>,
+    pub(crate) addr: Option<SocketAddr>,
 }
 
 impl Backend {
