@@ -102,14 +102,15 @@ impl WeightedRoundRobin {
         self.heaviest.update(backends, pos);
     }
 
-    /// The floor of the first pass (from the top) whose floor is at most `weight`.
-    fn floor_at_most(&self, weight: i64) -> i64 {
+    /// The first pass (from the top) whose floor is at most `weight`, and that floor. No
+    /// division in the common case, the heaviest backend being schedulable.
+    #[inline]
+    fn pass_at_most(&self, weight: i64) -> (usize, i64) {
         if weight >= self.mw {
-            self.mw
-        } else {
-            let steps = (self.mw - weight + self.di - 1) / self.di;
-            self.mw - steps * self.di
+            return (0, self.mw);
         }
+        let steps = (self.mw - weight + self.di - 1) / self.di;
+        (steps as usize, self.mw - steps * self.di)
     }
 
     /// Lays out the passes for the current weights, positioned at the current state.
@@ -168,13 +169,12 @@ impl WeightedRoundRobin {
             self.fail();
             return None;
         };
-        let top = self.floor_at_most(backends[heaviest].effective_weight as i64);
+        let (top_pass, top) = self.pass_at_most(backends[heaviest].effective_weight as i64);
         let Some(cycle) = &mut self.cycle else {
             return Some(self.scan(backends, top));
         };
         // A pass above `top` has nothing schedulable; from `top` down every pass holds the
         // heaviest backend, so the walk ends within one pass after the current one.
-        let top_pass = ((self.mw - top) / self.di) as usize;
         let len = cycle.entries.len();
         loop {
             if cycle.next == len {
