@@ -5,11 +5,14 @@
 //! | module | crate | what it holds |
 //! |---|---|---|
 //! | [`sched`] | `lb-sched` | the 14 IPVS schedulers, consistent hashing, persistence, slow start |
+//! | [`config`] | (here) | a keepalived.conf reader with keepalived 2.2.7's defaults and warnings |
 //!
 //! Later crates (`vrrp`, `forward`, `health`) and the `director` join as they land.
 #![forbid(unsafe_code)]
 
 pub use lb_sched as sched;
+
+pub mod config;
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]
