@@ -5,11 +5,13 @@
 //! | module | crate | what it holds |
 //! |---|---|---|
 //! | [`sched`] | `lb-sched` | the 14 IPVS schedulers, consistent hashing, persistence, slow start |
+//! | [`vrrp`] | `lb-vrrp` | sans-IO VRRPv2/v3 codec and router state machine, keepalived-compatible; Linux driver |
 //!
-//! Later crates (`vrrp`, `forward`, `health`) and the `director` join as they land.
+//! Later crates (`forward`, `health`) and the `director` join as they land.
 #![forbid(unsafe_code)]
 
 pub use lb_sched as sched;
+pub use lb_vrrp as vrrp;
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -74,7 +74,7 @@
 //! [`ChecksumMode::Auto`] next to it. It drops adverts of another version, another VRRPv2
 //! interval, another authentication or another address set; this crate reports each of those as
 //! an [`InteropWarning`] so a silent dual-master has a named cause.
-#![cfg_attr(not(feature = "linux"), forbid(unsafe_code))]
+#![forbid(unsafe_code)]
 
 mod config;
 mod error;
@@ -83,6 +83,9 @@ mod router;
 mod sync_group;
 pub mod timers;
 pub mod wire;
+
+#[cfg(feature = "linux")]
+pub mod linux;
 
 pub use config::{Announce, ChecksumMode, Config, Track};
 pub use error::{Counters, DropReason, Error};
