@@ -6,11 +6,13 @@
 //! |---|---|---|
 //! | [`sched`] | `lb-sched` | the 14 IPVS schedulers, consistent hashing, persistence, slow start |
 //! | [`config`] | (here) | a keepalived.conf reader with keepalived 2.2.7's defaults and warnings |
+//! | [`vrrp`] | `lb-vrrp` | sans-IO VRRPv2/v3 codec and router state machine, keepalived-compatible; Linux driver |
 //!
-//! Later crates (`vrrp`, `forward`, `health`) and the `director` join as they land.
+//! Later crates (`forward`, `health`) and the `director` join as they land.
 #![forbid(unsafe_code)]
 
 pub use lb_sched as sched;
+pub use lb_vrrp as vrrp;
 
 pub mod config;
 

@@ -1,0 +1,28 @@
+//! The Linux driver (feature `linux`): runs a [`Router`](crate::Router) on one interface.
+//!
+//! - [`AdvertSocket`]: raw IP sockets for protocol 112, joined to 224.0.0.18 / ff02::12 on the
+//!   interface, TTL / hop limit 255, multicast loopback off (the router also drops adverts from
+//!   its own address, so it never reacts to itself).
+//! - [`AddressTable`]: virtual addresses added and removed through rtnetlink
+//!   (`netlink-packet-route`), IPv6 ones without duplicate address detection.
+//! - [`Announcer`]: gratuitous ARP (an ARP request for the address, from the address) through
+//!   an `AF_PACKET` socket, unsolicited neighbour advertisements (R and O set, target
+//!   link-layer option) through a raw ICMPv6 socket.
+//! - [`Driver`]: the run loop: poll the socket until the router's next timeout, feed adverts
+//!   and timeouts, send adverts, install / remove / announce addresses, watch the link (down:
+//!   FAULT).
+//!
+//! Everything is opened in the calling thread's network namespace. Needs `CAP_NET_RAW` and
+//! `CAP_NET_ADMIN`.
+
+mod announce;
+mod driver;
+mod interface;
+mod netlink;
+mod socket;
+
+pub use announce::Announcer;
+pub use driver::Driver;
+pub use interface::Interface;
+pub use netlink::AddressTable;
+pub use socket::{AdvertSocket, Received};
