@@ -5,10 +5,12 @@
 //! | module | crate | what it holds |
 //! |---|---|---|
 //! | [`sched`] | `lb-sched` | the 14 IPVS schedulers, consistent hashing, persistence, slow start |
+//! | [`forward`] | `lb-forward` | the DR / NAT / TUN datapath with a connection table; packet I/O for Linux |
 //!
-//! Later crates (`vrrp`, `forward`, `health`) and the `director` join as they land.
+//! Later crates (`vrrp`, `health`) and the `director` join as they land.
 #![forbid(unsafe_code)]
 
+pub use lb_forward as forward;
 pub use lb_sched as sched;
 
 /// The README's examples, compiled and run as doc tests.

@@ -75,10 +75,12 @@
 mod checksum;
 mod conn;
 mod datapath;
+pub mod decap;
 mod error;
 mod forwarder;
 mod frame;
 mod icmp;
+pub mod report;
 mod rewrite;
 mod scheduler;
 mod service;
@@ -86,6 +88,9 @@ mod state;
 mod stats;
 pub mod testing;
 mod wire;
+
+#[cfg(all(feature = "io", target_os = "linux"))]
+pub mod io;
 
 pub use datapath::Verdict;
 pub use error::{DropReason, Error};
