@@ -9,8 +9,11 @@
 //! | [`vrrp`] | `lb-vrrp` | sans-IO VRRPv2/v3 codec and router state machine, keepalived-compatible; Linux driver |
 //!
 //! Later crates (`forward`, `health`) and the `director` join as they land.
+//! | [`forward`] | `lb-forward` | the DR / NAT / TUN datapath with a connection table; packet I/O for Linux |
+//! Later crates (`vrrp`, `health`) and the `director` join as they land.
 #![forbid(unsafe_code)]
 
+pub use lb_forward as forward;
 pub use lb_sched as sched;
 pub use lb_vrrp as vrrp;
 

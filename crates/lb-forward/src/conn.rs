@@ -1,0 +1,226 @@
+//! The connection table: connections in a slab allocated up front, indexed by the 5-tuple of
+//! each direction the director sees (client to VIP, and for NAT real to client), with a clock
+//! hand that sweeps expired entries a few at a time and picks what to evict when full.
+
+use core::hash::BuildHasher;
+use core::time::Duration;
+
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+
+use crate::service::Method;
+use crate::state::ConnState;
+use crate::wire::Family;
+
+/// A 5-tuple packed into five words, so that hashing and comparing it are a few instructions:
+/// source address, destination address, then ports, protocol and family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct FlowKey([u64; 5]);
+
+impl FlowKey {
+    #[inline]
+    pub(crate) fn new(
+        proto: u8,
+        family: Family,
+        src: &[u8; 16],
+        sport: u16,
+        dst: &[u8; 16],
+        dport: u16,
+    ) -> Self {
+        let w = |a: &[u8; 16], i: usize| {
+            let mut b = [0; 8];
+            b.copy_from_slice(&a[i..i + 8]);
+            u64::from_ne_bytes(b)
+        };
+        FlowKey([
+            w(src, 0),
+            w(src, 8),
+            w(dst, 0),
+            w(dst, 8),
+            (u64::from(sport) << 48)
+                | (u64::from(dport) << 32)
+                | (u64::from(proto) << 8)
+                | u64::from(family == Family::V6),
+        ])
+    }
+}
+
+/// One tracked connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Conn {
+    pub key_in: FlowKey,
+    /// The reply tuple (real to client), indexed for NAT only.
+    pub key_out: Option<FlowKey>,
+    pub family: Family,
+    pub proto: u8,
+    pub client: [u8; 16],
+    pub cport: u16,
+    pub vip: [u8; 16],
+    pub vport: u16,
+    pub raddr: [u8; 16],
+    pub rport: u16,
+    pub method: Method,
+    pub service: u32,
+    pub service_gen: u32,
+    pub real: u32,
+    pub real_gen: u32,
+    pub state: ConnState,
+    /// No reply seen yet: TCP uses IPVS's INPUT_ONLY table.
+    pub no_output: bool,
+    /// Counted as active in the scheduler.
+    pub active: bool,
+    pub expires: Duration,
+    /// Where replies to the client go (NAT): the interface and MAC the client's frames came from.
+    pub client_if: u32,
+    pub client_mac: [u8; 6],
+    /// Spreads tunnelled flows (GUE source port, IPv6 flow label) on the real's side.
+    pub flow_hash: u32,
+}
+
+/// What a lookup found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub index: u32,
+    /// The packet travels real to client.
+    pub reply: bool,
+}
+
+pub(crate) struct ConnTable {
+    slots: Vec<Option<Conn>>,
+    free: Vec<u32>,
+    index: HashMap<FlowKey, Hit, FixedState>,
+    hasher: FixedState,
+    capacity: usize,
+    len: usize,
+    hand: usize,
+}
+
+/// Entries examined for a victim when the table is full.
+const EVICTION_PROBES: usize = 64;
+
+impl ConnTable {
+    pub(crate) fn new(capacity: usize, seed: u64) -> Self {
+        let hasher = FixedState::with_seed(seed);
+        ConnTable {
+            slots: Vec::with_capacity(capacity),
+            free: Vec::with_capacity(capacity),
+            // Two keys per NAT connection.
+            index: HashMap::with_capacity_and_hasher(capacity * 2, hasher.clone()),
+            hasher,
+            capacity,
+            len: 0,
+            hand: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.len >= self.capacity
+    }
+
+    pub(crate) fn hash(&self, key: &FlowKey) -> u32 {
+        self.hasher.hash_one(key) as u32
+    }
+
+    #[inline]
+    pub(crate) fn lookup(&self, key: &FlowKey) -> Option<Hit> {
+        self.index.get(key).copied()
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, index: u32) -> Option<&Conn> {
+        self.slots.get(index as usize)?.as_ref()
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, index: u32) -> Option<&mut Conn> {
+        self.slots.get_mut(index as usize)?.as_mut()
+    }
+
+    /// Inserts a connection; `None` when the table is full or one of its keys is taken.
+    pub(crate) fn insert(&mut self, conn: Conn) -> Option<u32> {
+        if self.is_full()
+            || self.index.contains_key(&conn.key_in)
+            || conn.key_out.is_some_and(|k| self.index.contains_key(&k))
+        {
+            return None;
+        }
+        let index = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(conn);
+                i
+            }
+            None => {
+                let i = u32::try_from(self.slots.len()).ok()?;
+                self.slots.push(Some(conn));
+                i
+            }
+        };
+        self.index.insert(
+            conn.key_in,
+            Hit {
+                index,
+                reply: false,
+            },
+        );
+        if let Some(out) = conn.key_out {
+            self.index.insert(out, Hit { index, reply: true });
+        }
+        self.len += 1;
+        Some(index)
+    }
+
+    pub(crate) fn remove(&mut self, index: u32) -> Option<Conn> {
+        let conn = self.slots.get_mut(index as usize)?.take()?;
+        self.index.remove(&conn.key_in);
+        if let Some(out) = conn.key_out {
+            self.index.remove(&out);
+        }
+        self.free.push(index);
+        self.len -= 1;
+        Some(conn)
+    }
+
+    /// The next `budget` slots under the clock hand whose connections expired at `now`.
+    pub(crate) fn sweep(&mut self, now: Duration, budget: usize, out: &mut impl FnMut(u32)) {
+        let n = self.slots.len();
+        if n == 0 {
+            return;
+        }
+        for _ in 0..budget.min(n) {
+            self.hand = (self.hand + 1) % n;
+            if self.slots[self.hand].is_some_and(|c| c.expires <= now) {
+                out(self.hand as u32);
+            }
+        }
+    }
+
+    /// A connection the size policy may replace: the first expired or not-established one
+    /// among the next few under the clock hand. Established TCP and live UDP flows are kept.
+    pub(crate) fn victim(&mut self, now: Duration) -> Option<u32> {
+        let n = self.slots.len();
+        if n == 0 {
+            return None;
+        }
+        for _ in 0..EVICTION_PROBES.min(n) {
+            self.hand = (self.hand + 1) % n;
+            let replaceable = |c: Conn| {
+                c.expires <= now || !matches!(c.state, ConnState::Established | ConnState::Udp)
+            };
+            if self.slots[self.hand].is_some_and(replaceable) {
+                return Some(self.hand as u32);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i as u32, c.as_ref()?)))
+    }
+}

@@ -1,0 +1,544 @@
+//! The per-packet path: [`Forwarder::process`] takes one received frame and returns what to do
+//! with it, rewriting it in place. No allocation, no clock, no I/O.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use crate::conn::{Conn, FlowKey, Hit};
+use crate::forwarder::{Forwarder, VipKey, ip_addr, live_real};
+use crate::frame::Frame;
+use crate::rewrite::{Side, Tunnel, clamp_mss, encapsulate, nat, set_macs};
+use crate::scheduler::{RealId, Scheduler};
+use crate::service::{InterfaceConfig, Method, expiry};
+use crate::state::{ConnState, Direction, next_tcp};
+use crate::wire::{
+    self, ETH_LEN, Family, L4, PROTO_TCP, PROTO_UDP, Packet, Quoted, TCP_RST, TCP_SYN,
+};
+use crate::{DropReason, icmp};
+
+/// What to do with a frame after [`Forwarder::process`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Verdict {
+    /// Send the frame's (rewritten) bytes on `frame.interface`, which now names the egress
+    /// interface.
+    Transmit,
+    /// Drop it; counted under this reason.
+    Drop(DropReason),
+    /// Not the forwarder's: no virtual service or tracked connection, or a frame it sent
+    /// itself. Leave it to the host.
+    Ignore,
+}
+
+/// The transport fields of the packet being handled.
+#[derive(Clone, Copy)]
+struct Flow {
+    proto: u8,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    tcp_hdr_len: usize,
+}
+
+impl<S: Scheduler> Forwarder<S> {
+    /// Handles one frame received on `frame.interface` at time `now` (any monotonic clock,
+    /// the same for every call). The frame is rewritten in place when the verdict is
+    /// [`Verdict::Transmit`].
+    pub fn process(&mut self, now: Duration, frame: &mut Frame) -> Verdict {
+        self.stats.received += 1;
+        let verdict = self.handle(now, frame);
+        match verdict {
+            Verdict::Transmit => self.stats.forwarded += 1,
+            Verdict::Drop(reason) => self.stats.drop(reason),
+            Verdict::Ignore => self.stats.ignored += 1,
+        }
+        verdict
+    }
+
+    fn handle(&mut self, now: Duration, frame: &mut Frame) -> Verdict {
+        let Some(ingress) = self.interface(frame.interface) else {
+            return Verdict::Drop(DropReason::UnknownInterface);
+        };
+        let bytes = frame.bytes();
+        if bytes.len() >= 12 && bytes[6..12] == ingress.mac {
+            // Our own transmission, looped back to a capture socket.
+            return Verdict::Ignore;
+        }
+        let pkt = match wire::parse(bytes) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Verdict::Ignore,
+            Err(reason) => return Verdict::Drop(reason),
+        };
+        if pkt.ip.fragment {
+            return if self.is_vip(&pkt.ip.dst, pkt.ip.family) {
+                Verdict::Drop(DropReason::Fragment)
+            } else {
+                Verdict::Ignore
+            };
+        }
+        let flow = match pkt.l4 {
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+                hdr_len,
+            } => Flow {
+                proto: PROTO_TCP,
+                sport,
+                dport,
+                flags,
+                tcp_hdr_len: hdr_len,
+            },
+            L4::Udp { sport, dport } => Flow {
+                proto: PROTO_UDP,
+                sport,
+                dport,
+                flags: 0,
+                tcp_hdr_len: 0,
+            },
+            L4::IcmpError(q) => return self.icmp_error(now, frame, &ingress, &pkt, &q),
+            L4::Other => return Verdict::Ignore,
+        };
+        let ip = &pkt.ip;
+        let key = FlowKey::new(
+            flow.proto, ip.family, &ip.src, flow.sport, &ip.dst, flow.dport,
+        );
+        if let Some(hit) = self.conns.lookup(&key) {
+            let expired = self.conns.get(hit.index).is_none_or(|c| c.expires <= now);
+            if !expired {
+                return if hit.reply {
+                    self.reply(now, frame, &pkt, flow, hit.index)
+                } else {
+                    self.inbound(now, frame, &ingress, &pkt, flow, hit.index)
+                };
+            }
+            // Timed out but not swept yet: a packet of a new connection or a late one.
+            self.remove_conn(hit.index, now);
+            self.stats.expired += 1;
+        }
+        let Some(service) = self.service_for(flow.proto, ip.family, &ip.dst, flow.dport) else {
+            return Verdict::Ignore;
+        };
+        self.new_connection(now, frame, &ingress, &pkt, flow, key, service)
+    }
+
+    fn is_vip(&self, addr: &[u8; 16], family: Family) -> bool {
+        self.vips.contains_key(&(*addr, family))
+    }
+
+    fn service_for(&self, proto: u8, family: Family, vip: &[u8; 16], port: u16) -> Option<u32> {
+        let mut k = VipKey {
+            proto,
+            family,
+            vip: *vip,
+            port,
+        };
+        if let Some(&i) = self.by_key.get(&k) {
+            return Some(i);
+        }
+        k.port = 0;
+        self.by_key.get(&k).copied()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_connection(
+        &mut self,
+        now: Duration,
+        frame: &mut Frame,
+        ingress: &InterfaceConfig,
+        pkt: &Packet,
+        flow: Flow,
+        key: FlowKey,
+        service: u32,
+    ) -> Verdict {
+        // IPVS schedules TCP on a SYN only, never on a RST.
+        if flow.proto == PROTO_TCP && (flow.flags & TCP_SYN == 0 || flow.flags & TCP_RST != 0) {
+            return Verdict::Drop(DropReason::NoConnection);
+        }
+        let ip = &pkt.ip;
+        let client = SocketAddr::new(ip_addr(&ip.src, ip.family), flow.sport);
+        let vaddr = SocketAddr::new(ip_addr(&ip.dst, ip.family), flow.dport);
+        let Some(one_packet) = self.services[service as usize]
+            .service
+            .as_ref()
+            .map(|s| s.config.one_packet)
+        else {
+            return Verdict::Ignore;
+        };
+        if !one_packet && self.conns.is_full() {
+            let Some(victim) = self.conns.victim(now) else {
+                return Verdict::Drop(DropReason::TableFull);
+            };
+            self.remove_conn(victim, now);
+            self.stats.evicted += 1;
+        }
+        let slot = &mut self.services[service as usize];
+        let service_gen = slot.generation;
+        let Some(svc) = slot.service.as_mut() else {
+            return Verdict::Ignore;
+        };
+        let Some(id) = svc.scheduler.pick(client, vaddr, now) else {
+            return Verdict::Drop(DropReason::NoReal);
+        };
+        let Some(real_slot) = svc.reals.get_mut(id as usize) else {
+            return Verdict::Drop(DropReason::NoReal);
+        };
+        let real_gen = real_slot.generation;
+        let Some(real) = real_slot.real.as_mut() else {
+            return Verdict::Drop(DropReason::NoReal);
+        };
+        let method = real.config.method;
+        let rport = match real.config.addr.port() {
+            0 => flow.dport,
+            p => p,
+        };
+        let state = if flow.proto == PROTO_TCP {
+            next_tcp(ConnState::None, Direction::InputOnly, flow.flags)
+        } else {
+            ConnState::Udp
+        };
+        let active = state.is_active();
+        let key_out = (method == Method::Nat).then(|| {
+            FlowKey::new(
+                flow.proto, ip.family, &real.addr, rport, &ip.src, flow.sport,
+            )
+        });
+        let mut client_mac = [0; 6];
+        client_mac.copy_from_slice(&frame.bytes()[6..12]);
+        let conn = Conn {
+            key_in: key,
+            key_out,
+            family: ip.family,
+            proto: flow.proto,
+            client: ip.src,
+            cport: flow.sport,
+            vip: ip.dst,
+            vport: flow.dport,
+            raddr: real.addr,
+            rport,
+            method,
+            service,
+            service_gen,
+            real: id,
+            real_gen,
+            state,
+            no_output: true,
+            active,
+            expires: expiry(now, self.settings.timeouts.get(state)),
+            client_if: ingress.index,
+            client_mac,
+            flow_hash: self.conns.hash(&key),
+        };
+        svc.counters.conns += 1;
+        real.counters.conns += 1;
+        if !one_packet {
+            if self.conns.insert(conn).is_none() {
+                return Verdict::Drop(DropReason::TableFull);
+            }
+            if active {
+                real.active += 1;
+            } else {
+                real.inactive += 1;
+            }
+            svc.scheduler.conn_opened(id, active);
+        }
+        let len = ip.total_len();
+        svc.counters.count_in(len);
+        real.counters.count_in(len);
+        let next_hop = real.next_hop;
+        let clamp = real.config.clamp_mss;
+        self.send_to_real(frame, ingress, pkt, flow, &conn, next_hop, clamp)
+    }
+
+    /// A packet from the client side of a tracked connection.
+    fn inbound(
+        &mut self,
+        now: Duration,
+        frame: &mut Frame,
+        ingress: &InterfaceConfig,
+        pkt: &Packet,
+        flow: Flow,
+        index: u32,
+    ) -> Verdict {
+        let Some((next_hop, clamp, conn)) = self.track(now, index, flow, false, pkt.ip.total_len())
+        else {
+            return Verdict::Drop(DropReason::RealRemoved);
+        };
+        self.send_to_real(frame, ingress, pkt, flow, &conn, next_hop, clamp)
+    }
+
+    /// Updates a connection's state, timeout, load counts and traffic counters for a packet
+    /// in one direction; its real's next hop and MSS clamping, and a copy of the connection.
+    /// `None` when its real is gone (the connection then follows `expire_nodest_conn`).
+    fn track(
+        &mut self,
+        now: Duration,
+        index: u32,
+        flow: Flow,
+        reply: bool,
+        len: usize,
+    ) -> Option<(Option<crate::NextHop>, bool, Conn)> {
+        let timeouts = self.settings.timeouts;
+        let conn = *self.conns.get(index)?;
+        let Some(real_slot) = self.bind_live_real(index, now) else {
+            if self.settings.expire_nodest_conn {
+                self.remove_conn(index, now);
+            }
+            return None;
+        };
+        let c = self.conns.get_mut(index)?;
+        let svc = self.services[conn.service as usize].service.as_mut()?;
+        let real = svc.reals[real_slot as usize].real.as_mut()?;
+        if flow.proto == PROTO_TCP {
+            let dir = if reply {
+                c.no_output = false;
+                Direction::Output
+            } else if c.no_output {
+                Direction::InputOnly
+            } else {
+                Direction::Input
+            };
+            let state = next_tcp(c.state, dir, flow.flags);
+            c.state = state;
+            if state.is_active() != c.active {
+                c.active = state.is_active();
+                if c.active {
+                    real.active += 1;
+                    real.inactive = real.inactive.saturating_sub(1);
+                } else {
+                    real.inactive += 1;
+                    real.active = real.active.saturating_sub(1);
+                }
+                svc.scheduler.conn_changed(real_slot, c.active);
+            }
+        } else if reply {
+            c.no_output = false;
+        }
+        c.expires = expiry(now, timeouts.get(c.state));
+        if reply {
+            svc.counters.count_out(len);
+            real.counters.count_out(len);
+        } else {
+            svc.counters.count_in(len);
+            real.counters.count_in(len);
+        }
+        Some((real.next_hop, real.config.clamp_mss, *c))
+    }
+
+    /// The connection's real if it is still configured; if it was removed and a real with
+    /// the same address and method was added back since, the connection moves to it (as
+    /// IPVS revives a removed destination).
+    fn bind_live_real(&mut self, index: u32, _now: Duration) -> Option<RealId> {
+        let c = *self.conns.get(index)?;
+        let svc = self.live_service_mut(&c)?;
+        if live_real(&mut svc.reals, &c).is_some() {
+            return Some(c.real);
+        }
+        let addr = SocketAddr::new(ip_addr(&c.raddr, c.family), 0);
+        let slot = svc.reals.iter().position(|s| {
+            s.real.as_ref().is_some_and(|r| {
+                r.config.addr.ip() == addr.ip()
+                    && r.config.method == c.method
+                    && (r.config.addr.port() == c.rport || r.config.addr.port() == 0)
+            })
+        })?;
+        let generation = svc.reals[slot].generation;
+        let real = svc.reals[slot].real.as_mut()?;
+        if c.active {
+            real.active += 1;
+        } else {
+            real.inactive += 1;
+        }
+        let id = slot as RealId;
+        svc.scheduler.conn_opened(id, c.active);
+        let cm = self.conns.get_mut(index)?;
+        cm.real = id;
+        cm.real_gen = generation;
+        Some(id)
+    }
+
+    /// Rewrites a client's packet for its real server according to the method.
+    #[allow(clippy::too_many_arguments)]
+    fn send_to_real(
+        &mut self,
+        frame: &mut Frame,
+        ingress: &InterfaceConfig,
+        pkt: &Packet,
+        flow: Flow,
+        conn: &Conn,
+        next_hop: Option<crate::NextHop>,
+        clamp: bool,
+    ) -> Verdict {
+        let Some(nh) = next_hop else {
+            return Verdict::Drop(DropReason::NoNextHop);
+        };
+        let Some(egress) = self.interface(nh.interface) else {
+            return Verdict::Drop(DropReason::NoNextHop);
+        };
+        let ip = &pkt.ip;
+        match conn.method {
+            Method::Dr => {}
+            Method::Nat => {
+                if !frame.resize(ETH_LEN + ip.total_len()) {
+                    return Verdict::Drop(DropReason::Truncated);
+                }
+                nat(frame.bytes_mut(), ip, Side::Dst, &conn.raddr, conn.rport);
+            }
+            Method::Tunnel(encap) => {
+                let overhead = encap.overhead(ip.family == Family::V6);
+                let room = usize::from(egress.mtu).saturating_sub(overhead);
+                if clamp && flow.proto == PROTO_TCP && flow.flags & TCP_SYN != 0 {
+                    let headers = if ip.family == Family::V6 { 60 } else { 40 };
+                    let mss = room.saturating_sub(headers).min(0xffff) as u16;
+                    clamp_mss(frame.bytes_mut(), ip, flow.tcp_hdr_len, mss);
+                }
+                if ip.total_len() > room {
+                    return self.too_big(frame, ingress, pkt, room as u32);
+                }
+                let src = match (ip.family, egress.ipv4, egress.ipv6) {
+                    (Family::V4, Some(a), _) => crate::forwarder::raw_addr(a.into()).0,
+                    (Family::V6, _, Some(a)) => crate::forwarder::raw_addr(a.into()).0,
+                    _ => return Verdict::Drop(DropReason::NoTunnelSource),
+                };
+                self.ip_id = self.ip_id.wrapping_add(1);
+                let t = Tunnel {
+                    encap,
+                    src: &src,
+                    dst: &conn.raddr,
+                    ip_id: self.ip_id,
+                    flow_hash: conn.flow_hash,
+                };
+                if let Err(reason) = encapsulate(frame, ip, t) {
+                    return Verdict::Drop(reason);
+                }
+            }
+        }
+        set_macs(frame.bytes_mut(), &nh.mac, &egress.mac);
+        frame.interface = nh.interface;
+        Verdict::Transmit
+    }
+
+    /// The packet cannot be tunnelled whole: tell the client (unless it may be fragmented,
+    /// which this datapath does not do).
+    fn too_big(
+        &mut self,
+        frame: &mut Frame,
+        ingress: &InterfaceConfig,
+        pkt: &Packet,
+        mtu: u32,
+    ) -> Verdict {
+        let ip = &pkt.ip;
+        let may_fragment = ip.family == Family::V4 && frame.bytes()[ip.off + 6] & 0x40 == 0;
+        if may_fragment || matches!(pkt.l4, L4::IcmpError(_)) {
+            return Verdict::Drop(DropReason::TooBig);
+        }
+        self.ip_id = self.ip_id.wrapping_add(1);
+        self.stats.drop(DropReason::TooBig);
+        if icmp::too_big(frame, ip, mtu, &ingress.mac, self.ip_id) {
+            self.stats.icmp_sent += 1;
+            frame.interface = ingress.index;
+            Verdict::Transmit
+        } else {
+            Verdict::Drop(DropReason::NoHeadroom)
+        }
+    }
+
+    /// A NAT reply: the real's address and port become the VIP's again, and the frame goes
+    /// back the way the client's came.
+    fn reply(
+        &mut self,
+        now: Duration,
+        frame: &mut Frame,
+        pkt: &Packet,
+        flow: Flow,
+        index: u32,
+    ) -> Verdict {
+        let Some((_, _, conn)) = self.track(now, index, flow, true, pkt.ip.total_len()) else {
+            return Verdict::Drop(DropReason::RealRemoved);
+        };
+        let Some(out) = self.interface(conn.client_if) else {
+            return Verdict::Drop(DropReason::UnknownInterface);
+        };
+        if !frame.resize(ETH_LEN + pkt.ip.total_len()) {
+            return Verdict::Drop(DropReason::Truncated);
+        }
+        nat(frame.bytes_mut(), &pkt.ip, Side::Src, &conn.vip, conn.vport);
+        set_macs(frame.bytes_mut(), &conn.client_mac, &out.mac);
+        frame.interface = out.index;
+        Verdict::Transmit
+    }
+
+    /// An ICMP error quoting a packet of a tracked connection: to the real (as is for DR and
+    /// TUN, translated for NAT) when it quotes a packet the client received, or to the client
+    /// (translated) when a NAT real sent it about a packet it received.
+    fn icmp_error(
+        &mut self,
+        now: Duration,
+        frame: &mut Frame,
+        ingress: &InterfaceConfig,
+        pkt: &Packet,
+        q: &Quoted,
+    ) -> Verdict {
+        let qi = &q.ip;
+        // The quoted packet travelled the other way: reverse it to get our direction's key.
+        let key = FlowKey::new(qi.proto, qi.family, &qi.dst, q.dport, &qi.src, q.sport);
+        let Some(Hit { index, reply }) = self.conns.lookup(&key) else {
+            return if self.is_vip(&pkt.ip.dst, pkt.ip.family) {
+                Verdict::Drop(DropReason::UntrackedIcmp)
+            } else {
+                Verdict::Ignore
+            };
+        };
+        // ICMP does not move TCP state: an empty flag set is "no event".
+        let flow = Flow {
+            proto: qi.proto,
+            sport: q.dport,
+            dport: q.sport,
+            flags: 0,
+            tcp_hdr_len: 0,
+        };
+        let Some((next_hop, _, conn)) = self.track(now, index, flow, reply, pkt.ip.total_len())
+        else {
+            return Verdict::Drop(DropReason::RealRemoved);
+        };
+        if !frame.resize(ETH_LEN + pkt.ip.total_len()) {
+            return Verdict::Drop(DropReason::Truncated);
+        }
+        if reply {
+            let Some(out) = self.interface(conn.client_if) else {
+                return Verdict::Drop(DropReason::UnknownInterface);
+            };
+            icmp::translate(
+                frame.bytes_mut(),
+                &pkt.ip,
+                q,
+                Side::Src,
+                &conn.vip,
+                conn.vport,
+            );
+            set_macs(frame.bytes_mut(), &conn.client_mac, &out.mac);
+            frame.interface = out.index;
+            return Verdict::Transmit;
+        }
+        if conn.method == Method::Nat {
+            icmp::translate(
+                frame.bytes_mut(),
+                &pkt.ip,
+                q,
+                Side::Dst,
+                &conn.raddr,
+                conn.rport,
+            );
+            let Some(nh) = next_hop else {
+                return Verdict::Drop(DropReason::NoNextHop);
+            };
+            let Some(egress) = self.interface(nh.interface) else {
+                return Verdict::Drop(DropReason::NoNextHop);
+            };
+            set_macs(frame.bytes_mut(), &nh.mac, &egress.mac);
+            frame.interface = nh.interface;
+            return Verdict::Transmit;
+        }
+        self.send_to_real(frame, ingress, pkt, flow, &conn, next_hop, false)
+    }
+}

@@ -1,0 +1,110 @@
+//! Packet I/O for Linux: the [`PacketIo`] batch trait and its backends, a [`Driver`] that runs
+//! a [`Forwarder`] on one, next-hop resolution from the kernel's tables, and the nftables rules
+//! that keep the kernel's own stack off the packets the forwarder handles.
+//!
+//! [`TunnelEndpoint`] is the real server's side of TUN mode.
+//!
+//! Backends:
+//! - [`PnetIo`] (`--io pnet`, the default): pnet datalink channels, one `AF_PACKET` socket per
+//!   interface, drained in batches and waited on together with epoll.
+//! - [`MmsgIo`] (`--io fast`): one `AF_PACKET` socket per interface driven with
+//!   `recvmmsg`/`sendmmsg`, a batch per system call, that skips its own transmissions with
+//!   `PACKET_IGNORE_OUTGOING`.
+//!
+//! A capture socket sees a copy of each frame; the kernel still receives the original. The
+//! [`KernelRules`] drop, in the kernel, exactly what the forwarder handles: packets to each
+//! VIP and service port, and NAT replies from each real's address and port.
+
+mod endpoint;
+mod kernel;
+mod mmsg;
+mod neighbour;
+mod pnet;
+
+use std::time::{Duration, Instant};
+
+pub use endpoint::{EndpointStats, TunnelEndpoint};
+pub use kernel::{KernelRules, disable_offloads, interface};
+pub use mmsg::MmsgIo;
+pub use neighbour::NextHopResolver;
+pub use pnet::PnetIo;
+
+use crate::{Forwarder, Frame, PoolScheduler, Scheduler, Verdict};
+
+/// A source and sink of Ethernet frames, a batch at a time.
+pub trait PacketIo {
+    /// Receives up to `frames.len()` frames (each records its ingress interface); waits up to
+    /// `timeout` (`None`: forever) when none is ready. Returns how many were filled.
+    fn recv_batch(
+        &mut self,
+        frames: &mut [Frame],
+        timeout: Option<Duration>,
+    ) -> std::io::Result<usize>;
+
+    /// Sends `frames[i]` on `frames[i].interface` for each `i` with `send[i]`; returns how many
+    /// were sent.
+    fn send_batch(&mut self, frames: &[Frame], send: &[bool]) -> std::io::Result<usize>;
+
+    /// The backend's name.
+    fn name(&self) -> &'static str;
+}
+
+/// Table entries examined for expiry after each batch.
+const EXPIRE_BUDGET: usize = 256;
+
+/// Runs a forwarder on a packet I/O backend: receive a batch, process each frame, send the
+/// batch, expire a few connections. Time is a monotonic clock started with the driver.
+pub struct Driver<S = PoolScheduler> {
+    /// The datapath.
+    pub forwarder: Forwarder<S>,
+    io: Box<dyn PacketIo>,
+    frames: Vec<Frame>,
+    send: Vec<bool>,
+    start: Instant,
+    /// Frames the backend failed to send.
+    pub send_errors: u64,
+}
+
+impl<S: Scheduler> Driver<S> {
+    /// A driver with batches of `batch` frames.
+    pub fn new(forwarder: Forwarder<S>, io: Box<dyn PacketIo>, batch: usize) -> Self {
+        let batch = batch.max(1);
+        Driver {
+            forwarder,
+            io,
+            frames: (0..batch).map(|_| Frame::default()).collect(),
+            send: vec![false; batch],
+            start: Instant::now(),
+            send_errors: 0,
+        }
+    }
+
+    /// The driver's clock: time since it started.
+    pub fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// The backend's name.
+    pub fn io_name(&self) -> &'static str {
+        self.io.name()
+    }
+
+    /// One batch: waits up to `timeout` for frames, handles them, sends what is to be sent.
+    /// Returns the number of frames received.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> std::io::Result<usize> {
+        let n = self.io.recv_batch(&mut self.frames, timeout)?;
+        let now = self.now();
+        let mut any = false;
+        for (frame, send) in self.frames[..n].iter_mut().zip(&mut self.send) {
+            *send = self.forwarder.process(now, frame) == Verdict::Transmit;
+            any |= *send;
+        }
+        if any {
+            let wanted = self.send[..n].iter().filter(|s| **s).count();
+            let sent = self.io.send_batch(&self.frames[..n], &self.send[..n])?;
+            self.send_errors += (wanted - sent.min(wanted)) as u64;
+        }
+        self.forwarder.expire(now, EXPIRE_BUDGET);
+        Ok(n)
+    }
+}

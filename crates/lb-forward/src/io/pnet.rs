@@ -1,0 +1,145 @@
+//! The portable backend: pnet datalink channels. pnet reads and writes one frame per call;
+//! this backend drains every ready interface into a batch and waits on all of them at once
+//! with epoll, so that an idle interface never delays a busy one.
+
+use std::io;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use pnet_datalink::{Channel, Config, DataLinkReceiver, DataLinkSender, NetworkInterface};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::PacketIo;
+use crate::frame::{DEFAULT_CAPACITY, Frame};
+
+/// `ETH_P_ALL`: every protocol.
+const ETH_P_ALL: u16 = 0x0003;
+
+struct Port {
+    index: u32,
+    tx: Box<dyn DataLinkSender>,
+    rx: Box<dyn DataLinkReceiver>,
+    /// Frames may be waiting (epoll is edge-triggered: a port is read until empty).
+    ready: bool,
+}
+
+/// pnet datalink channels on a set of interfaces.
+pub struct PnetIo {
+    ports: Vec<Port>,
+    poll: Poll,
+    events: Events,
+    /// Where the next batch starts reading, so that no interface starves the others.
+    next: usize,
+}
+
+impl PnetIo {
+    /// Opens a channel on each named interface.
+    pub fn open(names: &[String]) -> io::Result<PnetIo> {
+        let all = pnet_datalink::interfaces();
+        let poll = Poll::new()?;
+        let mut ports = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let iface: &NetworkInterface =
+                all.iter().find(|n| &n.name == name).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotFound, format!("interface {name}"))
+                })?;
+            // The socket is made here so that its descriptor can join the epoll set; pnet
+            // binds it to the interface and owns it from then on.
+            let socket = Socket::new(
+                Domain::PACKET,
+                Type::RAW,
+                Some(Protocol::from(i32::from(ETH_P_ALL.to_be()))),
+            )?;
+            socket.set_recv_buffer_size(4 << 20)?;
+            socket.set_send_buffer_size(4 << 20)?;
+            let fd: RawFd = socket.into_raw_fd();
+            let config = Config {
+                read_buffer_size: DEFAULT_CAPACITY,
+                write_buffer_size: DEFAULT_CAPACITY,
+                // Non-blocking reads: waiting is done with epoll over every port.
+                read_timeout: Some(Duration::ZERO),
+                promiscuous: false,
+                socket_fd: Some(fd),
+                ..Config::default()
+            };
+            let (tx, rx) = match pnet_datalink::channel(iface, config)? {
+                Channel::Ethernet(tx, rx) => (tx, rx),
+                _ => return Err(io::Error::other("pnet: not an Ethernet channel")),
+            };
+            poll.registry()
+                .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)?;
+            ports.push(Port {
+                index: iface.index,
+                tx,
+                rx,
+                ready: true,
+            });
+        }
+        Ok(PnetIo {
+            ports,
+            poll,
+            events: Events::with_capacity(64),
+            next: 0,
+        })
+    }
+
+    fn drain(&mut self, frames: &mut [Frame], mut n: usize) -> io::Result<usize> {
+        let count = self.ports.len();
+        for k in 0..count {
+            let port = &mut self.ports[(self.next + k) % count];
+            while port.ready && n < frames.len() {
+                match port.rx.next() {
+                    Ok(bytes) => {
+                        if frames[n].fill(bytes, port.index) {
+                            n += 1;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => port.ready = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.next = (self.next + 1) % count.max(1);
+        Ok(n)
+    }
+}
+
+impl PacketIo for PnetIo {
+    fn recv_batch(&mut self, frames: &mut [Frame], timeout: Option<Duration>) -> io::Result<usize> {
+        let n = self.drain(frames, 0)?;
+        if n > 0 || self.ports.is_empty() {
+            return Ok(n);
+        }
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        for event in &self.events {
+            if let Some(port) = self.ports.get_mut(event.token().0) {
+                port.ready = true;
+            }
+        }
+        self.drain(frames, 0)
+    }
+
+    fn send_batch(&mut self, frames: &[Frame], send: &[bool]) -> io::Result<usize> {
+        let mut sent = 0;
+        for (frame, _) in frames.iter().zip(send).filter(|(_, s)| **s) {
+            let Some(port) = self.ports.iter_mut().find(|p| p.index == frame.interface) else {
+                continue;
+            };
+            if let Some(Ok(())) = port.tx.send_to(frame.bytes(), None) {
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    fn name(&self) -> &'static str {
+        "pnet"
+    }
+}

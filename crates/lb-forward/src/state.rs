@@ -1,0 +1,245 @@
+//! Connection states and their timeouts, as IPVS tracks them (`ip_vs_proto_tcp.c`,
+//! `ip_vs_proto_udp.c`).
+//!
+//! TCP follows IPVS's three transition tables: INPUT (client to real), OUTPUT (real to client,
+//! seen only in NAT mode) and INPUT_ONLY (used while no reply has been seen, as for DR and TUN
+//! where replies bypass the director). The event is the highest-priority flag of the segment:
+//! RST, then SYN, then FIN, then ACK; a segment with none of them changes nothing.
+
+use core::time::Duration;
+
+/// The state of a tracked connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ConnState {
+    /// TCP `NONE`.
+    None = 0,
+    /// TCP `ESTABLISHED`: the only state counted as active.
+    Established,
+    /// TCP `SYN_SENT`.
+    SynSent,
+    /// TCP `SYN_RECV`: a SYN was forwarded.
+    SynRecv,
+    /// TCP `FIN_WAIT`.
+    FinWait,
+    /// TCP `TIME_WAIT`.
+    TimeWait,
+    /// TCP `CLOSE`.
+    Close,
+    /// TCP `CLOSE_WAIT`.
+    CloseWait,
+    /// TCP `LAST_ACK`.
+    LastAck,
+    /// TCP `LISTEN`.
+    Listen,
+    /// TCP `SYNACK`.
+    SynAck,
+    /// A UDP flow.
+    Udp,
+}
+
+const TCP_STATES: usize = 11;
+
+impl ConnState {
+    /// The IPVS name (`ipvsadm -Lc`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::None => "NONE",
+            ConnState::Established => "ESTABLISHED",
+            ConnState::SynSent => "SYN_SENT",
+            ConnState::SynRecv => "SYN_RECV",
+            ConnState::FinWait => "FIN_WAIT",
+            ConnState::TimeWait => "TIME_WAIT",
+            ConnState::Close => "CLOSE",
+            ConnState::CloseWait => "CLOSE_WAIT",
+            ConnState::LastAck => "LAST_ACK",
+            ConnState::Listen => "LISTEN",
+            ConnState::SynAck => "SYNACK",
+            ConnState::Udp => "UDP",
+        }
+    }
+
+    /// Whether the connection counts as active for the scheduler (IPVS `activeconns`).
+    pub fn is_active(self) -> bool {
+        self == ConnState::Established
+    }
+}
+
+/// Which way a segment travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Client to real, when replies are seen too (NAT).
+    Input,
+    /// Real to client.
+    Output,
+    /// Client to real, when replies are not seen (DR, TUN, or NAT before the first reply).
+    InputOnly,
+}
+
+use ConnState::{
+    Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
+    SynRecv as SR, SynSent as SS, TimeWait as TW,
+};
+
+/// `tcp_states[]` of ip_vs_proto_tcp.c: per direction, per event (syn, fin, ack, rst), the next
+/// state indexed by the current one (NONE, ES, SS, SR, FW, TW, CL, CW, LA, LI, SA).
+const TABLE: [[[ConnState; TCP_STATES]; 4]; 3] = [
+    // INPUT
+    [
+        [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+        [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW],
+        [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR],
+    ],
+    // OUTPUT
+    [
+        [SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR],
+        [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW],
+        [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
+        [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
+    ],
+    // INPUT_ONLY
+    [
+        [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+        [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+        [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+    ],
+];
+
+/// The next TCP state after a segment with these flags (`set_tcp_state`).
+pub(crate) fn next_tcp(state: ConnState, dir: Direction, flags: u8) -> ConnState {
+    use crate::wire::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+    let event = if flags & TCP_RST != 0 {
+        3
+    } else if flags & TCP_SYN != 0 {
+        0
+    } else if flags & TCP_FIN != 0 {
+        1
+    } else if flags & TCP_ACK != 0 {
+        2
+    } else {
+        return state;
+    };
+    let table = match dir {
+        Direction::Input => 0,
+        Direction::Output => 1,
+        Direction::InputOnly => 2,
+    };
+    let current = state as usize;
+    if current >= TCP_STATES {
+        return state;
+    }
+    TABLE[table][event][current]
+}
+
+/// Connection timeouts per state. The defaults are IPVS's (`ipvsadm --set 900 120 300`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    tcp: [Duration; TCP_STATES],
+    udp: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let s = Duration::from_secs;
+        Timeouts {
+            // NONE, ES, SS, SR, FW, TW, CL, CW, LA, LI, SA
+            tcp: [
+                s(2),
+                s(900),
+                s(120),
+                s(60),
+                s(120),
+                s(120),
+                s(10),
+                s(60),
+                s(30),
+                s(120),
+                s(120),
+            ],
+            udp: s(300),
+        }
+    }
+}
+
+impl Timeouts {
+    /// `ipvsadm --set TCP TCPFIN UDP`: the ESTABLISHED, FIN_WAIT and UDP timeouts; a zero leaves
+    /// that one unchanged, as ipvsadm does.
+    pub fn set(&mut self, tcp: Duration, tcpfin: Duration, udp: Duration) {
+        if !tcp.is_zero() {
+            self.tcp[ES as usize] = tcp;
+        }
+        if !tcpfin.is_zero() {
+            self.tcp[FW as usize] = tcpfin;
+        }
+        if !udp.is_zero() {
+            self.udp = udp;
+        }
+    }
+
+    /// Sets the timeout of one state.
+    pub fn set_state(&mut self, state: ConnState, timeout: Duration) {
+        match state {
+            ConnState::Udp => self.udp = timeout,
+            tcp => self.tcp[tcp as usize] = timeout,
+        }
+    }
+
+    /// The timeout of a state.
+    pub fn get(&self, state: ConnState) -> Duration {
+        match state {
+            ConnState::Udp => self.udp,
+            tcp => self.tcp[tcp as usize],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+
+    #[test]
+    fn nat_handshake_and_close() {
+        let mut s = ConnState::None;
+        s = next_tcp(s, Direction::InputOnly, TCP_SYN);
+        assert_eq!(s, ConnState::SynRecv);
+        s = next_tcp(s, Direction::Output, TCP_SYN | TCP_ACK);
+        assert_eq!(s, ConnState::SynRecv);
+        s = next_tcp(s, Direction::Input, TCP_ACK);
+        assert_eq!(s, ConnState::Established);
+        s = next_tcp(s, Direction::Input, TCP_FIN | TCP_ACK);
+        assert_eq!(s, ConnState::CloseWait);
+        s = next_tcp(s, Direction::Output, TCP_FIN | TCP_ACK);
+        assert_eq!(s, ConnState::TimeWait);
+    }
+
+    #[test]
+    fn dr_sees_only_input() {
+        let mut s = next_tcp(ConnState::None, Direction::InputOnly, TCP_SYN);
+        s = next_tcp(s, Direction::InputOnly, TCP_ACK);
+        assert_eq!(s, ConnState::Established);
+        s = next_tcp(s, Direction::InputOnly, TCP_FIN | TCP_ACK);
+        assert_eq!(s, ConnState::FinWait);
+        assert_eq!(next_tcp(s, Direction::InputOnly, TCP_RST), ConnState::Close);
+        // No flag at all: no event.
+        assert_eq!(next_tcp(s, Direction::InputOnly, 0), s);
+    }
+
+    #[test]
+    fn set_like_ipvsadm() {
+        let mut t = Timeouts::default();
+        assert_eq!(t.get(ConnState::Established), Duration::from_secs(900));
+        assert_eq!(t.get(ConnState::FinWait), Duration::from_secs(120));
+        assert_eq!(t.get(ConnState::Udp), Duration::from_secs(300));
+        t.set(
+            Duration::from_secs(60),
+            Duration::ZERO,
+            Duration::from_secs(5),
+        );
+        assert_eq!(t.get(ConnState::Established), Duration::from_secs(60));
+        assert_eq!(t.get(ConnState::FinWait), Duration::from_secs(120));
+        assert_eq!(t.get(ConnState::Udp), Duration::from_secs(5));
+    }
+}

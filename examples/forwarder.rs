@@ -1,0 +1,332 @@
+//! `forwarder`: an IPVS-like layer-4 director in user space, on `lb-forward`.
+//!
+//! ```text
+//! forwarder --interface eth0 --service tcp:10.0.0.100:80 --scheduler wrr \
+//!     --real 10.0.0.3:80,weight=3,method=dr --real 10.0.0.4:80,method=nat \
+//!     --real 10.0.0.5:80,method=tun [--persistence 300] [--io pnet|fast] [--stats-interval 5]
+//! ```
+//!
+//! At start it turns checksum and segmentation offloads off on its interfaces (captured frames
+//! must be complete), resolves each real's egress interface and next-hop MAC from the kernel's
+//! routing and neighbour tables (running ARP / ND when needed), and installs an nftables table
+//! `lb_forward_<pid>` that stops the kernel from acting on the packets it handles (see
+//! `lb_forward::io::KernelRules`). SIGUSR1, or every `--stats-interval` seconds, prints the
+//! statistics table; SIGTERM or SIGINT removes the table and exits. Bad arguments: a one-line
+//! error and exit status 2.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use lb::forward::io::{Driver, KernelRules, MmsgIo, NextHopResolver, PacketIo, PnetIo};
+use lb::forward::report::stats_table;
+use lb::forward::{
+    Encap, Forwarder, Method, PoolScheduler, Protocol, RealConfig, ServiceConfig, ServiceKey,
+    ServiceStatus, Settings,
+};
+use lb::sched::{Algorithm, Persistence, PoolConfig};
+
+/// A user-space IPVS: balance a virtual service over real servers by direct routing, NAT or
+/// IPIP / IP6IP6 / GUE tunnels.
+#[derive(Parser, Debug)]
+#[command(name = "forwarder", version)]
+struct Cli {
+    /// An interface to receive and send on (repeat for several).
+    #[arg(long = "interface", required = true, value_name = "IF")]
+    interfaces: Vec<String>,
+    /// The virtual service: tcp:10.0.0.100:80, udp:[fd00::100]:53 (port 0: every port).
+    #[arg(long, value_name = "PROTO:VIP:PORT")]
+    service: String,
+    /// The scheduler: an ipvsadm name (rr wrr lc wlc sed nq lblc lblcr dh sh mh fo ovf twos)
+    /// or one of lb-sched's others.
+    #[arg(long, default_value = "wlc", value_name = "ALG")]
+    scheduler: String,
+    /// A real server: IP:PORT[,weight=W][,method=dr|nat|tun][,gue=PORT]. PORT 0 keeps the
+    /// service port; `gue=PORT` tunnels in GUE to that port instead of IPIP.
+    #[arg(
+        long = "real",
+        required = true,
+        value_name = "IP:PORT[,weight=W][,method=M]"
+    )]
+    reals: Vec<String>,
+    /// Client persistence timeout in seconds (ipvsadm -p).
+    #[arg(long, value_name = "SECS")]
+    persistence: Option<u64>,
+    /// The packet I/O backend: pnet (portable) or fast (recvmmsg/sendmmsg batches).
+    #[arg(long, value_enum, default_value_t = IoKind::Pnet)]
+    io: IoKind,
+    /// Print the statistics table every SECS seconds (also on SIGUSR1).
+    #[arg(long, value_name = "SECS")]
+    stats_interval: Option<u64>,
+    /// Clamp the MSS of SYNs tunnelled to TUN reals to what fits the tunnel.
+    #[arg(long)]
+    mss_clamp: bool,
+    /// One-packet scheduling for a UDP service (ipvsadm -o).
+    #[arg(long)]
+    ops: bool,
+    /// Connection table size.
+    #[arg(long, default_value_t = 1 << 18, value_name = "N")]
+    max_connections: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum IoKind {
+    Pnet,
+    Fast,
+}
+
+fn parse_service(s: &str) -> Result<ServiceKey, String> {
+    let (proto, addr) = s
+        .split_once(':')
+        .ok_or_else(|| format!("--service {s:?}: expected PROTO:VIP:PORT"))?;
+    let protocol = match proto {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        _ => return Err(format!("--service {s:?}: protocol must be tcp or udp")),
+    };
+    let vip: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("--service {s:?}: bad VIP:PORT (IPv6 as [addr]:port)"))?;
+    Ok(ServiceKey::new(protocol, vip))
+}
+
+fn parse_real(s: &str, mss_clamp: bool) -> Result<RealConfig, String> {
+    let mut parts = s.split(',');
+    let addr: SocketAddr = parts
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| format!("--real {s:?}: bad IP:PORT"))?;
+    let mut weight = 1;
+    let mut method = "dr";
+    let mut gue = None;
+    for opt in parts {
+        let (k, v) = opt
+            .split_once('=')
+            .ok_or_else(|| format!("--real {s:?}: option {opt:?} is not key=value"))?;
+        match k {
+            "weight" => weight = v.parse().map_err(|_| format!("--real {s:?}: bad weight"))?,
+            "method" => method = v,
+            "gue" => {
+                gue = Some(
+                    v.parse()
+                        .map_err(|_| format!("--real {s:?}: bad GUE port"))?,
+                )
+            }
+            _ => return Err(format!("--real {s:?}: unknown option {k:?}")),
+        }
+    }
+    let method = match (method, gue) {
+        ("dr", None) => Method::Dr,
+        ("nat", None) => Method::Nat,
+        ("tun", None) => Method::Tunnel(Encap::Ip),
+        ("tun", Some(port)) => Method::Tunnel(Encap::Gue { port }),
+        (m, None) => return Err(format!("--real {s:?}: method {m:?} is not dr, nat or tun")),
+        (_, Some(_)) => return Err(format!("--real {s:?}: gue= needs method=tun")),
+    };
+    Ok(RealConfig {
+        addr,
+        weight,
+        method,
+        clamp_mss: mss_clamp && matches!(method, Method::Tunnel(_)),
+    })
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("forwarder: {msg}");
+    ExitCode::from(2)
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("forwarder: {msg}");
+    ExitCode::from(1)
+}
+
+/// A per-process seed for the connection table's hash, from the kernel's generator.
+fn seed() -> u64 {
+    let mut b = [0u8; 8];
+    if let Ok(bytes) = std::fs::read("/proc/sys/kernel/random/uuid") {
+        for (i, c) in bytes.iter().enumerate() {
+            b[i % 8] ^= c.rotate_left(i as u32);
+        }
+    }
+    u64::from_le_bytes(b) ^ u64::from(std::process::id())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            let text = e.to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect();
+            return usage_error(message.join(" ").trim_start_matches("error: "));
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let key = match parse_service(&cli.service) {
+        Ok(k) => k,
+        Err(e) => return usage_error(e),
+    };
+    let reals: Vec<RealConfig> = match cli
+        .reals
+        .iter()
+        .map(|r| parse_real(r, cli.mss_clamp))
+        .collect()
+    {
+        Ok(r) => r,
+        Err(e) => return usage_error(e),
+    };
+    let algorithm = match Algorithm::from_name(&cli.scheduler) {
+        Ok(a) => a,
+        Err(e) => return usage_error(format!("--scheduler: {e}")),
+    };
+    let mut pool = PoolConfig::new(algorithm);
+    if let Some(secs) = cli.persistence {
+        match Persistence::new(Duration::from_secs(secs)) {
+            Ok(p) => pool = pool.with_persistence(p),
+            Err(e) => return usage_error(format!("--persistence: {e}")),
+        }
+    }
+    if cli.ops && key.protocol != Protocol::Udp {
+        return usage_error("--ops: UDP services only");
+    }
+    if cli.stats_interval == Some(0) {
+        return usage_error("--stats-interval: at least 1 second");
+    }
+    match run(&cli, key, &reals, pool) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Result<(), String> {
+    let settings = Settings {
+        max_connections: cli.max_connections,
+        hash_seed: seed(),
+        ..Settings::default()
+    };
+    let mut fw = Forwarder::new(settings);
+    let mut indices = Vec::new();
+    for name in &cli.interfaces {
+        let iface = lb::forward::io::interface(name).map_err(|e| e.to_string())?;
+        match lb::forward::io::disable_offloads(name) {
+            Ok(()) => eprintln!(
+                "forwarder: checksum and segmentation offloads turned off on {name} (captured frames must be complete)"
+            ),
+            Err(e) => eprintln!(
+                "forwarder: could not turn offloads off on {name} ({e}); partial checksums or GSO frames will be mishandled"
+            ),
+        }
+        indices.push(iface.index);
+        fw.set_interface(iface);
+    }
+    let sched = PoolScheduler::new(pool, seed()).map_err(|e| e.to_string())?;
+    let config = ServiceConfig {
+        one_packet: cli.ops,
+    };
+    fw.add_service(key, config, sched)
+        .map_err(|e| e.to_string())?;
+    let now = Duration::ZERO;
+    for r in reals {
+        fw.add_real(&key, *r, now)
+            .map_err(|e| format!("--real {}: {e}", r.addr))?;
+    }
+    let mut resolver = NextHopResolver::new().map_err(|e| e.to_string())?;
+    resolve(&mut resolver, &mut fw, Duration::from_secs(2));
+    let mut rules =
+        KernelRules::install(&fw).map_err(|e| format!("installing nftables rules: {e}"))?;
+    eprintln!("forwarder: nftables table inet {} installed", rules.table());
+
+    let io: Box<dyn PacketIo> = match cli.io {
+        IoKind::Pnet => Box::new(PnetIo::open(&cli.interfaces).map_err(|e| format!("pnet: {e}"))?),
+        IoKind::Fast => Box::new(MmsgIo::open(&indices).map_err(|e| format!("fast io: {e}"))?),
+    };
+    let mut driver = Driver::new(fw, io, 64);
+    let term = Arc::new(AtomicBool::new(false));
+    let usr1 = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGTERM, &term),
+        (signal_hook::consts::SIGINT, &term),
+        (signal_hook::consts::SIGUSR1, &usr1),
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(flag)).map_err(|e| format!("signal: {e}"))?;
+    }
+    eprintln!(
+        "forwarder: {} on {} with {} io, {} real(s); ready",
+        key,
+        cli.interfaces.join(","),
+        driver.io_name(),
+        reals.len()
+    );
+    let interval = cli.stats_interval.map(Duration::from_secs);
+    let mut last_stats = Instant::now();
+    let mut last_snapshot: (Vec<ServiceStatus>, Instant) =
+        (driver.forwarder.status(), Instant::now());
+    let mut last_resolve = Instant::now();
+    let mut result = Ok(());
+    while !term.load(Ordering::Relaxed) {
+        if let Err(e) = driver.poll(Some(Duration::from_millis(100))) {
+            result = Err(format!("packet I/O: {e}"));
+            break;
+        }
+        // Next hops change (neighbours age, routes move): refresh them every second.
+        if last_resolve.elapsed() >= Duration::from_secs(1) {
+            resolve(&mut resolver, &mut driver.forwarder, Duration::ZERO);
+            last_resolve = Instant::now();
+        }
+        let due = interval.is_some_and(|i| last_stats.elapsed() >= i);
+        if usr1.swap(false, Ordering::Relaxed) || due {
+            let now = driver.forwarder.status();
+            let elapsed = last_snapshot.1.elapsed();
+            println!(
+                "{}",
+                stats_table(
+                    &now,
+                    Some((&last_snapshot.0, elapsed)),
+                    driver.forwarder.stats(),
+                    driver.forwarder.connection_count()
+                )
+            );
+            last_snapshot = (now, Instant::now());
+            last_stats = Instant::now();
+        }
+    }
+    rules
+        .remove()
+        .map_err(|e| format!("removing nftables rules: {e}"))?;
+    eprintln!("forwarder: nftables table removed; exiting");
+    result
+}
+
+fn resolve(resolver: &mut NextHopResolver, fw: &mut Forwarder, wait: Duration) {
+    for addr in fw.real_addresses() {
+        match resolver.resolve_wait(addr, wait) {
+            Ok(Some(nh)) if fw.interfaces().iter().any(|i| i.index == nh.interface) => {
+                fw.set_next_hop(addr, Some(nh))
+            }
+            Ok(Some(nh)) => {
+                eprintln!(
+                    "forwarder: {addr} is reached through interface #{}, which is not one of ours",
+                    nh.interface
+                );
+                fw.set_next_hop(addr, None);
+            }
+            Ok(None) => {
+                if !wait.is_zero() {
+                    eprintln!("forwarder: no MAC for {addr} yet; retrying every second");
+                }
+            }
+            Err(e) => eprintln!("forwarder: resolving {addr}: {e}"),
+        }
+    }
+}
