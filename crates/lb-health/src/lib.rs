@@ -1,0 +1,18 @@
+//! Health checking as primitives: trackers, probes, outlier detection, pools, drivers.
+#![cfg_attr(not(feature = "reactor"), forbid(unsafe_code))]
+
+mod agent;
+mod error;
+mod outcome;
+pub mod probe;
+mod tracker;
+
+pub use agent::{AgentError, AgentHealth, AgentReport, parse_agent_line};
+pub use error::Error;
+pub use outcome::{Outcome, Reason, ReportedWeight, Verdict};
+pub use probe::{Check, Probe, Session, Step, Transport};
+pub use rand_core::Rng;
+pub use tracker::{
+    Admin, Backoff, Counting, FlapDamping, Health, InitialState, Intervals, Jitter, Observation,
+    SlowStart, State, Tracker, TrackerConfig, TrackerStats, Transition,
+};
