@@ -2,12 +2,16 @@
 #![cfg_attr(not(feature = "reactor"), forbid(unsafe_code))]
 
 mod agent;
+mod checker;
+#[cfg(feature = "reactor")]
+pub mod driver;
 mod error;
 mod outcome;
 pub mod probe;
 mod tracker;
 
 pub use agent::{AgentError, AgentHealth, AgentReport, parse_agent_line};
+pub use checker::{CheckId, Checker, Due, Event, Target};
 pub use error::Error;
 pub use outcome::{Outcome, Reason, ReportedWeight, Verdict};
 pub use probe::{Check, Probe, Session, Step, Transport};
