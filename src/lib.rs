@@ -5,10 +5,12 @@
 //! | module | crate | what it holds |
 //! |---|---|---|
 //! | [`sched`] | `lb-sched` | the 14 IPVS schedulers, consistent hashing, persistence, slow start |
+//! | [`health`] | `lb-health` | sans-IO health trackers and probes, outlier detection, pools, a reactor driver |
 //!
-//! Later crates (`vrrp`, `forward`, `health`) and the `director` join as they land.
+//! Later crates (`vrrp`, `forward`) and the `director` join as they land.
 #![forbid(unsafe_code)]
 
+pub use lb_health as health;
 pub use lb_sched as sched;
 
 /// The README's examples, compiled and run as doc tests.

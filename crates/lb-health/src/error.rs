@@ -36,6 +36,14 @@ pub enum Error {
         /// The value given.
         value: String,
     },
+    /// A target URL that does not parse (see [`crate::url`]).
+    #[error("invalid target {url:?}: {why}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        why: &'static str,
+    },
     /// A pool member, check or target id that is not there.
     #[error("unknown id {0}")]
     UnknownId(usize),

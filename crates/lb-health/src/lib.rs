@@ -9,6 +9,7 @@ mod error;
 mod outcome;
 pub mod probe;
 mod tracker;
+pub mod url;
 
 pub use agent::{AgentError, AgentHealth, AgentReport, parse_agent_line};
 pub use checker::{CheckId, Checker, Due, Event, Target};
