@@ -7,6 +7,8 @@ mod checker;
 pub mod driver;
 mod error;
 mod outcome;
+pub mod outlier;
+pub mod pool;
 pub mod probe;
 mod tracker;
 pub mod url;
