@@ -14,6 +14,9 @@
 #![forbid(unsafe_code)]
 
 pub use lb_forward as forward;
+//! | [`health`] | `lb-health` | sans-IO health trackers and probes, outlier detection, pools, a reactor driver |
+//! Later crates (`vrrp`, `forward`) and the `director` join as they land.
+pub use lb_health as health;
 pub use lb_sched as sched;
 pub use lb_vrrp as vrrp;
 

@@ -1,0 +1,608 @@
+//! The single-threaded mio driver.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpStream, UdpSocket};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use rand_core::Rng;
+use slab::Slab;
+use socket2::Socket;
+
+use super::sockets;
+use crate::probe::{ExecCheck, transport_failure};
+use crate::{
+    Check, CheckId, Checker, Error, Event, Outcome, Probe, Reason, Session, Step, Target,
+    Transport, Verdict,
+};
+
+const ICMP4: Token = Token(usize::MAX - 1);
+const ICMP6: Token = Token(usize::MAX - 2);
+/// Upper bounds (ms) of the lateness histogram's first buckets; the last is everything above.
+const LATENESS_BOUNDS_MS: [u64; 4] = [1, 5, 10, 50];
+
+/// Limits of a [`Reactor`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReactorConfig {
+    /// The most probe runs in flight at once; due probes wait beyond it (HAProxy's
+    /// `tune.max-checks-per-thread` lesson: unbounded bursts starve everything).
+    pub max_in_flight: usize,
+    /// How often running external commands are polled for their exit.
+    pub exec_poll: Duration,
+}
+
+impl Default for ReactorConfig {
+    fn default() -> ReactorConfig {
+        ReactorConfig {
+            max_in_flight: 4096,
+            exec_poll: Duration::from_millis(10),
+        }
+    }
+}
+
+/// Counters of a [`Reactor`] since creation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReactorStats {
+    /// Probe runs started.
+    pub started: u64,
+    /// Probe runs finished (any verdict).
+    pub completed: u64,
+    /// Finished runs that passed.
+    pub passed: u64,
+    /// Finished runs that ended at their deadline.
+    pub timeouts: u64,
+    /// Runs that could not open their transport (no fd, spawn failure ...).
+    pub local_errors: u64,
+    /// The most runs in flight at once.
+    pub peak_in_flight: usize,
+    /// The largest delay between a probe's slot and its start.
+    pub max_lateness: Duration,
+    /// Starts by lateness: under 1, 5, 10, 50 ms, and 50 ms or more.
+    pub lateness_histogram: [u64; 5],
+}
+
+enum Io {
+    Tcp { stream: TcpStream, connected: bool },
+    Udp(UdpSocket),
+    Icmp { v6: bool, dst: SocketAddr },
+    Exec { child: Child, check: ExecCheck },
+}
+
+struct Run {
+    id: CheckId,
+    serial: u64,
+    started: Duration,
+    session: Option<Session>,
+    io: Io,
+    out: Vec<u8>,
+    finish: Option<Outcome>,
+}
+
+/// Runs a [`Checker`]'s probes: TCP, UDP, ICMP and external commands, from one thread.
+///
+/// Call [`Reactor::poll`] in a loop and drain [`Reactor::poll_event`] after each call.
+pub struct Reactor<R: Rng> {
+    poll: Poll,
+    events: Events,
+    ready: Vec<(Token, bool, bool)>,
+    checker: Checker,
+    rng: R,
+    config: ReactorConfig,
+    epoch: Instant,
+    runs: Slab<Run>,
+    deadlines: BinaryHeap<Reverse<(Duration, usize, u64)>>,
+    serial: u64,
+    icmp: [Option<Socket>; 2],
+    buf: Vec<u8>,
+    stats: ReactorStats,
+}
+
+impl<R: Rng> core::fmt::Debug for Reactor<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("targets", &self.checker.len())
+            .field("in_flight", &self.runs.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Rng> Reactor<R> {
+    /// A reactor with its own clock epoch (now) and randomness.
+    pub fn new(config: ReactorConfig, rng: R) -> io::Result<Reactor<R>> {
+        Ok(Reactor {
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+            ready: Vec::with_capacity(1024),
+            checker: Checker::new(),
+            rng,
+            config: ReactorConfig {
+                max_in_flight: config.max_in_flight.max(1),
+                ..config
+            },
+            epoch: Instant::now(),
+            runs: Slab::new(),
+            deadlines: BinaryHeap::new(),
+            serial: 0,
+            icmp: [None, None],
+            buf: vec![0; 64 * 1024],
+            stats: ReactorStats::default(),
+        })
+    }
+
+    /// Time since the reactor was created: the timeline its trackers live on.
+    pub fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// Starts tracking a target (or adds a reference to an identical one).
+    pub fn add(&mut self, target: Target) -> Result<CheckId, Error> {
+        let now = self.now();
+        self.checker.add(target, now, &mut self.rng)
+    }
+
+    /// The checker: trackers, targets, admin states.
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    /// The checker, to remove targets or set admin states.
+    pub fn checker_mut(&mut self) -> &mut Checker {
+        &mut self.checker
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ReactorStats {
+        self.stats
+    }
+
+    /// Runs in flight.
+    pub fn in_flight(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// The next transition of any target.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.checker.poll_event()
+    }
+
+    /// Starts due probes, waits for I/O (at most `max_wait`, or until the next timer), moves
+    /// bytes, expires deadlines and reaps commands.
+    pub fn poll(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
+        let now = self.now();
+        self.start_due(now);
+        let mut wait = max_wait;
+        let mut cap = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
+        if self.runs.len() < self.config.max_in_flight {
+            if let Some(at) = self.checker.poll_timeout() {
+                cap(at.saturating_sub(now));
+            }
+        }
+        if let Some(Reverse((at, _, _))) = self.deadlines.peek() {
+            cap(at.saturating_sub(now));
+        }
+        if self
+            .runs
+            .iter()
+            .any(|(_, r)| matches!(r.io, Io::Exec { .. }))
+        {
+            cap(self.config.exec_poll);
+        }
+        match self.poll.poll(&mut self.events, wait) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        self.ready.clear();
+        self.ready.extend(self.events.iter().map(|e| {
+            let bad = e.is_error() || e.is_read_closed() || e.is_write_closed();
+            (e.token(), e.is_readable() || bad, e.is_writable() || bad)
+        }));
+        let now = self.now();
+        for i in 0..self.ready.len() {
+            let (token, readable, writable) = self.ready[i];
+            match token {
+                ICMP4 => self.icmp_readable(false, now),
+                ICMP6 => self.icmp_readable(true, now),
+                Token(key) => self.ready_run(key, readable, writable, now),
+            }
+        }
+        self.expire(now);
+        self.reap_exec(now);
+        self.start_due(now);
+        Ok(())
+    }
+
+    fn start_due(&mut self, now: Duration) {
+        while self.runs.len() < self.config.max_in_flight {
+            let (id, addr, slot, deadline, transport, session, exec) = {
+                let Some(due) = self.checker.poll_due(now) else {
+                    return;
+                };
+                let exec = match due.check {
+                    Check::Exec(e) => Some(e.clone()),
+                    _ => None,
+                };
+                (
+                    due.id,
+                    due.addr,
+                    due.slot,
+                    due.deadline,
+                    due.check.transport(),
+                    due.check.session(due.addr, &mut self.rng),
+                    exec,
+                )
+            };
+            self.note_lateness(now.saturating_sub(slot));
+            self.stats.started += 1;
+            let io = match self.open(transport, addr, exec) {
+                Ok(io) => io,
+                Err(e) => {
+                    self.stats.local_errors += 1;
+                    let o = transport_failure(&e).with_latency(Duration::ZERO);
+                    self.stats.completed += 1;
+                    self.checker.report(id, now, &o, &mut self.rng);
+                    continue;
+                }
+            };
+            self.serial += 1;
+            let is_stream = matches!(io, Io::Tcp { .. } | Io::Exec { .. });
+            let key = self.runs.insert(Run {
+                id,
+                serial: self.serial,
+                started: now,
+                session,
+                io,
+                out: Vec::new(),
+                finish: None,
+            });
+            self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.runs.len());
+            self.deadlines.push(Reverse((deadline, key, self.serial)));
+            if let Err(e) = self.register(key) {
+                self.complete(key, transport_failure(&e), now);
+                continue;
+            }
+            // Datagram probes speak first; TCP ones once connected.
+            if !is_stream {
+                let step = self
+                    .runs
+                    .get_mut(key)
+                    .and_then(|r| r.session.as_mut())
+                    .map(Probe::start);
+                self.process(key, step.unwrap_or(Step::NeedMore), now);
+            }
+        }
+    }
+
+    fn note_lateness(&mut self, late: Duration) {
+        self.stats.max_lateness = self.stats.max_lateness.max(late);
+        let ms = u64::try_from(late.as_millis()).unwrap_or(u64::MAX);
+        let bucket = LATENESS_BOUNDS_MS
+            .iter()
+            .position(|&b| ms < b)
+            .unwrap_or(LATENESS_BOUNDS_MS.len());
+        self.stats.lateness_histogram[bucket] += 1;
+    }
+
+    fn open(
+        &mut self,
+        transport: Transport,
+        addr: SocketAddr,
+        exec: Option<ExecCheck>,
+    ) -> io::Result<Io> {
+        Ok(match transport {
+            Transport::Tcp => Io::Tcp {
+                stream: sockets::tcp_connect(addr)?,
+                connected: false,
+            },
+            Transport::Udp => Io::Udp(sockets::udp_connect(addr)?),
+            Transport::Icmp => {
+                let v6 = addr.is_ipv6();
+                self.icmp_socket(v6)?;
+                Io::Icmp { v6, dst: addr }
+            }
+            Transport::Exec => {
+                let check = exec.ok_or_else(|| io::Error::other("exec check without command"))?;
+                let child = Command::new(&check.program)
+                    .args(&check.args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?;
+                Io::Exec { child, check }
+            }
+        })
+    }
+
+    fn icmp_socket(&mut self, v6: bool) -> io::Result<&Socket> {
+        let slot = usize::from(v6);
+        if self.icmp[slot].is_none() {
+            let socket = sockets::icmp_socket(v6)?;
+            let token = if v6 { ICMP6 } else { ICMP4 };
+            self.poll.registry().register(
+                &mut SourceFd(&socket.as_raw_fd()),
+                token,
+                Interest::READABLE,
+            )?;
+            self.icmp[slot] = Some(socket);
+        }
+        self.icmp[slot]
+            .as_ref()
+            .ok_or_else(|| io::Error::other("no icmp socket"))
+    }
+
+    fn register(&mut self, key: usize) -> io::Result<()> {
+        let registry = self.poll.registry();
+        match &mut self.runs[key].io {
+            Io::Tcp { stream, .. } => {
+                registry.register(stream, Token(key), Interest::READABLE | Interest::WRITABLE)
+            }
+            Io::Udp(socket) => registry.register(socket, Token(key), Interest::READABLE),
+            Io::Icmp { .. } | Io::Exec { .. } => Ok(()),
+        }
+    }
+
+    /// Acts on a probe's step for run `key`.
+    fn process(&mut self, key: usize, step: Step, now: Duration) {
+        match step {
+            Step::NeedMore => {}
+            Step::Done(o) => self.complete(key, o, now),
+            Step::Send(bytes) => {
+                let Some(run) = self.runs.get_mut(key) else {
+                    return;
+                };
+                run.out.extend_from_slice(&bytes);
+                self.flush(key, now);
+            }
+            Step::Finish(bytes, o) => {
+                let Some(run) = self.runs.get_mut(key) else {
+                    return;
+                };
+                run.out.extend_from_slice(&bytes);
+                run.finish = Some(o);
+                self.flush(key, now);
+            }
+        }
+    }
+
+    fn flush(&mut self, key: usize, now: Duration) {
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        let result: io::Result<()> = match &mut run.io {
+            Io::Tcp { stream, .. } => loop {
+                if run.out.is_empty() {
+                    break Ok(());
+                }
+                match stream.write(&run.out) {
+                    Ok(n) => {
+                        run.out.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            },
+            Io::Udp(socket) => {
+                let r = socket.send(&run.out).map(drop);
+                run.out.clear();
+                r
+            }
+            Io::Icmp { v6, dst } => {
+                let dst = socket2::SockAddr::from(SocketAddr::new(dst.ip(), 0));
+                let r = match &self.icmp[usize::from(*v6)] {
+                    Some(s) => s.send_to(&run.out, &dst).map(drop),
+                    None => Err(io::Error::other("no icmp socket")),
+                };
+                run.out.clear();
+                r
+            }
+            Io::Exec { .. } => Ok(()),
+        };
+        match result {
+            Err(e) => self.complete(key, transport_failure(&e), now),
+            Ok(()) if run.out.is_empty() => {
+                if let Some(o) = run.finish.take() {
+                    self.complete(key, o, now);
+                }
+            }
+            Ok(()) => {}
+        }
+    }
+
+    fn ready_run(&mut self, key: usize, readable: bool, writable: bool, now: Duration) {
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        match &mut run.io {
+            Io::Tcp { stream, connected } => {
+                if !*connected {
+                    if let Some(e) = stream.take_error().unwrap_or_else(Some) {
+                        return self.complete(key, transport_failure(&e), now);
+                    }
+                    match stream.peer_addr() {
+                        Ok(_) => *connected = true,
+                        Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                        Err(e) => return self.complete(key, transport_failure(&e), now),
+                    }
+                    let step = run.session.as_mut().map_or(Step::NeedMore, Probe::start);
+                    self.process(key, step, now);
+                } else if writable {
+                    self.flush(key, now);
+                }
+                if readable {
+                    self.read_stream(key, now);
+                }
+            }
+            Io::Udp(_) => {
+                if readable {
+                    self.read_datagrams(key, now);
+                }
+            }
+            Io::Icmp { .. } | Io::Exec { .. } => {}
+        }
+    }
+
+    /// True while run `key` (as of `serial`) still exists.
+    fn alive(&self, key: usize, serial: u64) -> bool {
+        self.runs.get(key).is_some_and(|r| r.serial == serial)
+    }
+
+    fn read_stream(&mut self, key: usize, now: Duration) {
+        let Some(serial) = self.runs.get(key).map(|r| r.serial) else {
+            return;
+        };
+        while self.alive(key, serial) {
+            let Some(run) = self.runs.get_mut(key) else {
+                return;
+            };
+            let Io::Tcp { stream, .. } = &mut run.io else {
+                return;
+            };
+            let Some(session) = run.session.as_mut() else {
+                return;
+            };
+            let step = match stream.read(&mut self.buf) {
+                Ok(0) => {
+                    let step = session.on_eof();
+                    match step {
+                        Step::NeedMore => Step::Done(Outcome::fail(Reason::Closed)),
+                        s => s,
+                    }
+                }
+                Ok(n) => session.on_bytes(&self.buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Step::Done(transport_failure(&e)),
+            };
+            self.process(key, step, now);
+        }
+    }
+
+    fn read_datagrams(&mut self, key: usize, now: Duration) {
+        let Some(serial) = self.runs.get(key).map(|r| r.serial) else {
+            return;
+        };
+        while self.alive(key, serial) {
+            let Some(run) = self.runs.get_mut(key) else {
+                return;
+            };
+            let Io::Udp(socket) = &mut run.io else {
+                return;
+            };
+            let Some(session) = run.session.as_mut() else {
+                return;
+            };
+            let step = match socket.recv(&mut self.buf) {
+                Ok(n) => session.on_bytes(&self.buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Step::Done(transport_failure(&e)),
+            };
+            self.process(key, step, now);
+        }
+    }
+
+    fn icmp_readable(&mut self, v6: bool, now: Duration) {
+        loop {
+            let n = match self.icmp[usize::from(v6)]
+                .as_ref()
+                .map(|mut s| s.read(&mut self.buf))
+            {
+                Some(Ok(n)) => n,
+                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                _ => return,
+            };
+            let waiting: Vec<usize> = self
+                .runs
+                .iter()
+                .filter(|(_, r)| matches!(r.io, Io::Icmp { v6: f, .. } if f == v6))
+                .map(|(k, _)| k)
+                .collect();
+            for key in waiting {
+                let packet = &self.buf[..n];
+                let step = self
+                    .runs
+                    .get_mut(key)
+                    .and_then(|r| r.session.as_mut())
+                    .map_or(Step::NeedMore, |s| s.on_bytes(packet));
+                self.process(key, step, now);
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Duration) {
+        while let Some(&Reverse((at, key, serial))) = self.deadlines.peek() {
+            if at > now {
+                return;
+            }
+            self.deadlines.pop();
+            if !self.alive(key, serial) {
+                continue;
+            }
+            let Some(run) = self.runs.get_mut(key) else {
+                continue;
+            };
+            let outcome = match (&mut run.io, run.session.as_mut()) {
+                (Io::Exec { .. }, _) | (_, None) => Outcome::fail(Reason::Timeout),
+                (_, Some(session)) => session.on_timeout(),
+            };
+            if outcome.reason == Reason::Timeout {
+                self.stats.timeouts += 1;
+            }
+            self.complete(key, outcome, now);
+        }
+    }
+
+    fn reap_exec(&mut self, now: Duration) {
+        let mut exited = Vec::new();
+        for (key, run) in self.runs.iter_mut() {
+            if let Io::Exec { child, check } = &mut run.io {
+                match child.try_wait() {
+                    Ok(Some(status)) => exited.push((key, check.outcome(status))),
+                    Ok(None) => {}
+                    Err(e) => exited.push((key, transport_failure(&e))),
+                }
+            }
+        }
+        for (key, outcome) in exited {
+            self.complete(key, outcome, now);
+        }
+    }
+
+    fn complete(&mut self, key: usize, outcome: Outcome, now: Duration) {
+        let Some(mut run) = self.runs.try_remove(key) else {
+            return;
+        };
+        match &mut run.io {
+            Io::Tcp { stream, .. } => {
+                let _ = self.poll.registry().deregister(stream);
+                sockets::close_with_reset(stream);
+            }
+            Io::Udp(socket) => {
+                let _ = self.poll.registry().deregister(socket);
+            }
+            Io::Icmp { .. } => {}
+            Io::Exec { child, .. } => {
+                // Only our own child, by its pid; reaped so it leaves no zombie.
+                if let Ok(None) = child.try_wait() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+        self.stats.completed += 1;
+        if outcome.verdict == Verdict::Pass {
+            self.stats.passed += 1;
+        }
+        let outcome = outcome.with_latency(now.saturating_sub(run.started));
+        self.checker.report(run.id, now, &outcome, &mut self.rng);
+    }
+}
