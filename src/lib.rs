@@ -5,17 +5,13 @@
 //! | module | crate | what it holds |
 //! |---|---|---|
 //! | [`sched`] | `lb-sched` | the 14 IPVS schedulers, consistent hashing, persistence, slow start |
-//! | [`config`] | (here) | a keepalived.conf reader with keepalived 2.2.7's defaults and warnings |
 //! | [`vrrp`] | `lb-vrrp` | sans-IO VRRPv2/v3 codec and router state machine, keepalived-compatible; Linux driver |
-//!
-//! Later crates (`forward`, `health`) and the `director` join as they land.
 //! | [`forward`] | `lb-forward` | the DR / NAT / TUN datapath with a connection table; packet I/O for Linux |
-//! Later crates (`vrrp`, `health`) and the `director` join as they land.
+//! | [`health`] | `lb-health` | sans-IO health trackers and probes, outlier detection, pools, a reactor driver |
+//! | [`config`] | (here) | a keepalived.conf reader with keepalived 2.2.7's defaults and warnings |
 #![forbid(unsafe_code)]
 
 pub use lb_forward as forward;
-//! | [`health`] | `lb-health` | sans-IO health trackers and probes, outlier detection, pools, a reactor driver |
-//! Later crates (`vrrp`, `forward`) and the `director` join as they land.
 pub use lb_health as health;
 pub use lb_sched as sched;
 pub use lb_vrrp as vrrp;
