@@ -433,13 +433,14 @@ impl<S: Scheduler> Forwarder<S> {
             return Verdict::Drop(DropReason::TooBig);
         }
         self.ip_id = self.ip_id.wrapping_add(1);
-        self.stats.drop(DropReason::TooBig);
         if icmp::too_big(frame, ip, mtu, &ingress.mac, self.ip_id) {
+            // The packet is dropped and counted; the frame now holds the ICMP error.
+            self.stats.drop(DropReason::TooBig);
             self.stats.icmp_sent += 1;
             frame.interface = ingress.index;
             Verdict::Transmit
         } else {
-            Verdict::Drop(DropReason::NoHeadroom)
+            Verdict::Drop(DropReason::TooBig)
         }
     }
 
