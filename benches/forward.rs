@@ -10,7 +10,7 @@
 //!   direction), `tun-ipip` and `tun-gue` (encapsulation).
 //! - `forward/<mode>/established-v6`: the same with IPv6.
 //! - `forward/dr/new-flow`: a SYN of a new flow each time (scheduler pick with `wrr` over 3
-//!   reals, table insert); the table holds 2^20 entries, and once full each insert first
+//!   reals, table insert); the table holds 2^16 entries, and once full each insert first
 //!   evicts a half-open entry under the clock hand (the size policy), which the figure then
 //!   includes.
 //! - `forward/baseline/fill`: copying a 64-byte template into the frame buffer, which every
@@ -161,7 +161,7 @@ fn established_benches(c: &mut Criterion) {
     ];
     for v6 in [false, true] {
         for (name, method) in modes {
-            let (mut fw, vip, _) = forwarder(method, v6, 1 << 16);
+            let (mut fw, vip, _) = forwarder(method, v6, 4 * FLOWS);
             let (inbound, replies) = established(&mut fw, vip, v6);
             let suffix = if v6 { "established-v6" } else { "established" };
             run(c, &format!("forward/{name}/{suffix}"), &mut fw, &inbound);
@@ -173,7 +173,7 @@ fn established_benches(c: &mut Criterion) {
 }
 
 fn new_flow(c: &mut Criterion) {
-    let (mut fw, vip, _) = forwarder(Method::Dr, false, 1 << 20);
+    let (mut fw, vip, _) = forwarder(Method::Dr, false, 1 << 16);
     let templates: Vec<Vec<u8>> = (0..4096)
         .map(|i| testing::tcp(CLIENT, DIRECTOR, client(i * 7, false), vip, SYN, b""))
         .collect();

@@ -6,7 +6,8 @@ use core::hash::BuildHasher;
 use core::time::Duration;
 
 use foldhash::fast::FixedState;
-use hashbrown::HashMap;
+
+use crate::index::FlowIndex;
 
 use crate::service::Method;
 use crate::state::ConnState;
@@ -14,8 +15,26 @@ use crate::wire::Family;
 
 /// A 5-tuple packed into five words, so that hashing and comparing it are a few instructions:
 /// source address, destination address, then ports, protocol and family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Eq)]
 pub(crate) struct FlowKey([u64; 5]);
+
+// Written out: the derived versions treat the array as bytes and call memcmp / hash a slice.
+impl PartialEq for FlowKey {
+    #[inline]
+    fn eq(&self, o: &Self) -> bool {
+        let (a, b) = (&self.0, &o.0);
+        ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0
+    }
+}
+
+impl core::hash::Hash for FlowKey {
+    #[inline]
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        for w in self.0 {
+            state.write_u64(w);
+        }
+    }
+}
 
 impl FlowKey {
     #[inline]
@@ -51,6 +70,9 @@ pub(crate) struct Conn {
     pub key_in: FlowKey,
     /// The reply tuple (real to client), indexed for NAT only.
     pub key_out: Option<FlowKey>,
+    /// The hashes the index filed the keys under (set by [`ConnTable::insert`]).
+    pub hash_in: u64,
+    pub hash_out: u64,
     pub family: Family,
     pub proto: u8,
     pub client: [u8; 16],
@@ -88,7 +110,8 @@ pub(crate) struct Hit {
 pub(crate) struct ConnTable {
     slots: Vec<Option<Conn>>,
     free: Vec<u32>,
-    index: HashMap<FlowKey, Hit, FixedState>,
+    /// Entries are `slot << 1 | reply`.
+    index: FlowIndex,
     hasher: FixedState,
     capacity: usize,
     len: usize,
@@ -100,13 +123,12 @@ const EVICTION_PROBES: usize = 64;
 
 impl ConnTable {
     pub(crate) fn new(capacity: usize, seed: u64) -> Self {
-        let hasher = FixedState::with_seed(seed);
         ConnTable {
             slots: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
             // Two keys per NAT connection.
-            index: HashMap::with_capacity_and_hasher(capacity * 2, hasher.clone()),
-            hasher,
+            index: FlowIndex::new(capacity * 2),
+            hasher: FixedState::with_seed(seed),
             capacity,
             len: 0,
             hand: 0,
@@ -121,13 +143,27 @@ impl ConnTable {
         self.len >= self.capacity
     }
 
-    pub(crate) fn hash(&self, key: &FlowKey) -> u32 {
-        self.hasher.hash_one(key) as u32
+    #[inline]
+    pub(crate) fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
     }
 
     #[inline]
     pub(crate) fn lookup(&self, key: &FlowKey) -> Option<Hit> {
-        self.index.get(key).copied()
+        let entry = self.index.find(self.hash(key), |e| {
+            let Some(Some(c)) = self.slots.get((e >> 1) as usize) else {
+                return false;
+            };
+            if e & 1 == 0 {
+                c.key_in == *key
+            } else {
+                c.key_out.as_ref() == Some(key)
+            }
+        })?;
+        Some(Hit {
+            index: entry >> 1,
+            reply: entry & 1 == 1,
+        })
     }
 
     #[inline]
@@ -141,33 +177,32 @@ impl ConnTable {
     }
 
     /// Inserts a connection; `None` when the table is full or one of its keys is taken.
-    pub(crate) fn insert(&mut self, conn: Conn) -> Option<u32> {
+    pub(crate) fn insert(&mut self, mut conn: Conn) -> Option<u32> {
         if self.is_full()
-            || self.index.contains_key(&conn.key_in)
-            || conn.key_out.is_some_and(|k| self.index.contains_key(&k))
+            || self.lookup(&conn.key_in).is_some()
+            || conn.key_out.is_some_and(|k| self.lookup(&k).is_some())
         {
             return None;
         }
+        conn.hash_in = self.hash(&conn.key_in);
+        conn.hash_out = conn.key_out.map_or(0, |k| self.hash(&k));
         let index = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(conn);
                 i
             }
             None => {
-                let i = u32::try_from(self.slots.len()).ok()?;
+                // Entries carry the slot shifted left by one.
+                let i = u32::try_from(self.slots.len())
+                    .ok()
+                    .filter(|i| *i < 1 << 31)?;
                 self.slots.push(Some(conn));
                 i
             }
         };
-        self.index.insert(
-            conn.key_in,
-            Hit {
-                index,
-                reply: false,
-            },
-        );
-        if let Some(out) = conn.key_out {
-            self.index.insert(out, Hit { index, reply: true });
+        self.index.insert(conn.hash_in, index << 1);
+        if conn.key_out.is_some() {
+            self.index.insert(conn.hash_out, index << 1 | 1);
         }
         self.len += 1;
         Some(index)
@@ -175,13 +210,30 @@ impl ConnTable {
 
     pub(crate) fn remove(&mut self, index: u32) -> Option<Conn> {
         let conn = self.slots.get_mut(index as usize)?.take()?;
-        self.index.remove(&conn.key_in);
-        if let Some(out) = conn.key_out {
-            self.index.remove(&out);
+        self.index.remove(conn.hash_in, index << 1);
+        if conn.key_out.is_some() {
+            self.index.remove(conn.hash_out, index << 1 | 1);
         }
         self.free.push(index);
         self.len -= 1;
+        if self.index.needs_rebuild() {
+            self.rebuild_index();
+        }
         Some(conn)
+    }
+
+    /// Files every live connection anew, dropping the tombstones (memory is reused).
+    fn rebuild_index(&mut self) {
+        self.index.clear();
+        for (i, c) in self.slots.iter().enumerate() {
+            if let Some(c) = c {
+                let i = i as u32;
+                self.index.insert(c.hash_in, i << 1);
+                if c.key_out.is_some() {
+                    self.index.insert(c.hash_out, i << 1 | 1);
+                }
+            }
+        }
     }
 
     /// The next `budget` slots under the clock hand whose connections expired at `now`.

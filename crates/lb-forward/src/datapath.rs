@@ -30,6 +30,34 @@ pub enum Verdict {
     Ignore,
 }
 
+/// What forwarding a packet of a connection needs, copied out of the table entry.
+#[derive(Clone, Copy)]
+struct Route {
+    method: Method,
+    raddr: [u8; 16],
+    rport: u16,
+    vip: [u8; 16],
+    vport: u16,
+    client_if: u32,
+    client_mac: [u8; 6],
+    flow_hash: u32,
+}
+
+impl Route {
+    fn of(c: &Conn) -> Route {
+        Route {
+            method: c.method,
+            raddr: c.raddr,
+            rport: c.rport,
+            vip: c.vip,
+            vport: c.vport,
+            client_if: c.client_if,
+            client_mac: c.client_mac,
+            flow_hash: c.flow_hash,
+        }
+    }
+}
+
 /// The transport fields of the packet being handled.
 #[derive(Clone, Copy)]
 struct Flow {
@@ -60,7 +88,8 @@ impl<S: Scheduler> Forwarder<S> {
             return Verdict::Drop(DropReason::UnknownInterface);
         };
         let bytes = frame.bytes();
-        if bytes.len() >= 12 && bytes[6..12] == ingress.mac {
+        let src_mac: Option<[u8; 6]> = bytes.get(6..12).and_then(|m| m.try_into().ok());
+        if src_mac == Some(ingress.mac) {
             // Our own transmission, looped back to a capture socket.
             return Verdict::Ignore;
         }
@@ -227,7 +256,9 @@ impl<S: Scheduler> Forwarder<S> {
             expires: expiry(now, self.settings.timeouts.get(state)),
             client_if: ingress.index,
             client_mac,
-            flow_hash: self.conns.hash(&key),
+            flow_hash: self.conns.hash(&key) as u32,
+            hash_in: 0,
+            hash_out: 0,
         };
         svc.counters.conns += 1;
         real.counters.conns += 1;
@@ -247,7 +278,15 @@ impl<S: Scheduler> Forwarder<S> {
         real.counters.count_in(len);
         let next_hop = real.next_hop;
         let clamp = real.config.clamp_mss;
-        self.send_to_real(frame, ingress, pkt, flow, &conn, next_hop, clamp)
+        self.send_to_real(
+            frame,
+            ingress,
+            pkt,
+            flow,
+            &Route::of(&conn),
+            next_hop,
+            clamp,
+        )
     }
 
     /// A packet from the client side of a tracked connection.
@@ -277,17 +316,29 @@ impl<S: Scheduler> Forwarder<S> {
         flow: Flow,
         reply: bool,
         len: usize,
-    ) -> Option<(Option<crate::NextHop>, bool, Conn)> {
-        let timeouts = self.settings.timeouts;
-        let conn = *self.conns.get(index)?;
-        let Some(real_slot) = self.bind_live_real(index, now) else {
+    ) -> Option<(Option<crate::NextHop>, bool, Route)> {
+        let c = self.conns.get(index)?;
+        let (service, service_gen, real_id, real_gen) =
+            (c.service, c.service_gen, c.real, c.real_gen);
+        let live = self
+            .services
+            .get(service as usize)
+            .filter(|s| s.generation == service_gen)
+            .and_then(|s| s.service.as_ref())
+            .and_then(|s| s.reals.get(real_id as usize))
+            .is_some_and(|r| r.generation == real_gen && r.real.is_some());
+        let real_slot = if live {
+            real_id
+        } else if let Some(slot) = self.bind_live_real(index, now) {
+            slot
+        } else {
             if self.settings.expire_nodest_conn {
                 self.remove_conn(index, now);
             }
             return None;
         };
         let c = self.conns.get_mut(index)?;
-        let svc = self.services[conn.service as usize].service.as_mut()?;
+        let svc = self.services[service as usize].service.as_mut()?;
         let real = svc.reals[real_slot as usize].real.as_mut()?;
         if flow.proto == PROTO_TCP {
             let dir = if reply {
@@ -314,7 +365,7 @@ impl<S: Scheduler> Forwarder<S> {
         } else if reply {
             c.no_output = false;
         }
-        c.expires = expiry(now, timeouts.get(c.state));
+        c.expires = expiry(now, self.settings.timeouts.get(c.state));
         if reply {
             svc.counters.count_out(len);
             real.counters.count_out(len);
@@ -322,7 +373,7 @@ impl<S: Scheduler> Forwarder<S> {
             svc.counters.count_in(len);
             real.counters.count_in(len);
         }
-        Some((real.next_hop, real.config.clamp_mss, *c))
+        Some((real.next_hop, real.config.clamp_mss, Route::of(c)))
     }
 
     /// The connection's real if it is still configured; if it was removed and a real with
@@ -365,7 +416,7 @@ impl<S: Scheduler> Forwarder<S> {
         ingress: &InterfaceConfig,
         pkt: &Packet,
         flow: Flow,
-        conn: &Conn,
+        conn: &Route,
         next_hop: Option<crate::NextHop>,
         clamp: bool,
     ) -> Verdict {
@@ -433,13 +484,14 @@ impl<S: Scheduler> Forwarder<S> {
             return Verdict::Drop(DropReason::TooBig);
         }
         self.ip_id = self.ip_id.wrapping_add(1);
-        self.stats.drop(DropReason::TooBig);
         if icmp::too_big(frame, ip, mtu, &ingress.mac, self.ip_id) {
+            // The packet is dropped and counted; the frame now holds the ICMP error.
+            self.stats.drop(DropReason::TooBig);
             self.stats.icmp_sent += 1;
             frame.interface = ingress.index;
             Verdict::Transmit
         } else {
-            Verdict::Drop(DropReason::NoHeadroom)
+            Verdict::Drop(DropReason::TooBig)
         }
     }
 

@@ -80,6 +80,7 @@ mod error;
 mod forwarder;
 mod frame;
 mod icmp;
+mod index;
 pub mod report;
 mod rewrite;
 mod scheduler;

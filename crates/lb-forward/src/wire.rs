@@ -113,6 +113,7 @@ pub(crate) struct Packet {
 }
 
 /// The ethertype of a frame of at least [`ETH_LEN`] bytes.
+#[inline]
 pub(crate) fn ethertype(frame: &[u8]) -> Result<u16, DropReason> {
     if frame.len() < ETH_LEN {
         return Err(DropReason::Truncated);
@@ -123,6 +124,7 @@ pub(crate) fn ethertype(frame: &[u8]) -> Result<u16, DropReason> {
 /// Parses an IP header at `off`. `verify` checks the IPv4 header checksum (not for quoted
 /// headers, which ICMP senders may have altered). `quoted` accepts a packet cut short (its
 /// total length may run past the end of `buf`).
+#[inline]
 pub(crate) fn parse_ip(
     buf: &[u8],
     off: usize,
@@ -136,6 +138,7 @@ pub(crate) fn parse_ip(
     }
 }
 
+#[inline]
 fn parse_v4(buf: &[u8], off: usize, verify: bool, quoted: bool) -> Result<Ip, DropReason> {
     let h = buf.get(off..off + 20).ok_or(DropReason::Truncated)?;
     if h[0] >> 4 != 4 {
@@ -180,6 +183,7 @@ fn parse_v4(buf: &[u8], off: usize, verify: bool, quoted: bool) -> Result<Ip, Dr
 /// options (fragment is reported, not walked past).
 const MAX_EXT_HEADERS: usize = 8;
 
+#[inline]
 fn parse_v6(buf: &[u8], off: usize, quoted: bool) -> Result<Ip, DropReason> {
     let h = buf.get(off..off + 40).ok_or(DropReason::Truncated)?;
     if h[0] >> 4 != 6 {
@@ -237,6 +241,7 @@ fn parse_v6(buf: &[u8], off: usize, quoted: bool) -> Result<Ip, DropReason> {
 
 /// Parses the IP packet of an Ethernet frame and its transport header. `Ok(None)` for frames
 /// that carry no IP.
+#[inline]
 pub(crate) fn parse(frame: &[u8]) -> Result<Option<Packet>, DropReason> {
     let family = match ethertype(frame)? {
         ETHERTYPE_IPV4 => Family::V4,
@@ -251,6 +256,7 @@ pub(crate) fn parse(frame: &[u8]) -> Result<Option<Packet>, DropReason> {
     Ok(Some(Packet { ip, l4 }))
 }
 
+#[inline]
 fn parse_l4(buf: &[u8], ip: &Ip) -> Result<L4, DropReason> {
     let at = ip.l4();
     let seg = buf.get(at..ip.end).ok_or(DropReason::Truncated)?;

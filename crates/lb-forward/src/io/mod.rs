@@ -31,8 +31,9 @@ pub use pnet::PnetIo;
 
 use crate::{Forwarder, Frame, PoolScheduler, Scheduler, Verdict};
 
-/// A source and sink of Ethernet frames, a batch at a time.
-pub trait PacketIo {
+/// A source and sink of Ethernet frames, a batch at a time. `Send`, so that a driver can run
+/// on a thread of its own.
+pub trait PacketIo: Send {
     /// Receives up to `frames.len()` frames (each records its ingress interface); waits up to
     /// `timeout` (`None`: forever) when none is ready. Returns how many were filled.
     fn recv_batch(

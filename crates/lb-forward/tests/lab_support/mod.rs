@@ -221,6 +221,8 @@ impl Lab {
             )?;
             self.procs.push(udp);
         }
+        let line = Proc::spawn(ns.command("python3").args(["-c", LINE_SERVER, "7", &name]))?;
+        self.procs.push(line);
         self._dirs.push(TempDir(dir));
         // Wait for the HTTP server to listen.
         let up = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
@@ -293,6 +295,22 @@ s.bind((a,p))
 while True:
     d,peer=s.recvfrom(4096)
     s.sendto(n,peer)
+";
+
+/// A TCP server on every address: answers each line with its host's name, per connection.
+const LINE_SERVER: &str = "import socket,sys,threading
+p,n=int(sys.argv[1]),sys.argv[2].encode()
+s=socket.socket(socket.AF_INET6,socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(('::',p))
+s.listen(64)
+def serve(c):
+    f=c.makefile('rb')
+    for _ in f:
+        c.sendall(n+b'\\n')
+while True:
+    c,_=s.accept()
+    threading.Thread(target=serve,args=(c,),daemon=True).start()
 ";
 
 /// A UDP client: one query, up to three tries, prints the answer.
