@@ -9,6 +9,7 @@
 //! | [`forward`] | `lb-forward` | the DR / NAT / TUN datapath with a connection table; packet I/O for Linux |
 //! | [`health`] | `lb-health` | sans-IO health trackers and probes, outlier detection, pools, a reactor driver |
 //! | [`config`] | (here) | a keepalived.conf reader with keepalived 2.2.7's defaults and warnings |
+//! | [`director`] | (here) | the crates composed into a keepalived + IPVS director driven by keepalived.conf |
 #![forbid(unsafe_code)]
 
 pub use lb_forward as forward;
@@ -17,6 +18,7 @@ pub use lb_sched as sched;
 pub use lb_vrrp as vrrp;
 
 pub mod config;
+pub mod director;
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -1,0 +1,236 @@
+//! The datapath thread: an lb-forward [`Driver`] on the configured interfaces, the nftables
+//! rules that keep the kernel off the handled packets, next hops refreshed every second, and
+//! commands from the other threads applied between batches.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use lb_forward::io::{Driver, KernelRules, MmsgIo, NextHopResolver, PacketIo, PnetIo};
+use lb_forward::{Forwarder, PoolScheduler, RealConfig, ServiceConfig, ServiceKey, Settings};
+use lb_sched::PoolConfig;
+
+use super::{IoKind, Report, Status};
+
+/// A change the datapath applies between two batches.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Add a service (without reals).
+    AddService(ServiceKey, ServiceConfig, PoolConfig),
+    /// Remove a service and its reals.
+    RemoveService(ServiceKey),
+    /// Add a real, or change its weight and method.
+    Upsert(ServiceKey, RealConfig),
+    /// Remove a real.
+    Remove(ServiceKey, SocketAddr),
+    /// Serve (this director holds the VIPs) or not.
+    Serve(bool),
+}
+
+/// Everything the thread needs, built before it starts so that errors reach the caller.
+pub(crate) struct Datapath {
+    driver: Driver,
+    rules: KernelRules,
+    resolver: NextHopResolver,
+    seed: u64,
+}
+
+impl Datapath {
+    /// Opens the interfaces, installs the nftables rules and the initial services.
+    pub(crate) fn open(
+        interfaces: &[String],
+        io: IoKind,
+        services: &[(ServiceKey, ServiceConfig, PoolConfig, Vec<RealConfig>)],
+        seed: u64,
+        report: &Report,
+    ) -> Result<Datapath, String> {
+        let mut fw = Forwarder::new(Settings {
+            hash_seed: seed,
+            ..Settings::default()
+        });
+        let mut indices = Vec::new();
+        for name in interfaces {
+            let iface =
+                lb_forward::io::interface(name).map_err(|e| format!("interface {name}: {e}"))?;
+            if let Err(e) = lb_forward::io::disable_offloads(name) {
+                report(&format!(
+                    "could not turn offloads off on {name} ({e}); partial checksums may be mishandled"
+                ));
+            }
+            indices.push(iface.index);
+            fw.set_interface(iface);
+        }
+        for (key, config, pool, reals) in services {
+            let sched =
+                PoolScheduler::new(pool.clone(), seed).map_err(|e| format!("{key}: {e}"))?;
+            fw.add_service(*key, *config, sched)
+                .map_err(|e| format!("{key}: {e}"))?;
+            for real in reals {
+                fw.add_real(key, *real, Duration::ZERO)
+                    .map_err(|e| format!("{key} real {}: {e}", real.addr))?;
+            }
+        }
+        let mut resolver = NextHopResolver::new().map_err(|e| format!("netlink: {e}"))?;
+        refresh_next_hops(&mut resolver, &mut fw, Duration::from_secs(1), report);
+        let rules =
+            KernelRules::install(&fw).map_err(|e| format!("installing nftables rules: {e}"))?;
+        let io: Box<dyn PacketIo> = match io {
+            IoKind::Pnet => Box::new(PnetIo::open(interfaces).map_err(|e| format!("pnet: {e}"))?),
+            IoKind::Fast => Box::new(MmsgIo::open(&indices).map_err(|e| format!("fast io: {e}"))?),
+        };
+        Ok(Datapath {
+            driver: Driver::new(fw, io, 64),
+            rules,
+            resolver,
+            seed,
+        })
+    }
+
+    /// Runs until `stop`; removes the nftables rules on the way out.
+    pub(crate) fn run(
+        mut self,
+        commands: Receiver<Command>,
+        stop: &AtomicBool,
+        status: &Mutex<Status>,
+        report: &Report,
+    ) {
+        let mut serving = true;
+        let mut last_resolve = Instant::now();
+        let mut last_status = Instant::now() - Duration::from_secs(1);
+        let mut rules_stale = false;
+        while !stop.load(Ordering::Relaxed) {
+            if serving {
+                if let Err(e) = self.driver.poll(Some(Duration::from_millis(50))) {
+                    report(&format!("packet I/O: {e}"));
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            } else {
+                // A backup does not forward: the VIPs are elsewhere, and frames still captured
+                // here (stale neighbour caches) are left to the kernel's rules, which drop them.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            while let Ok(command) = commands.try_recv() {
+                match self.apply(command, report) {
+                    Applied::Serve(s) => serving = s,
+                    Applied::ServicesChanged => rules_stale = true,
+                    Applied::Reals => {}
+                }
+            }
+            if rules_stale {
+                match self.rules.update(&self.driver.forwarder) {
+                    Ok(()) => rules_stale = false,
+                    Err(e) => report(&format!("updating nftables rules: {e}")),
+                }
+            }
+            if last_resolve.elapsed() >= Duration::from_secs(1) {
+                refresh_next_hops(
+                    &mut self.resolver,
+                    &mut self.driver.forwarder,
+                    Duration::ZERO,
+                    report,
+                );
+                last_resolve = Instant::now();
+            }
+            if last_status.elapsed() >= Duration::from_millis(250) {
+                if let Ok(mut s) = status.lock() {
+                    s.publish(&self.driver.forwarder, serving);
+                }
+                last_status = Instant::now();
+            }
+        }
+        if let Err(e) = self.rules.remove() {
+            report(&format!("removing nftables rules: {e}"));
+        }
+    }
+
+    fn apply(&mut self, command: Command, report: &Report) -> Applied {
+        let now = self.driver.now();
+        let fw = &mut self.driver.forwarder;
+        let result = match command {
+            Command::Serve(s) => return Applied::Serve(s),
+            Command::AddService(key, config, pool) => {
+                let r = PoolScheduler::new(pool, self.seed)
+                    .and_then(|sched| fw.add_service(key, config, sched))
+                    .map_err(|e| format!("adding {key}: {e}"));
+                if let Err(e) = r {
+                    report(&e);
+                }
+                return Applied::ServicesChanged;
+            }
+            Command::RemoveService(key) => {
+                if let Err(e) = fw.remove_service(&key) {
+                    report(&format!("removing {key}: {e}"));
+                }
+                return Applied::ServicesChanged;
+            }
+            Command::Upsert(key, real) => {
+                match fw.edit_real(&key, real.addr, real.weight, real.clamp_mss, now) {
+                    Ok(()) => Ok(()),
+                    Err(_) => fw.add_real(&key, real, now).map(|()| {
+                        refresh_next_hops(&mut self.resolver, fw, Duration::ZERO, report);
+                    }),
+                }
+                .map_err(|e| format!("{key} real {}: {e}", real.addr))
+            }
+            Command::Remove(key, addr) => fw
+                .remove_real(&key, addr)
+                .map_err(|e| format!("{key} removing {addr}: {e}")),
+        };
+        if let Err(e) = result {
+            report(&e);
+        }
+        Applied::Reals
+    }
+}
+
+enum Applied {
+    Serve(bool),
+    ServicesChanged,
+    Reals,
+}
+
+/// Asks the kernel for each real's next hop (waiting up to `wait` for neighbour resolution).
+fn refresh_next_hops(
+    resolver: &mut NextHopResolver,
+    fw: &mut Forwarder,
+    wait: Duration,
+    report: &Report,
+) {
+    for addr in fw.real_addresses() {
+        match resolver.resolve_wait(addr, wait) {
+            Ok(Some(nh)) if fw.interfaces().iter().any(|i| i.index == nh.interface) => {
+                fw.set_next_hop(addr, Some(nh))
+            }
+            Ok(Some(nh)) => {
+                report(&format!(
+                    "{addr} is reached through interface #{}, which the datapath does not use",
+                    nh.interface
+                ));
+                fw.set_next_hop(addr, None);
+            }
+            Ok(None) => {}
+            Err(e) => report(&format!("resolving {addr}: {e}")),
+        }
+    }
+}
+
+/// The reals a service's plan puts in the datapath now; used by the caller for the initial set.
+pub(crate) fn initial_services(
+    services: &[super::plan::ServicePlan],
+    liveness: &[super::liveness::Liveness],
+) -> Vec<(ServiceKey, ServiceConfig, PoolConfig, Vec<RealConfig>)> {
+    let mut out = Vec::new();
+    for (service, live) in services.iter().zip(liveness) {
+        for key in &service.keys {
+            out.push((
+                *key,
+                service.config,
+                service.pool.clone(),
+                live.desired(service),
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,387 @@
+//! The director: lb-vrrp, lb-forward, lb-health and lb-sched composed into what keepalived +
+//! IPVS do, driven by a keepalived.conf.
+//!
+//! Read top to bottom, [`run`] is the whole composition:
+//!
+//! 1. [`config::load`](crate::config::load) reads the file; [`plan()`] turns it into one
+//!    `lb_vrrp::Config` per `vrrp_instance`, one forwarder service per `virtual_server` (with
+//!    an lb-sched pool: scheduler, flags, persistence) and one lb-health target per checker.
+//! 2. The datapath thread ([`datapath`](self)) runs an lb-forward driver on the interfaces,
+//!    with nftables rules that keep the kernel off the handled packets.
+//! 3. The health thread runs every checker in one reactor; a real lives while all its checks
+//!    are up ([`Liveness`]); a dead real is removed, or kept at weight 0 with
+//!    `inhibit_on_failure`; below the quorum the sorry server serves alone.
+//! 4. One thread per VRRP instance runs lb-vrrp's Linux driver: the master holds the VIPs, and
+//!    the datapath forwards only while some instance here is master.
+//! 5. A control socket answers `list` with the service table (`ipvsadm -Ln`, with `--stats`
+//!    and `--rate`) and the VRRP states.
+//!
+//! Reload (SIGHUP in the example): the file is read again, services and reals are changed in
+//! place (established connections stay in the datapath's table), checks restart, and VRRP
+//! instances whose settings changed restart. Stop: every master resigns with a priority-0
+//! advert and removes its addresses, and the nftables rules go.
+
+mod datapath;
+mod health;
+mod liveness;
+mod plan;
+mod status;
+mod vrrp;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use liveness::{Liveness, diff};
+pub use plan::{InstancePlan, Plan, RealPlan, ServicePlan, plan};
+pub use status::Status;
+
+use crate::config::{self, Options as ReadOptions};
+use datapath::{Command, Datapath};
+
+/// Where messages (transitions, warnings, errors) go: one line each.
+pub type Report = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The packet I/O backend of the datapath.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoKind {
+    /// pnet datalink channels.
+    #[default]
+    Pnet,
+    /// `recvmmsg` / `sendmmsg` on `AF_PACKET` sockets.
+    Fast,
+}
+
+/// How to run.
+#[derive(Clone)]
+pub struct Options {
+    /// Run the VRRP instances (keepalived's `--vrrp`; off with `--check-only`).
+    pub vrrp: bool,
+    /// Run the virtual servers and their checks (keepalived's `--check`; off with `--vrrp-only`).
+    pub services: bool,
+    /// Datapath interfaces besides the VRRP instances' own.
+    pub interfaces: Vec<String>,
+    /// The datapath's I/O backend.
+    pub io: IoKind,
+    /// The control socket's path (`None`: no control socket).
+    pub control: Option<PathBuf>,
+    /// keepalived's `-i`: which `@NAME` lines apply.
+    pub instance: Option<String>,
+    /// Where messages go.
+    pub report: Report,
+}
+
+/// Runs the configuration at `path` until `stop` is set; reloads it whenever `reload` is set
+/// (and clears it).
+pub fn run(
+    path: &Path,
+    options: &Options,
+    stop: &AtomicBool,
+    reload: &AtomicBool,
+) -> Result<(), String> {
+    let report = &options.report;
+    let mut running = Running::start(path, options)?;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if reload.swap(false, Ordering::Relaxed) {
+            match load(path, options) {
+                Ok(plan) => {
+                    report(&format!("reloading {}", path.display()));
+                    running.reload(plan, options);
+                }
+                Err(e) => report(&format!(
+                    "reload refused, still running the previous configuration: {e}"
+                )),
+            }
+        }
+    }
+    running.stop();
+    Ok(())
+}
+
+/// Reads and plans the file, reporting every warning.
+fn load(path: &Path, options: &Options) -> Result<Plan, String> {
+    let read = ReadOptions {
+        instance: options.instance.clone(),
+    };
+    let loaded = config::load(path, &read).map_err(|e| e.to_string())?;
+    let (plan, notes) = plan(&loaded.config);
+    for w in loaded.warnings.iter().chain(&notes) {
+        (options.report)(&w.to_string());
+    }
+    Ok(plan)
+}
+
+/// The threads of a running configuration.
+struct Running {
+    plan: Plan,
+    status: Arc<Mutex<Status>>,
+    states: vrrp::States,
+    commands: Option<Sender<Command>>,
+    datapath: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    health: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    instances: Vec<(InstancePlan, Arc<AtomicBool>, JoinHandle<()>)>,
+    control: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl Running {
+    fn start(path: &Path, options: &Options) -> Result<Running, String> {
+        let plan = load(path, options)?;
+        let status = Arc::new(Mutex::new(Status::default()));
+        let states: vrrp::States = Arc::default();
+        let mut running = Running {
+            plan: Plan {
+                instances: Vec::new(),
+                services: Vec::new(),
+            },
+            status,
+            states,
+            commands: None,
+            datapath: None,
+            health: None,
+            instances: Vec::new(),
+            control: None,
+        };
+        if options.services && !plan.services.is_empty() {
+            let liveness: Vec<Liveness> = plan
+                .services
+                .iter()
+                .map(|s| Liveness::new(s, !s.alpha()))
+                .collect();
+            let mut interfaces: Vec<String> =
+                plan.instances.iter().map(|i| i.interface.clone()).collect();
+            interfaces.extend(options.interfaces.iter().cloned());
+            interfaces.sort();
+            interfaces.dedup();
+            if interfaces.is_empty() {
+                return Err("the datapath needs an interface: none of the vrrp_instances names one, give --interface".into());
+            }
+            let initial = datapath::initial_services(&plan.services, &liveness);
+            let dp = Datapath::open(&interfaces, options.io, &initial, seed(), &options.report)?;
+            let (tx, rx) = mpsc::channel();
+            let stop = Arc::new(AtomicBool::new(false));
+            let (s, st, r) = (stop.clone(), running.status.clone(), options.report.clone());
+            running.datapath = Some((stop, std::thread::spawn(move || dp.run(rx, &s, &st, &r))));
+            if options.vrrp && !plan.instances.is_empty() {
+                // Until an instance here is master, another director holds the VIPs.
+                let _ = tx.send(Command::Serve(false));
+            }
+            running.commands = Some(tx);
+            running.health =
+                Some(running.start_health(plan.services.clone(), liveness, options)?);
+        }
+        if options.vrrp {
+            for instance in &plan.instances {
+                let started = running.start_instance(instance.clone(), options)?;
+                running.instances.push(started);
+            }
+        }
+        if let Some(path) = &options.control {
+            running.control = Some(status::serve(
+                path,
+                running.status.clone(),
+                running.states.clone(),
+                options.report.clone(),
+            )?);
+        }
+        running.plan = plan;
+        Ok(running)
+    }
+
+    fn start_health(
+        &self,
+        services: Vec<ServicePlan>,
+        liveness: Vec<Liveness>,
+        options: &Options,
+    ) -> Result<(Arc<AtomicBool>, JoinHandle<()>), String> {
+        let health = health::Health::new(services, liveness)?;
+        let tx = self.commands.clone().ok_or("no datapath")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, r) = (stop.clone(), options.report.clone());
+        Ok((stop, std::thread::spawn(move || health.run(&s, &tx, &r))))
+    }
+
+    fn start_instance(
+        &self,
+        instance: InstancePlan,
+        options: &Options,
+    ) -> Result<(InstancePlan, Arc<AtomicBool>, JoinHandle<()>), String> {
+        let driver = vrrp::open(&instance)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let commands = self.commands.clone().unwrap_or_else(|| mpsc::channel().0);
+        let (s, st, r, p) = (
+            stop.clone(),
+            self.states.clone(),
+            options.report.clone(),
+            instance.clone(),
+        );
+        let handle = std::thread::spawn(move || vrrp::run(driver, p, &s, &st, &commands, &r));
+        Ok((instance, stop, handle))
+    }
+
+    /// Applies a new plan: services and reals changed in place, checks restarted, changed VRRP
+    /// instances restarted.
+    fn reload(&mut self, plan: Plan, options: &Options) {
+        let report = &options.report;
+        if let Some(tx) = self.commands.clone() {
+            if let Some((stop, handle)) = self.health.take() {
+                stop.store(true, Ordering::Relaxed);
+                let _ = handle.join();
+            }
+            let old: HashMap<_, _> = self
+                .plan
+                .services
+                .iter()
+                .flat_map(|s| s.keys.iter().map(move |k| (*k, s)))
+                .collect();
+            let liveness: Vec<Liveness> = plan
+                .services
+                .iter()
+                .map(|s| Liveness::new(s, !s.alpha()))
+                .collect();
+            for (service, live) in plan.services.iter().zip(&liveness) {
+                let desired = live.desired(service);
+                for key in &service.keys {
+                    let current: Vec<_> = match old.get(key) {
+                        Some(previous)
+                            if previous.pool == service.pool
+                                && previous.config == service.config =>
+                        {
+                            Liveness::new(previous, !previous.alpha()).desired(previous)
+                        }
+                        Some(_) => {
+                            let _ = tx.send(Command::RemoveService(*key));
+                            let _ = tx.send(Command::AddService(
+                                *key,
+                                service.config,
+                                service.pool.clone(),
+                            ));
+                            Vec::new()
+                        }
+                        None => {
+                            let _ = tx.send(Command::AddService(
+                                *key,
+                                service.config,
+                                service.pool.clone(),
+                            ));
+                            Vec::new()
+                        }
+                    };
+                    let (remove, upsert) = diff(&current, &desired);
+                    for addr in remove {
+                        let _ = tx.send(Command::Remove(*key, addr));
+                    }
+                    for real in upsert {
+                        let _ = tx.send(Command::Upsert(*key, real));
+                    }
+                }
+            }
+            let kept: Vec<_> = plan.services.iter().flat_map(|s| s.keys.clone()).collect();
+            for key in old.keys().filter(|k| !kept.contains(k)) {
+                let _ = tx.send(Command::RemoveService(*key));
+            }
+            match self.start_health(plan.services.clone(), liveness, options) {
+                Ok(h) => self.health = Some(h),
+                Err(e) => report(&format!("reload: health checks not restarted: {e}")),
+            }
+        }
+        if options.vrrp {
+            let mut kept = Vec::new();
+            for (instance, stop, handle) in std::mem::take(&mut self.instances) {
+                if plan.instances.contains(&instance) {
+                    kept.push((instance, stop, handle));
+                } else {
+                    stop.store(true, Ordering::Relaxed);
+                    let _ = handle.join();
+                    if let Ok(mut s) = self.states.lock() {
+                        s.remove(&instance.name);
+                    }
+                }
+            }
+            for instance in &plan.instances {
+                if !kept.iter().any(|(i, _, _)| i == instance) {
+                    match self.start_instance(instance.clone(), options) {
+                        Ok(started) => kept.push(started),
+                        Err(e) => report(&format!("reload: {e}")),
+                    }
+                }
+            }
+            self.instances = kept;
+        }
+        self.plan = plan;
+    }
+
+    /// Resigns every VRRP instance, stops the checks, removes the datapath's rules.
+    fn stop(self) {
+        let stop = |t: Option<(Arc<AtomicBool>, JoinHandle<()>)>| {
+            if let Some((flag, handle)) = t {
+                flag.store(true, Ordering::Relaxed);
+                let _ = handle.join();
+            }
+        };
+        for (_, flag, handle) in self.instances {
+            stop(Some((flag, handle)));
+        }
+        stop(self.health);
+        stop(self.datapath);
+        stop(self.control);
+    }
+}
+
+impl ServicePlan {
+    /// keepalived `alpha`: reals start down until their checks pass.
+    fn alpha(&self) -> bool {
+        self.reals
+            .iter()
+            .flat_map(|r| &r.checks)
+            .any(|t| t.tracker.initial != lb_health::InitialState::Up)
+    }
+}
+
+/// Runs a notify script through `sh -c` with `args` appended (keepalived's `notify` gets
+/// `INSTANCE NAME STATE PRIORITY`), without waiting for it.
+pub(crate) fn notify(script: &str, args: &[&str], report: &Report) {
+    let mut line = script.to_owned();
+    for a in args {
+        line.push_str(" '");
+        line.push_str(&a.replace('\'', "'\\''"));
+        line.push('\'');
+    }
+    match std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .spawn()
+    {
+        // Reaped by a thread of its own so that no zombie is left behind.
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => report(&format!("notify script {script:?}: {e}")),
+    }
+}
+
+/// Milliseconds since the Unix epoch (the prefix of transition lines).
+pub(crate) fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+fn seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+/// A control socket request: `list`, `list --stats`, `list --rate`.
+pub fn request(path: &Path, request: &str) -> std::io::Result<String> {
+    status::request(path, request)
+}
+
+/// The default control socket.
+pub const DEFAULT_CONTROL: &str = "/run/lb-director.sock";
