@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use lab_support::{Lab, Mode, VIP4, skip, tally};
+use lab_support::{Lab, Mode, StartForwarder, VIP4, skip, tally};
 use lb_forward::io::{Driver, KernelRules, NextHopResolver, PnetIo, interface};
 use lb_forward::*;
 use lb_lab::{Netns, Proc, wait_until};

@@ -6,7 +6,7 @@
 
 mod lab_support;
 
-use lab_support::{Lab, Mode, VIP4, VIP6, skip, tally};
+use lab_support::{Lab, Mode, StartForwarder, VIP4, VIP6, skip, tally};
 
 fn nine_http(lab: &Lab, url: &str) -> Vec<String> {
     (0..9).map(|_| lab.http_get(url).unwrap()).collect()

@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod l4;
 mod netns;
 mod process;
 
