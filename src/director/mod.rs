@@ -85,6 +85,17 @@ pub fn run(
 ) -> Result<(), String> {
     let report = &options.report;
     let mut running = Running::start(path, options)?;
+    report(&format!(
+        "running {} vrrp instance(s) and {} virtual service(s) from {}",
+        running.instances.len(),
+        running
+            .plan
+            .services
+            .iter()
+            .map(|s| s.keys.len())
+            .sum::<usize>(),
+        path.display()
+    ));
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         if reload.swap(false, Ordering::Relaxed) {

@@ -1,0 +1,200 @@
+//! The director end to end, in a network-namespace lab: two directors in a VRRP pair running
+//! `examples/director` from a keepalived.conf (LVS-DR, round robin, TCP_CHECK), three real
+//! HTTP servers, a client using curl. Checked: the master serves and distributes; a real whose
+//! check fails leaves the table and comes back; the backup takes over when the master host
+//! dies and traffic goes on; SIGHUP applies a changed weight; SIGTERM resigns and cleans up.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lb_lab::l4::{Lab, Mode, VIP4, skip, tally};
+use lb_lab::wait_until;
+
+fn config(priority: u8, weight0: u32) -> String {
+    let reals: String = (4..=6)
+        .map(|i| {
+            let weight = if i == 4 { weight0 } else { 1 };
+            format!(
+                "    real_server 10.0.0.{i} 80 {{\n        weight {weight}\n        TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n"
+            )
+        })
+        .collect();
+    format!(
+        "vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    priority {priority}\n    \
+         advert_int 0.1\n    version 3\n    virtual_ipaddress {{\n        {VIP4}/32\n    }}\n}}\n\
+         virtual_server {VIP4} 80 {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP\n{reals}}}\n"
+    )
+}
+
+struct Files(Vec<PathBuf>);
+impl Drop for Files {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+fn list(socket: &PathBuf) -> String {
+    let bin = lb_lab::l4::example("director").expect("director example");
+    let out = std::process::Command::new(bin)
+        .arg("list")
+        .arg("--control")
+        .arg(socket)
+        .output()
+        .expect("director list");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_for(socket: &PathBuf, secs: u64, what: impl Fn(&str) -> bool) -> Option<String> {
+    wait_until(Duration::from_secs(secs), Duration::from_millis(50), || {
+        Some(list(socket)).filter(|l| what(l))
+    })
+}
+
+fn curls(lab: &Lab, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            lab.http_get(&format!("http://{VIP4}/"))
+                .unwrap_or_else(|e| format!("failed: {e}"))
+        })
+        .collect()
+}
+
+#[test]
+fn vrrp_pair_dr_service_health_failover_reload_and_shutdown() {
+    if skip("vrrp_pair_dr_service_health_failover_reload_and_shutdown") {
+        return;
+    }
+    let mut lab = Lab::with_directors("dirlab", 2, [Mode::Dr; 3]).unwrap();
+    let tmp = std::env::temp_dir();
+    let id = std::process::id();
+    let (conf_a, conf_b) = (
+        tmp.join(format!("lb-dir-{id}-a.conf")),
+        tmp.join(format!("lb-dir-{id}-b.conf")),
+    );
+    let (sock_a, sock_b) = (
+        tmp.join(format!("lb-dir-{id}-a.sock")),
+        tmp.join(format!("lb-dir-{id}-b.sock")),
+    );
+    let _files = Files(vec![
+        conf_a.clone(),
+        conf_b.clone(),
+        sock_a.clone(),
+        sock_b.clone(),
+    ]);
+    std::fs::write(&conf_a, config(150, 1)).unwrap();
+    std::fs::write(&conf_b, config(100, 1)).unwrap();
+    let args = |conf: &PathBuf, sock: &PathBuf| {
+        vec![
+            "-f".to_owned(),
+            conf.display().to_string(),
+            "--control".to_owned(),
+            sock.display().to_string(),
+        ]
+    };
+    let a_args = args(&conf_a, &sock_a);
+    let b_args = args(&conf_b, &sock_b);
+    let a = lab
+        .spawn_example(
+            1,
+            "director",
+            &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
+            "running",
+        )
+        .unwrap();
+    let b = lab
+        .spawn_example(
+            2,
+            "director",
+            &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
+            "running",
+        )
+        .unwrap();
+
+    // RFC 9568 election: the higher priority becomes master; it alone serves.
+    let shown = wait_for(&sock_a, 10, |l| {
+        l.contains("VRRP VI_1 MASTER") && l.contains("serving")
+    })
+    .expect("director A becomes master");
+    assert!(
+        shown.contains("TCP  10.0.0.100:80 wrr") && shown.contains("-> 10.0.0.4:80"),
+        "{shown}"
+    );
+    wait_for(&sock_b, 5, |l| {
+        l.contains("VRRP VI_1 BACKUP") && l.contains("standing by")
+    })
+    .expect("director B is backup");
+    let counts = tally(&curls(&lab, 9));
+    assert_eq!(
+        counts.values().copied().collect::<Vec<_>>(),
+        [3, 3, 3],
+        "{counts:?}"
+    );
+
+    // A real whose TCP_CHECK fails is removed, and returns when it passes again.
+    let real1 = lab.real(1);
+    real1.sh("nft add table inet block; nft add chain inet block input '{ type filter hook input priority 0; }'; nft add rule inet block input tcp dport 80 reject with tcp reset").unwrap();
+    wait_for(&sock_a, 10, |l| !l.contains("10.0.0.5:80"))
+        .expect("10.0.0.5 removed after its check fails");
+    let counts = tally(&curls(&lab, 6));
+    assert_eq!(counts.get("real-1"), None, "{counts:?}");
+    assert_eq!(
+        counts.values().sum::<usize>(),
+        6,
+        "every request answered: {counts:?}"
+    );
+    real1.sh("nft delete table inet block").unwrap();
+    wait_for(&sock_a, 10, |l| l.contains("10.0.0.5:80"))
+        .expect("10.0.0.5 back after its check passes");
+
+    // The master host dies (process killed, link down): the backup takes over; traffic goes on.
+    lab.procs[a].signal("KILL").unwrap();
+    lab.director_n(0)
+        .run(&["ip", "link", "set", "eth0", "down"])
+        .unwrap();
+    let killed = Instant::now();
+    wait_for(&sock_b, 10, |l| {
+        l.contains("VRRP VI_1 MASTER") && l.contains("serving")
+    })
+    .expect("director B takes over");
+    let takeover = killed.elapsed();
+    // 3 x 100 ms + skew (0.061 s), plus the polling of this test.
+    assert!(
+        takeover < Duration::from_secs(2),
+        "takeover took {takeover:?}"
+    );
+    let answers = curls(&lab, 6);
+    assert!(
+        answers.iter().all(|a| a.starts_with("real-")),
+        "{answers:?}"
+    );
+
+    // SIGHUP: the changed weight is applied in place.
+    std::fs::write(&conf_b, config(100, 3)).unwrap();
+    lab.procs[b].signal("HUP").unwrap();
+    let shown = wait_for(&sock_b, 10, |l| {
+        l.lines()
+            .any(|x| x.contains("10.0.0.4:80") && x.contains("Route   3 "))
+    })
+    .expect("weight 3 after reload");
+    assert!(
+        shown.contains("VRRP VI_1 MASTER"),
+        "VRRP untouched by a services-only change: {shown}"
+    );
+
+    // SIGTERM: priority-0 resignation, VIP and nftables rules removed, clean exit.
+    lab.procs[b].signal("TERM").unwrap();
+    let status = lab.procs[b]
+        .wait_timeout(Duration::from_secs(10))
+        .unwrap()
+        .expect("director B exits");
+    assert!(status.success(), "{status:?}");
+    let addrs = lab
+        .director_n(1)
+        .run(&["ip", "-br", "addr", "show", "dev", "eth0"])
+        .unwrap();
+    assert!(!addrs.contains(VIP4), "VIP removed: {addrs}");
+    let tables = lab.director_n(1).run(&["nft", "list", "tables"]).unwrap();
+    assert!(tables.trim().is_empty(), "nftables rules removed: {tables}");
+}
