@@ -1,33 +1,47 @@
-//! The run loop: one router on one interface.
+//! The run loop: virtual routers on one interface, one thread.
 
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{AddressTable, AdvertSocket, Announcer, Interface};
+use super::{AdvertSender, AdvertSocket, Announcer, Interface, RouteNetlink};
 use crate::Config;
 use crate::event::{Event, State};
 use crate::router::Router;
-use crate::wire::{Family, MAX_LEN};
+use crate::wire::{Family, MAX_LEN, virtual_mac};
 
 /// The longest a wait lasts, so a stop request and link changes are seen promptly.
 const MAX_WAIT: Duration = Duration::from_millis(20);
 /// How often the link state is read.
 const LINK_CHECK: Duration = Duration::from_millis(200);
 
-/// Runs one [`Router`] on one interface: sends and receives adverts, installs, removes and
-/// announces the virtual addresses, and turns a link without carrier into FAULT.
+/// A router's macvlan carrying its virtual MAC (keepalived `use_vmac`).
+#[derive(Debug)]
+struct Vmac {
+    index: u32,
+    sender: AdvertSender,
+    announcer: Announcer,
+}
+
+/// Runs [`Router`]s of one family on one interface in the calling thread: sends and receives
+/// their adverts on one socket (handing each advert to the router with its VRID), installs,
+/// removes and announces the virtual addresses, and turns a link without carrier into FAULT.
 ///
-/// Time for the router is the time since the driver was created.
+/// Time for the routers is the time since the driver was created.
 #[derive(Debug)]
 pub struct Driver {
-    router: Router,
+    routers: Vec<Router>,
+    /// `prefixes[r][i]`: the prefix length of router `r`'s `vips[i]`.
+    prefixes: Vec<Vec<u8>>,
+    /// Router index by VRID.
+    by_vrid: [Option<u8>; 256],
     iface: Interface,
-    prefixes: Vec<u8>,
     socket: AdvertSocket,
-    table: AddressTable,
+    table: RouteNetlink,
     announcer: Announcer,
+    /// Per router: its virtual-MAC macvlan, when enabled.
+    vmacs: Vec<Option<Vmac>>,
     epoch: Instant,
     link_checked: Instant,
     tx_buf: Vec<u8>,
@@ -36,35 +50,63 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Opens the sockets on `interface` for `config`, whose [`Config::primary`] must be an
-    /// address of the interface (see [`Interface::primary`]); `prefixes[i]` is the prefix
-    /// length `config.vips[i]` is installed with.
+    /// One router on `interface`; `config.primary` must be an address of the interface (see
+    /// [`Interface::primary`]) and `prefixes[i]` is the prefix length `config.vips[i]` is
+    /// installed with.
     pub fn new(interface: &str, config: Config, prefixes: Vec<u8>) -> io::Result<Driver> {
-        if prefixes.len() != config.vips.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "one prefix length per virtual address",
-            ));
+        Driver::with_routers(interface, vec![(config, prefixes)])
+    }
+
+    /// Several routers (at most 255, distinct VRIDs, one family and one primary address) on
+    /// `interface`, each with its virtual addresses' prefix lengths.
+    pub fn with_routers(interface: &str, routers: Vec<(Config, Vec<u8>)>) -> io::Result<Driver> {
+        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_owned());
+        let (first, _) = routers
+            .first()
+            .ok_or_else(|| invalid("no virtual router"))?;
+        let (family, primary) = (first.family(), first.primary);
+        let mut by_vrid = [None; 256];
+        for (i, (config, prefixes)) in routers.iter().enumerate() {
+            if prefixes.len() != config.vips.len() {
+                return Err(invalid("one prefix length per virtual address"));
+            }
+            if config.primary != primary {
+                return Err(invalid(
+                    "all virtual routers of a driver share one primary address",
+                ));
+            }
+            let slot = &mut by_vrid[usize::from(config.vrid)];
+            if slot.is_some() || i > 254 {
+                return Err(invalid("at most 255 virtual routers with distinct VRIDs"));
+            }
+            *slot = u8::try_from(i).ok();
         }
         let iface = Interface::lookup(interface)?;
-        let family = config.family();
-        let socket = AdvertSocket::open(&iface, family, config.primary)?;
-        let link_local = match (family, config.primary) {
+        let socket = AdvertSocket::open(&iface, family, primary)?;
+        let link_local = match (family, primary) {
             (Family::Ipv6, IpAddr::V6(ll)) => Some(ll),
             _ => None,
         };
         let announcer = Announcer::open(&iface, link_local)?;
-        let table = AddressTable::open()?;
-        let router =
-            Router::new(config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let table = RouteNetlink::open()?;
+        let mut built = Vec::with_capacity(routers.len());
+        let mut prefixes = Vec::with_capacity(routers.len());
+        for (config, p) in routers {
+            built.push(
+                Router::new(config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            );
+            prefixes.push(p);
+        }
         let now = Instant::now();
         Ok(Driver {
-            router,
-            iface,
+            routers: built,
             prefixes,
+            by_vrid,
+            iface,
             socket,
             table,
             announcer,
+            vmacs: Vec::new(),
             epoch: now,
             link_checked: now,
             tx_buf: Vec::with_capacity(MAX_LEN),
@@ -73,15 +115,53 @@ impl Driver {
         })
     }
 
-    /// The router (state, counters, configuration).
-    pub fn router(&self) -> &Router {
-        &self.router
+    /// Gives every router the virtual MAC `00-00-5e-00-01-VRID` (IPv4 only), as keepalived's
+    /// `use_vmac`: a private-mode macvlan `vrrp.VRID` on the interface carries the router's
+    /// adverts, its gratuitous ARPs and its virtual addresses, so neighbours keep one MAC for
+    /// the VIP across failovers. Sets `arp_ignore` 1 and `arp_announce` 2 on the interface and
+    /// the macvlans, so each answers ARP only for its own addresses and never announces a
+    /// virtual address with the parent's MAC (keepalived sets the same). The macvlans are deleted when the driver is
+    /// dropped. Call before [`run`](Self::run).
+    pub fn enable_vmac(&mut self) -> io::Result<()> {
+        if self.iface.primary(Family::Ipv4, &[]).is_none()
+            || self.routers[0].config().family() != Family::Ipv4
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "virtual MACs are implemented for IPv4 only",
+            ));
+        }
+        set_arp_sysctls(&self.iface.name)?;
+        for router in &self.routers {
+            let vrid = router.vrid();
+            let name = format!("vrrp.{vrid}");
+            let mac = virtual_mac(Family::Ipv4, vrid);
+            let index = self.table.create_macvlan(self.iface.index, &name, mac)?;
+            // Recorded at once, so a failure below still deletes it on drop.
+            self.vmacs.push(Some(Vmac {
+                index,
+                sender: AdvertSender::open(&Interface::lookup(&name)?, router.config().primary)?,
+                announcer: Announcer::open(&Interface::lookup(&name)?, None)?,
+            }));
+            set_arp_sysctls(&name)?;
+        }
+        Ok(())
     }
 
-    /// The router, to set tracked inputs; the effects are acted on by the next
+    /// The first (or only) router: state, counters, configuration.
+    pub fn router(&self) -> &Router {
+        &self.routers[0]
+    }
+
+    /// The routers in the order given.
+    pub fn routers(&self) -> &[Router] {
+        &self.routers
+    }
+
+    /// The routers, to set tracked inputs; the effects are acted on by the next
     /// [`run`](Self::run) or [`shutdown`](Self::shutdown).
-    pub fn router_mut(&mut self) -> &mut Router {
-        &mut self.router
+    pub fn routers_mut(&mut self) -> &mut [Router] {
+        &mut self.routers
     }
 
     /// Adverts that could not be sent (the socket said no; the router carries on).
@@ -93,77 +173,99 @@ impl Driver {
         self.epoch.elapsed()
     }
 
-    /// Starts the router (if not yet) and runs until `stop` is set. Each event is acted on
-    /// (addresses installed on becoming master, removed on leaving, announced), then handed to
-    /// `on_event`.
+    /// Starts the routers (those not yet started) and runs until `stop` is set. Each event is
+    /// acted on (addresses installed on becoming master, removed on leaving, announced), then
+    /// handed to `on_event`.
     pub fn run(&mut self, stop: &AtomicBool, on_event: &mut dyn FnMut(&Event)) -> io::Result<()> {
         let now = self.now();
-        if self.router.state() == State::Initialize {
-            self.router
-                .set_link(now, Interface::lookup(&self.iface.name)?.running);
-            self.router.handle_startup(now);
+        let running = Interface::lookup(&self.iface.name)?.running;
+        for r in &mut self.routers {
+            if r.state() == State::Initialize {
+                r.set_link(now, running);
+                r.handle_startup(now);
+            }
         }
-        self.flush(on_event)?;
+        self.flush_all(on_event)?;
         while !stop.load(Ordering::Relaxed) {
             let now = self.now();
-            let wait = self
-                .router
-                .poll_timeout()
+            let next = self.routers.iter().filter_map(Router::poll_timeout).min();
+            let wait = next
                 .map_or(MAX_WAIT, |t| t.saturating_sub(now))
                 .min(MAX_WAIT);
             if self.socket.wait(wait)? {
                 while let Some(rx) = self.socket.recv(&mut self.rx_buf)? {
                     let bytes = &self.rx_buf[rx.range];
-                    self.router.handle_advert(self.now(), &rx.meta, bytes);
-                    self.flush(on_event)?;
+                    // Another VRID's advert goes to the first router, which counts it.
+                    let vrid = bytes.get(1).copied().unwrap_or(0);
+                    let i = usize::from(self.by_vrid[usize::from(vrid)].unwrap_or(0));
+                    let now = self.epoch.elapsed();
+                    self.routers[i].handle_advert(now, &rx.meta, bytes);
+                    self.flush(i, on_event)?;
                 }
             }
             let now = self.now();
-            if self.router.poll_timeout().is_some_and(|t| t <= now) {
-                self.router.handle_timeout(now);
+            for i in 0..self.routers.len() {
+                if self.routers[i].poll_timeout().is_some_and(|t| t <= now) {
+                    self.routers[i].handle_timeout(now);
+                    self.flush(i, on_event)?;
+                }
             }
             if self.link_checked.elapsed() >= LINK_CHECK {
                 self.link_checked = Instant::now();
-                let running = Interface::lookup(&self.iface.name)
-                    .map(|i| i.running)
-                    .unwrap_or(false);
-                self.router.set_link(now, running);
+                let running = Interface::lookup(&self.iface.name).is_ok_and(|i| i.running);
+                for r in &mut self.routers {
+                    r.set_link(now, running);
+                }
+                self.flush_all(on_event)?;
             }
-            self.flush(on_event)?;
         }
         Ok(())
     }
 
-    /// Graceful stop: a master sends its priority-0 advert and removes its addresses.
+    /// Graceful stop: masters send their priority-0 adverts and remove their addresses.
     pub fn shutdown(&mut self, on_event: &mut dyn FnMut(&Event)) -> io::Result<()> {
-        self.router.handle_shutdown(self.now());
-        self.flush(on_event)
+        let now = self.now();
+        for r in &mut self.routers {
+            r.handle_shutdown(now);
+        }
+        self.flush_all(on_event)
     }
 
-    /// Sends what the router wants sent and acts on its events.
-    fn flush(&mut self, on_event: &mut dyn FnMut(&Event)) -> io::Result<()> {
-        while let Some(tx) = self.router.poll_transmit(&mut self.tx_buf) {
-            if self
-                .socket
-                .send(&self.tx_buf, tx.dst, self.iface.index)
-                .is_err()
-            {
+    fn flush_all(&mut self, on_event: &mut dyn FnMut(&Event)) -> io::Result<()> {
+        for i in 0..self.routers.len() {
+            self.flush(i, on_event)?;
+        }
+        Ok(())
+    }
+
+    /// Sends what router `i` wants sent and acts on its events.
+    fn flush(&mut self, i: usize, on_event: &mut dyn FnMut(&Event)) -> io::Result<()> {
+        let sender = match self.vmacs.get(i) {
+            Some(Some(vmac)) => &vmac.sender,
+            _ => self.socket.sender(),
+        };
+        while let Some(tx) = self.routers[i].poll_transmit(&mut self.tx_buf) {
+            if sender.send(&self.tx_buf, tx.dst).is_err() {
                 self.send_errors += 1;
             }
         }
-        while let Some(event) = self.router.poll_event() {
+        while let Some(event) = self.routers[i].poll_event() {
             match &event {
                 Event::StateChanged {
                     to: State::Master, ..
-                } => self.set_vips(true)?,
+                } => self.set_vips(i, true)?,
                 Event::StateChanged {
                     from: State::Master,
                     ..
-                } => self.set_vips(false)?,
+                } => self.set_vips(i, false)?,
                 Event::Announce { .. } => {
-                    for vip in &self.router.config().vips {
+                    let announcer = match self.vmacs.get_mut(i) {
+                        Some(Some(vmac)) => &mut vmac.announcer,
+                        _ => &mut self.announcer,
+                    };
+                    for vip in &self.routers[i].config().vips {
                         // A lost announcement is repeated by the schedule; not fatal.
-                        let _ = self.announcer.announce(*vip);
+                        let _ = announcer.announce(*vip);
                     }
                 }
                 _ => {}
@@ -173,14 +275,38 @@ impl Driver {
         Ok(())
     }
 
-    fn set_vips(&mut self, install: bool) -> io::Result<()> {
-        for (vip, prefix) in self.router.config().vips.iter().zip(&self.prefixes) {
+    fn set_vips(&mut self, i: usize, install: bool) -> io::Result<()> {
+        let router = &self.routers[i];
+        let index = match self.vmacs.get(i) {
+            Some(Some(vmac)) => vmac.index,
+            _ => self.iface.index,
+        };
+        for (vip, prefix) in router.config().vips.iter().zip(&self.prefixes[i]) {
             if install {
-                self.table.add(self.iface.index, *vip, *prefix)?;
+                self.table.add(index, *vip, *prefix)?;
             } else {
-                self.table.remove(self.iface.index, *vip, *prefix)?;
+                self.table.remove(index, *vip, *prefix)?;
             }
         }
         Ok(())
     }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        for vmac in self.vmacs.iter().flatten() {
+            // Best effort: the interface may already be gone with its namespace.
+            let _ = self.table.delete_link(vmac.index);
+        }
+    }
+}
+
+/// `arp_ignore = 1`: answer ARP only for addresses configured on the interface asked;
+/// `arp_announce = 2`: ask with the interface's own address as the sender, so replies from a
+/// virtual address that leave by the parent do not teach neighbours the parent's MAC for it.
+fn set_arp_sysctls(ifname: &str) -> io::Result<()> {
+    // /proc/sys/net resolves to the calling thread's network namespace.
+    let conf = format!("/proc/sys/net/ipv4/conf/{ifname}");
+    std::fs::write(format!("{conf}/arp_ignore"), "1")?;
+    std::fs::write(format!("{conf}/arp_announce"), "2")
 }

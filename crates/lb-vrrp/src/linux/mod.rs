@@ -3,8 +3,9 @@
 //! - [`AdvertSocket`]: raw IP sockets for protocol 112, joined to 224.0.0.18 / ff02::12 on the
 //!   interface, TTL / hop limit 255, multicast loopback off (the router also drops adverts from
 //!   its own address, so it never reacts to itself).
-//! - [`AddressTable`]: virtual addresses added and removed through rtnetlink
-//!   (`netlink-packet-route`), IPv6 ones without duplicate address detection.
+//! - [`RouteNetlink`]: virtual addresses added and removed through rtnetlink
+//!   (`netlink-packet-route`), IPv6 ones without duplicate address detection; the macvlan
+//!   interfaces that carry a virtual MAC (keepalived `use_vmac`).
 //! - [`Announcer`]: gratuitous ARP (an ARP request for the address, from the address) through
 //!   an `AF_PACKET` socket, unsolicited neighbour advertisements (R and O set, target
 //!   link-layer option) through a raw ICMPv6 socket.
@@ -24,5 +25,5 @@ mod socket;
 pub use announce::Announcer;
 pub use driver::Driver;
 pub use interface::Interface;
-pub use netlink::AddressTable;
-pub use socket::{AdvertSocket, Received};
+pub use netlink::RouteNetlink;
+pub use socket::{AdvertSender, AdvertSocket, Received};

@@ -1,31 +1,36 @@
-//! Adding and removing the virtual addresses through rtnetlink.
+//! Adding and removing the virtual addresses, and virtual-MAC macvlans, through rtnetlink.
 
 use std::io;
 use std::net::IpAddr;
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+    NetlinkPayload,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoMacVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use super::interface::is_link_local;
 
-/// A route netlink socket that adds and removes addresses on interfaces.
+/// A route netlink socket that adds and removes addresses on interfaces, and creates and
+/// deletes the macvlan interfaces that carry a virtual MAC.
 #[derive(Debug)]
-pub struct AddressTable {
+pub struct RouteNetlink {
     socket: Socket,
     seq: u32,
 }
 
-impl AddressTable {
+impl RouteNetlink {
     /// Opens the socket in the current network namespace.
-    pub fn open() -> io::Result<AddressTable> {
+    pub fn open() -> io::Result<RouteNetlink> {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
-        Ok(AddressTable { socket, seq: 0 })
+        Ok(RouteNetlink { socket, seq: 0 })
     }
 
     /// Adds `addr/prefix` to interface `index` (replacing an identical one; IPv6 without
@@ -45,6 +50,36 @@ impl AddressTable {
             Err(e) if e.raw_os_error() == Some(nix::libc::EADDRNOTAVAIL) => Ok(()),
             other => other,
         }
+    }
+
+    /// Creates macvlan `name` (private mode) on interface `parent` with MAC `mac`, up, and
+    /// returns its index. A leftover interface of that name (a previous run killed) is
+    /// replaced.
+    pub fn create_macvlan(&mut self, parent: u32, name: &str, mac: [u8; 6]) -> io::Result<u32> {
+        if let Ok(old) = nix::net::if_::if_nametoindex(name) {
+            self.delete_link(old)?;
+        }
+        let mut msg = LinkMessage::default();
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
+        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        msg.attributes.push(LinkAttribute::Link(parent));
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::MacVlan),
+            LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(
+                MacVlanMode::Private,
+            )])),
+        ]));
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)?;
+        nix::net::if_::if_nametoindex(name).map_err(io::Error::from)
+    }
+
+    /// Deletes interface `index`.
+    pub fn delete_link(&mut self, index: u32) -> io::Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        self.request(RouteNetlinkMessage::DelLink(msg), 0)
     }
 
     fn request(&mut self, payload: RouteNetlinkMessage, flags: u16) -> io::Result<()> {

@@ -22,62 +22,109 @@ pub struct Received {
     pub range: core::ops::Range<usize>,
 }
 
-/// A receive socket joined to the VRRP group on one interface and a send socket bound to the
-/// router's own address, both raw protocol 112.
+/// A receive socket joined to the VRRP group on one interface and an [`AdvertSender`] on it.
 #[derive(Debug)]
 pub struct AdvertSocket {
     family: Family,
     rx: Socket,
-    tx: Socket,
+    tx: AdvertSender,
 }
 
-impl AdvertSocket {
-    /// Opens the sockets of `family` on `iface`, sending from `src`.
-    pub fn open(iface: &Interface, family: Family, src: IpAddr) -> io::Result<AdvertSocket> {
-        let domain = match family {
-            Family::Ipv4 => Domain::IPV4,
-            Family::Ipv6 => Domain::IPV6,
-        };
-        let proto = Some(Protocol::from(i32::from(PROTOCOL)));
-        let rx = Socket::new(domain, Type::RAW, proto)?;
-        let tx = Socket::new(domain, Type::RAW, proto)?;
-        for s in [&rx, &tx] {
-            s.bind_device(Some(iface.name.as_bytes()))?;
-            s.set_nonblocking(true)?;
-        }
-        match (family, src) {
-            (Family::Ipv4, IpAddr::V4(src)) => {
-                rx.join_multicast_v4_n(
-                    &MULTICAST_V4,
-                    &InterfaceIndexOrAddress::Index(iface.index),
-                )?;
-                tx.set_multicast_if_v4(&src)?;
+/// A raw protocol-112 socket that sends adverts out of one interface from one address, with
+/// TTL / hop limit 255 and multicast loopback off.
+#[derive(Debug)]
+pub struct AdvertSender {
+    tx: Socket,
+    ifindex: u32,
+}
+
+fn raw_socket(iface: &Interface, family: Family) -> io::Result<Socket> {
+    let domain = match family {
+        Family::Ipv4 => Domain::IPV4,
+        Family::Ipv6 => Domain::IPV6,
+    };
+    let s = Socket::new(domain, Type::RAW, Some(Protocol::from(i32::from(PROTOCOL))))?;
+    s.bind_device(Some(iface.name.as_bytes()))?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+impl AdvertSender {
+    /// Opens a sender on `iface` (the interface frames leave by: the parent, or a virtual-MAC
+    /// macvlan) sending from `src`.
+    pub fn open(iface: &Interface, src: IpAddr) -> io::Result<AdvertSender> {
+        let tx = raw_socket(iface, Family::of(src))?;
+        match src {
+            IpAddr::V4(src) => {
+                // No IP_MULTICAST_IF: SO_BINDTODEVICE already picks the interface, and the
+                // kernel refuses one naming another device (the primary address lives on the
+                // parent, not on a virtual-MAC macvlan).
                 tx.set_multicast_ttl_v4(u32::from(HOP_LIMIT))?;
                 tx.set_ttl_v4(u32::from(HOP_LIMIT))?;
                 tx.set_multicast_loop_v4(false)?;
                 tx.bind(&SockAddr::from(SocketAddrV4::new(src, 0)))?;
             }
-            (Family::Ipv6, IpAddr::V6(src)) => {
-                rx.join_multicast_v6(&MULTICAST_V6, iface.index)?;
-                setsockopt(&rx, sockopt::Ipv6RecvHopLimit, &true).map_err(io::Error::from)?;
-                setsockopt(&rx, sockopt::Ipv6RecvPacketInfo, &true).map_err(io::Error::from)?;
+            IpAddr::V6(src) => {
                 tx.set_multicast_if_v6(iface.index)?;
                 tx.set_multicast_hops_v6(u32::from(HOP_LIMIT))?;
                 tx.set_unicast_hops_v6(u32::from(HOP_LIMIT))?;
                 tx.set_multicast_loop_v6(false)?;
                 tx.bind(&SockAddr::from(SocketAddrV6::new(src, 0, 0, iface.index)))?;
             }
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "source address of another family",
-                ));
+        }
+        // It also receives adverts addressed to `src`; it is never read, so keep its queue
+        // small.
+        tx.set_recv_buffer_size(0)?;
+        Ok(AdvertSender {
+            tx,
+            ifindex: iface.index,
+        })
+    }
+
+    /// Sends `bytes` (a VRRP message) to `dst`.
+    pub fn send(&self, bytes: &[u8], dst: IpAddr) -> io::Result<()> {
+        let addr = match dst {
+            IpAddr::V4(a) => SocketAddr::V4(SocketAddrV4::new(a, 0)),
+            IpAddr::V6(a) => SocketAddr::V6(SocketAddrV6::new(a, 0, 0, self.ifindex)),
+        };
+        self.tx.send_to(bytes, &SockAddr::from(addr))?;
+        Ok(())
+    }
+}
+
+impl AdvertSocket {
+    /// Opens the sockets of `family` on `iface`, sending from `src`.
+    pub fn open(iface: &Interface, family: Family, src: IpAddr) -> io::Result<AdvertSocket> {
+        if Family::of(src) != family {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "source address of another family",
+            ));
+        }
+        let rx = raw_socket(iface, family)?;
+        match family {
+            Family::Ipv4 => {
+                rx.join_multicast_v4_n(
+                    &MULTICAST_V4,
+                    &InterfaceIndexOrAddress::Index(iface.index),
+                )?;
+            }
+            Family::Ipv6 => {
+                rx.join_multicast_v6(&MULTICAST_V6, iface.index)?;
+                setsockopt(&rx, sockopt::Ipv6RecvHopLimit, &true).map_err(io::Error::from)?;
+                setsockopt(&rx, sockopt::Ipv6RecvPacketInfo, &true).map_err(io::Error::from)?;
             }
         }
-        // The send socket also receives unicast adverts to `src`; it is never read, so keep its
-        // queue small.
-        tx.set_recv_buffer_size(0)?;
-        Ok(AdvertSocket { family, rx, tx })
+        Ok(AdvertSocket {
+            family,
+            rx,
+            tx: AdvertSender::open(iface, src)?,
+        })
+    }
+
+    /// The sender on the same interface.
+    pub fn sender(&self) -> &AdvertSender {
+        &self.tx
     }
 
     /// Waits up to `timeout` (rounded up to a millisecond) for the receive socket to be
@@ -170,15 +217,5 @@ impl AdvertSocket {
             meta,
             range: 0..msg.bytes,
         }))
-    }
-
-    /// Sends `bytes` (a VRRP message) to `dst`.
-    pub fn send(&self, bytes: &[u8], dst: IpAddr, ifindex: u32) -> io::Result<()> {
-        let addr = match dst {
-            IpAddr::V4(a) => SocketAddr::V4(SocketAddrV4::new(a, 0)),
-            IpAddr::V6(a) => SocketAddr::V6(SocketAddrV6::new(a, 0, 0, ifindex)),
-        };
-        self.tx.send_to(bytes, &SockAddr::from(addr))?;
-        Ok(())
     }
 }

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use lb_lab::{Host, Proc};
 use lb_vrrp::linux::{Driver, Interface};
-use lb_vrrp::{Config, Counters, Event, InteropWarning, State};
+use lb_vrrp::wire::Version;
+use lb_vrrp::{ChecksumMode, Config, Counters, Event, InteropWarning, State};
 
 /// Whether this test should run: root, `ip` and keepalived present. Prints why not.
 pub(crate) fn skip(test: &str) -> bool {
@@ -162,12 +163,34 @@ pub(crate) struct Ours {
     graceful: Arc<AtomicBool>,
     events: Arc<Mutex<Vec<(Instant, Event)>>>,
     handle: Option<JoinHandle<io::Result<Counters>>>,
+    tid: Option<u32>,
 }
 
 impl Ours {
     /// Starts `config` on `host`'s LAN interface; its primary address is replaced by the
     /// interface's own (IPv4 primary or IPv6 link-local). VIPs get prefix /24 or /64.
-    pub(crate) fn start(host: &Host, mut config: Config) -> io::Result<Ours> {
+    pub(crate) fn start(host: &Host, config: Config) -> io::Result<Ours> {
+        let prefix = if config.family() == lb_vrrp::wire::Family::Ipv4 {
+            24
+        } else {
+            64
+        };
+        let prefixes = vec![prefix; config.vips.len()];
+        Ours::start_many(host, vec![(config, prefixes)])
+    }
+
+    /// Starts one driver running all of `routers` (configurations with their VIPs' prefix
+    /// lengths) in one thread on `host`'s LAN interface.
+    pub(crate) fn start_many(host: &Host, routers: Vec<(Config, Vec<u8>)>) -> io::Result<Ours> {
+        Ours::start_with(host, routers, false)
+    }
+
+    /// [`start_many`](Self::start_many), with virtual MACs when `vmac`.
+    pub(crate) fn start_with(
+        host: &Host,
+        mut routers: Vec<(Config, Vec<u8>)>,
+        vmac: bool,
+    ) -> io::Result<Ours> {
         let stop = Arc::new(AtomicBool::new(false));
         let graceful = Arc::new(AtomicBool::new(false));
         let events = Arc::new(Mutex::new(Vec::new()));
@@ -176,22 +199,29 @@ impl Ours {
         let ifname = host.ifname.clone();
         let (s, g, e) = (stop.clone(), graceful.clone(), events.clone());
         let handle = std::thread::spawn(move || -> io::Result<Counters> {
-            let setup = (|| {
+            let setup = (|| -> io::Result<Driver> {
                 enter(&ns_name)?;
                 let iface = Interface::lookup(&ifname)?;
-                config.primary = iface
-                    .primary(config.family(), &config.vips)
-                    .ok_or_else(|| io::Error::other("no primary address"))?;
-                let prefixes = config
-                    .vips
-                    .iter()
-                    .map(|v| if v.is_ipv4() { 24 } else { 64 })
-                    .collect();
-                Driver::new(&ifname, config, prefixes)
+                for (config, _) in &mut routers {
+                    config.primary = iface
+                        .primary(config.family(), &config.vips)
+                        .ok_or_else(|| io::Error::other("no primary address"))?;
+                }
+                let mut driver = Driver::with_routers(&ifname, routers)?;
+                if vmac {
+                    driver.enable_vmac()?;
+                }
+                Ok(driver)
             })();
             let mut driver = match setup {
                 Ok(d) => {
-                    let _ = ready_tx.send(Ok(()));
+                    // This thread's id, to read its CPU time from /proc.
+                    let tid = std::fs::read_link("/proc/thread-self").ok().and_then(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .and_then(|n| n.parse().ok())
+                    });
+                    let _ = ready_tx.send(Ok(tid));
                     d
                 }
                 Err(err) => {
@@ -204,9 +234,19 @@ impl Ours {
             if g.load(Ordering::Relaxed) {
                 driver.shutdown(&mut record)?;
             }
-            Ok(driver.router().counters().clone())
+            let mut total = Counters::default();
+            for r in driver.routers() {
+                let c = r.counters();
+                total.accepted += c.accepted;
+                total.sent += c.sent;
+            }
+            Ok(if driver.routers().len() == 1 {
+                driver.router().counters().clone()
+            } else {
+                total
+            })
         });
-        ready_rx
+        let tid = ready_rx
             .recv()
             .map_err(|_| io::Error::other("driver thread died"))??;
         Ok(Ours {
@@ -214,7 +254,24 @@ impl Ours {
             graceful,
             events,
             handle: Some(handle),
+            tid,
         })
+    }
+
+    /// CPU time (user + system) the driver's thread has used, from /proc.
+    pub(crate) fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{}/stat", self.tid?)).ok()?;
+        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        let hz: u64 = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())?;
+        Some(Duration::from_millis(ticks * 1000 / hz))
     }
 
     /// The last state entered (Initialize before the first change).
@@ -332,4 +389,55 @@ pub(crate) fn inject_v4(host: &Host, packets: Vec<(u8, Vec<u8>)>) -> io::Result<
 /// The address text of a host's IPv4 address (for keepalived's log lines).
 pub(crate) fn v4(host: &Host) -> IpAddr {
     IpAddr::V4(host.ipv4)
+}
+
+// Shared settings of the keepalived interop tests.
+
+pub(crate) const VIP: &str = "10.0.0.100";
+pub(crate) const I: Duration = Duration::from_millis(100);
+pub(crate) const SEC: Duration = Duration::from_secs(1);
+
+pub(crate) fn vip() -> IpAddr {
+    VIP.parse().unwrap()
+}
+
+/// keepalived's instance block: VRRPv3 at 100 ms with one VIP, plus `extra` lines.
+pub(crate) fn ka_v3(priority: u8, extra: &str) -> String {
+    format!(
+        "state BACKUP\n version 3\n virtual_router_id 51\n priority {priority}\n advert_int 0.1\n virtual_ipaddress {{\n  {VIP}/24\n }}\n{extra}"
+    )
+}
+
+pub(crate) fn ka_v2(priority: u8, extra: &str) -> String {
+    format!(
+        "state BACKUP\n version 2\n virtual_router_id 51\n priority {priority}\n advert_int 1\n virtual_ipaddress {{\n  {VIP}/24\n }}\n{extra}"
+    )
+}
+
+/// Our VRRPv3 router at 100 ms in keepalived 2.2.7's checksum form (the primary address is
+/// filled in by the lab from the interface).
+pub(crate) fn ours_v3(priority: u8) -> Config {
+    let mut c = Config::new(51, IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), vec![vip()]);
+    c.priority = priority;
+    c.interval = I;
+    c.checksum = ChecksumMode::PseudoHeader;
+    c
+}
+
+pub(crate) fn ours_v2(priority: u8) -> Config {
+    let mut c = ours_v3(priority);
+    c.version = Version::V2;
+    c.interval = SEC;
+    c
+}
+
+/// Long enough for any election at 100 ms to settle.
+pub(crate) const SETTLE_V3: Duration = Duration::from_secs(3);
+pub(crate) const SETTLE_V2: Duration = Duration::from_secs(8);
+
+/// Holds for `d` and checks nobody changed state meanwhile.
+pub(crate) fn steady(ours: &Ours, d: Duration) -> usize {
+    let before = ours.changes().len();
+    std::thread::sleep(d);
+    ours.changes().len() - before
 }
