@@ -5,7 +5,8 @@
 //!
 //! The few calls the safe crates do not wrap (binding to a link address, packet socket
 //! options, and the two multi-message calls) are the only `unsafe` code of the crate; each
-//! block states the invariant it relies on. The lab tests (`tests/io_backends.rs`) exercise
+//! block states the invariant it relies on (the option setters are in `sys.rs`). The tests in
+//! `tests/io_backends.rs` and the lab tests with `--io fast` exercise
 //! all of it.
 #![allow(unsafe_code)]
 
@@ -46,30 +47,6 @@ pub struct MmsgIo {
 // nothing that is used, so moving the value to another thread cannot create shared access.
 unsafe impl Send for MmsgIo {}
 
-fn set_int_option(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: `fd` is an open socket owned by the caller for the duration of the call; the
-    // option value points to a live c_int and the length given is its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            core::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 fn bind_to_interface(fd: RawFd, index: u32) -> io::Result<()> {
     // SAFETY: an all-zero sockaddr_ll is a valid value of this plain C struct.
     let mut addr: libc::sockaddr_ll = unsafe { core::mem::zeroed() };
@@ -104,8 +81,7 @@ impl MmsgIo {
                 Some(Protocol::from(i32::from(ETH_P_ALL.to_be()))),
             )?;
             let fd = socket.as_raw_fd();
-            set_int_option(fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
-            set_int_option(fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)?;
+            super::sys::packet_socket_options(fd)?;
             socket.set_recv_buffer_size(4 << 20)?;
             socket.set_send_buffer_size(4 << 20)?;
             bind_to_interface(fd, index)?;

@@ -6,7 +6,8 @@
 //!
 //! Backends:
 //! - [`PnetIo`] (`--io pnet`, the default): pnet datalink channels, one `AF_PACKET` socket per
-//!   interface, drained in batches and waited on together with epoll.
+//!   interface (made here with `PACKET_IGNORE_OUTGOING` and `PACKET_QDISC_BYPASS`, then handed
+//!   to pnet), drained in batches and waited on together with epoll.
 //! - [`MmsgIo`] (`--io fast`): one `AF_PACKET` socket per interface driven with
 //!   `recvmmsg`/`sendmmsg`, a batch per system call, that skips its own transmissions with
 //!   `PACKET_IGNORE_OUTGOING`.
@@ -20,6 +21,7 @@ mod kernel;
 mod mmsg;
 mod neighbour;
 mod pnet;
+mod sys;
 
 use std::time::{Duration, Instant};
 
