@@ -1,11 +1,11 @@
-//! Both packet I/O backends on a real veth pair inside a network namespace: frames sent by one
+//! The packet I/O backends on a real veth pair inside a network namespace: frames sent by one
 //! arrive intact, with the right interface, at the other; neither reads back what it sent.
 
 use std::fs::File;
 use std::time::Duration;
 
 use lb_forward::Frame;
-use lb_forward::io::{MmsgIo, PacketIo, PnetIo, interface};
+use lb_forward::io::{MmsgIo, PacketIo, PnetIo, RingIo, interface};
 use lb_lab::{Netns, veth};
 
 /// A frame of the local experimental ethertype, numbered, so that other traffic on the link
@@ -39,8 +39,8 @@ fn receive(io: &mut dyn PacketIo, want: usize) -> Vec<Frame> {
 }
 
 #[test]
-fn pnet_and_mmsg_exchange_frames_and_skip_their_own() {
-    if lb_lab::skip_unless_root("pnet_and_mmsg_exchange_frames_and_skip_their_own") {
+fn backends_exchange_frames_and_skip_their_own() {
+    if lb_lab::skip_unless_root("backends_exchange_frames_and_skip_their_own") {
         return;
     }
     let ns = Netns::new("fio").unwrap();
@@ -54,6 +54,7 @@ fn pnet_and_mmsg_exchange_frames_and_skip_their_own() {
         let b = interface("x1").unwrap();
         let mut fast = MmsgIo::open(&[a.index]).unwrap();
         let mut pnet = PnetIo::open(&["x1".to_owned()]).unwrap();
+        let mut ring = RingIo::open(&[a.index]).unwrap();
 
         // pnet (x1) -> mmsg (x0), one batch of 8.
         let out: Vec<Frame> = (0..8)
@@ -65,6 +66,13 @@ fn pnet_and_mmsg_exchange_frames_and_skip_their_own() {
             .collect();
         assert_eq!(pnet.send_batch(&out, &[true; 8]).unwrap(), 8);
         let got = receive(&mut fast, 8);
+        assert_eq!(got.len(), 8);
+        for (g, o) in got.iter().zip(&out) {
+            assert_eq!(g.bytes(), o.bytes());
+            assert_eq!(g.interface, a.index);
+        }
+        // The ring on the same interface got its own copy of each.
+        let got = receive(&mut ring, 8);
         assert_eq!(got.len(), 8);
         for (g, o) in got.iter().zip(&out) {
             assert_eq!(g.bytes(), o.bytes());

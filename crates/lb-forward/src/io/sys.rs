@@ -29,6 +29,31 @@ pub(crate) fn set_int_option(
     }
 }
 
+/// Sets a socket option whose value is a plain C struct.
+pub(crate) fn set_struct_option<T: Copy>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: `fd` is an open socket owned by the caller; the value pointer comes from a live
+    // reference to a `Copy` (plain data) value and the length is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (value as *const T).cast(),
+            core::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Asks a packet socket not to receive the frames it (or anyone on the host) sends
 /// (`PACKET_IGNORE_OUTGOING`, Linux 4.20) and to bypass the qdisc layer on send
 /// (`PACKET_QDISC_BYPASS`).
