@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use lb::forward::io::{Driver, KernelRules, MmsgIo, NextHopResolver, PacketIo, PnetIo};
+use lb::forward::io::{Driver, KernelRules, NextHopResolver, PacketIo, PnetIo, RingIo};
 use lb::forward::report::stats_table;
 use lb::forward::{
     Encap, Forwarder, Method, PoolScheduler, Protocol, RealConfig, ServiceConfig, ServiceKey,
@@ -55,7 +55,8 @@ struct Cli {
     /// Client persistence timeout in seconds (ipvsadm -p).
     #[arg(long, value_name = "SECS")]
     persistence: Option<u64>,
-    /// The packet I/O backend: pnet (portable) or fast (recvmmsg/sendmmsg batches).
+    /// The packet I/O backend: pnet (portable) or fast (TPACKET_V3 receive rings and
+    /// sendmmsg batches).
     #[arg(long, value_enum, default_value_t = IoKind::Pnet)]
     io: IoKind,
     /// Print the statistics table every SECS seconds (also on SIGUSR1).
@@ -249,7 +250,7 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
 
     let io: Box<dyn PacketIo> = match cli.io {
         IoKind::Pnet => Box::new(PnetIo::open(&cli.interfaces).map_err(|e| format!("pnet: {e}"))?),
-        IoKind::Fast => Box::new(MmsgIo::open(&indices).map_err(|e| format!("fast io: {e}"))?),
+        IoKind::Fast => Box::new(RingIo::open(&indices).map_err(|e| format!("fast io: {e}"))?),
     };
     let mut driver = Driver::new(fw, io, 64);
     let term = Arc::new(AtomicBool::new(false));

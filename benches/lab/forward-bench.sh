@@ -7,7 +7,7 @@
 #   1. kernel IPv4 forwarding (ip_forward=1): the kernel's fast path
 #   2. nftables DNAT of the VIP to the real: the kernel doing what a NAT director does
 #   3. examples/forwarder in NAT mode with --io pnet
-#   4. examples/forwarder in NAT mode with --io fast (recvmmsg/sendmmsg)
+#   4. examples/forwarder in NAT mode with --io fast (TPACKET_V3 receive rings, sendmmsg)
 # and the ratios of 3 and 4 to nftables DNAT and to the naive pnet loop of
 # shared/lab/README.md (0.08 Mpps all cpus / 0.19 Mpps 1 cpu).
 # Needs root, iproute2, nftables, netsniff-ng (trafgen), ethtool and a Rust toolchain.

@@ -23,11 +23,11 @@ pub fn interface(name: &str) -> Result<InterfaceConfig, Error> {
         what: "interface",
         why: "an Ethernet interface with a MAC address",
     })?;
-    let mtu = std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))
-        .map_err(|e| Error::io(format!("reading the MTU of {name}"), e))?
-        .trim()
-        .parse()
-        .unwrap_or(1500);
+    // From rtnetlink rather than /sys, which shows the namespace sysfs was mounted in, not the
+    // caller's.
+    let mtu = super::NextHopResolver::new()?
+        .link_mtu(found.index)?
+        .min(u32::from(u16::MAX)) as u16;
     let ipv4 = found.ips.iter().find_map(|n| match n.ip() {
         IpAddr::V4(a) => Some(a),
         IpAddr::V6(_) => None,

@@ -3,10 +3,9 @@
 //! reads back its own transmissions, and `PACKET_QDISC_BYPASS` so that sends skip the qdisc
 //! layer. Sockets are waited on together with epoll.
 //!
-//! The few calls the safe crates do not wrap (binding to a link address, packet socket
-//! options, and the two multi-message calls) are the only `unsafe` code of the crate; each
-//! block states the invariant it relies on. The lab tests (`tests/io_backends.rs`) exercise
-//! all of it.
+//! The calls the safe crates do not wrap (binding to a link address and the two multi-message
+//! calls; the option setters are in `sys.rs`) are unsafe; each block states the invariant it
+//! relies on. `tests/io_backends.rs` and the lab tests with `--io fast` exercise all of it.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -20,57 +19,22 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::PacketIo;
 use crate::frame::Frame;
 
-const ETH_P_ALL: u16 = 0x0003;
+pub(crate) const ETH_P_ALL: u16 = 0x0003;
 
-struct Port {
-    index: u32,
-    socket: Socket,
-    ready: bool,
+/// A packet socket for every protocol, with our options (bind it to an interface next).
+pub(crate) fn packet_socket() -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::PACKET,
+        Type::RAW,
+        Some(Protocol::from(i32::from(ETH_P_ALL.to_be()))),
+    )?;
+    super::sys::packet_socket_options(socket.as_raw_fd())?;
+    socket.set_recv_buffer_size(4 << 20)?;
+    socket.set_send_buffer_size(4 << 20)?;
+    Ok(socket)
 }
 
-/// `AF_PACKET` sockets driven a batch per system call.
-pub struct MmsgIo {
-    ports: Vec<Port>,
-    poll: Poll,
-    events: Events,
-    next: usize,
-    /// Scratch arrays for the multi-message calls, sized to the largest batch seen.
-    iovecs: Vec<libc::iovec>,
-    headers: Vec<libc::mmsghdr>,
-    /// Frame indices per send call.
-    picked: Vec<usize>,
-}
-
-// SAFETY: the raw pointers a `MmsgIo` holds are in its scratch arrays, which are filled
-// afresh before every system call and never read otherwise; between calls they point at
-// nothing that is used, so moving the value to another thread cannot create shared access.
-unsafe impl Send for MmsgIo {}
-
-fn set_int_option(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: `fd` is an open socket owned by the caller for the duration of the call; the
-    // option value points to a live c_int and the length given is its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            core::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn bind_to_interface(fd: RawFd, index: u32) -> io::Result<()> {
+pub(crate) fn bind_to_interface(fd: RawFd, index: u32) -> io::Result<()> {
     // SAFETY: an all-zero sockaddr_ll is a valid value of this plain C struct.
     let mut addr: libc::sockaddr_ll = unsafe { core::mem::zeroed() };
     addr.sll_family = libc::AF_PACKET as u16;
@@ -92,43 +56,21 @@ fn bind_to_interface(fd: RawFd, index: u32) -> io::Result<()> {
     }
 }
 
-impl MmsgIo {
-    /// Opens a socket on each interface (by index).
-    pub fn open(indices: &[u32]) -> io::Result<MmsgIo> {
-        let poll = Poll::new()?;
-        let mut ports = Vec::new();
-        for (i, &index) in indices.iter().enumerate() {
-            let socket = Socket::new(
-                Domain::PACKET,
-                Type::RAW,
-                Some(Protocol::from(i32::from(ETH_P_ALL.to_be()))),
-            )?;
-            let fd = socket.as_raw_fd();
-            set_int_option(fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
-            set_int_option(fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)?;
-            socket.set_recv_buffer_size(4 << 20)?;
-            socket.set_send_buffer_size(4 << 20)?;
-            bind_to_interface(fd, index)?;
-            poll.registry()
-                .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)?;
-            ports.push(Port {
-                index,
-                socket,
-                ready: true,
-            });
-        }
-        Ok(MmsgIo {
-            ports,
-            poll,
-            events: Events::with_capacity(64),
-            next: 0,
-            iovecs: Vec::new(),
-            headers: Vec::new(),
-            picked: Vec::new(),
-        })
-    }
+/// Scratch arrays for the multi-message calls, sized to the largest batch seen.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+    picked: Vec<usize>,
+}
 
-    fn scratch(&mut self, n: usize) {
+// SAFETY: the raw pointers a `Scratch` holds are filled afresh before every system call and
+// never read otherwise; between calls they point at nothing that is used, so moving the value
+// to another thread cannot create shared access.
+unsafe impl Send for Scratch {}
+
+impl Scratch {
+    fn reserve(&mut self, n: usize) {
         if self.iovecs.len() < n {
             let empty = libc::iovec {
                 iov_base: core::ptr::null_mut(),
@@ -140,26 +82,36 @@ impl MmsgIo {
         }
     }
 
-    fn recv_port(&mut self, p: usize, frames: &mut [Frame]) -> io::Result<usize> {
+    /// Points header `k` at iovec `k`, which covers `len` bytes at `base`.
+    fn set(&mut self, k: usize, base: *mut libc::c_void, len: usize) {
+        self.iovecs[k] = libc::iovec {
+            iov_base: base,
+            iov_len: len,
+        };
+        let h = &mut self.headers[k];
+        h.msg_hdr.msg_name = core::ptr::null_mut();
+        h.msg_hdr.msg_namelen = 0;
+        h.msg_hdr.msg_iov = &mut self.iovecs[k];
+        h.msg_hdr.msg_iovlen = 1;
+        h.msg_hdr.msg_control = core::ptr::null_mut();
+        h.msg_hdr.msg_controllen = 0;
+        h.msg_hdr.msg_flags = 0;
+        h.msg_len = 0;
+    }
+
+    /// One `recvmmsg` into `frames`; `None` when nothing is waiting.
+    pub(crate) fn recv(
+        &mut self,
+        fd: RawFd,
+        index: u32,
+        frames: &mut [Frame],
+    ) -> io::Result<Option<usize>> {
         let want = frames.len();
-        self.scratch(want);
+        self.reserve(want);
         for (k, frame) in frames.iter_mut().enumerate() {
             let buf = frame.receive_buffer();
-            self.iovecs[k] = libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: buf.len(),
-            };
-            let h = &mut self.headers[k];
-            h.msg_hdr.msg_name = core::ptr::null_mut();
-            h.msg_hdr.msg_namelen = 0;
-            h.msg_hdr.msg_iov = &mut self.iovecs[k];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = core::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
-            h.msg_hdr.msg_flags = 0;
-            h.msg_len = 0;
+            self.set(k, buf.as_mut_ptr().cast(), buf.len());
         }
-        let fd = self.ports[p].socket.as_raw_fd();
         // SAFETY: `headers[..want]` are initialised mmsghdrs whose single iovec points into a
         // distinct frame buffer of `frames`, borrowed mutably for this call, with its true
         // length; no name or control buffer is given. The kernel writes at most `iov_len`
@@ -176,59 +128,45 @@ impl MmsgIo {
         if rc < 0 {
             let e = io::Error::last_os_error();
             return match e.kind() {
-                io::ErrorKind::WouldBlock => {
-                    self.ports[p].ready = false;
-                    Ok(0)
-                }
-                io::ErrorKind::Interrupted => Ok(0),
+                io::ErrorKind::WouldBlock => Ok(None),
+                io::ErrorKind::Interrupted => Ok(Some(0)),
                 _ => Err(e),
             };
         }
         let got = rc as usize;
-        let index = self.ports[p].index;
         for (frame, h) in frames.iter_mut().zip(&self.headers[..got]) {
             frame.set_received(h.msg_len as usize, index);
         }
-        if got < want {
-            self.ports[p].ready = false;
-        }
-        Ok(got)
+        Ok(Some(got))
     }
 
-    fn drain(&mut self, frames: &mut [Frame]) -> io::Result<usize> {
-        let count = self.ports.len();
-        let mut n = 0;
-        for k in 0..count {
-            let p = (self.next + k) % count;
-            while self.ports[p].ready && n < frames.len() {
-                n += self.recv_port(p, &mut frames[n..])?;
-            }
-        }
-        self.next = (self.next + 1) % count.max(1);
-        Ok(n)
-    }
-
-    fn send_port(&mut self, p: usize, frames: &[Frame]) -> io::Result<usize> {
+    /// Sends the selected frames whose interface is `index` with `sendmmsg` on `fd`.
+    pub(crate) fn send(
+        &mut self,
+        fd: RawFd,
+        index: u32,
+        frames: &[Frame],
+        send: &[bool],
+    ) -> io::Result<usize> {
+        self.picked.clear();
+        self.picked.extend(
+            frames
+                .iter()
+                .zip(send)
+                .enumerate()
+                .filter(|(_, (f, s))| **s && f.interface == index)
+                .map(|(i, _)| i),
+        );
         let n = self.picked.len();
-        self.scratch(n);
-        for (k, &i) in self.picked.iter().enumerate() {
-            let bytes = frames[i].bytes();
-            self.iovecs[k] = libc::iovec {
-                // sendmmsg only reads through iov_base.
-                iov_base: bytes.as_ptr() as *mut libc::c_void,
-                iov_len: bytes.len(),
-            };
-            let h = &mut self.headers[k];
-            h.msg_hdr.msg_name = core::ptr::null_mut();
-            h.msg_hdr.msg_namelen = 0;
-            h.msg_hdr.msg_iov = &mut self.iovecs[k];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = core::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
-            h.msg_hdr.msg_flags = 0;
-            h.msg_len = 0;
+        if n == 0 {
+            return Ok(0);
         }
-        let fd = self.ports[p].socket.as_raw_fd();
+        self.reserve(n);
+        for k in 0..n {
+            let bytes = frames[self.picked[k]].bytes();
+            // sendmmsg only reads through iov_base.
+            self.set(k, bytes.as_ptr() as *mut libc::c_void, bytes.len());
+        }
         let mut sent = 0;
         while sent < n {
             // SAFETY: `headers[sent..n]` are initialised mmsghdrs, each with one iovec over a
@@ -260,6 +198,73 @@ impl MmsgIo {
     }
 }
 
+struct Port {
+    index: u32,
+    socket: Socket,
+    ready: bool,
+}
+
+/// `AF_PACKET` sockets driven a batch per system call.
+pub struct MmsgIo {
+    ports: Vec<Port>,
+    poll: Poll,
+    events: Events,
+    next: usize,
+    scratch: Scratch,
+}
+
+impl MmsgIo {
+    /// Opens a socket on each interface (by index).
+    pub fn open(indices: &[u32]) -> io::Result<MmsgIo> {
+        let poll = Poll::new()?;
+        let mut ports = Vec::new();
+        for (i, &index) in indices.iter().enumerate() {
+            let socket = packet_socket()?;
+            let fd = socket.as_raw_fd();
+            bind_to_interface(fd, index)?;
+            poll.registry()
+                .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)?;
+            ports.push(Port {
+                index,
+                socket,
+                ready: true,
+            });
+        }
+        Ok(MmsgIo {
+            ports,
+            poll,
+            events: Events::with_capacity(64),
+            next: 0,
+            scratch: Scratch::default(),
+        })
+    }
+
+    fn drain(&mut self, frames: &mut [Frame]) -> io::Result<usize> {
+        let count = self.ports.len();
+        let mut n = 0;
+        for k in 0..count {
+            let port = &mut self.ports[(self.next + k) % count];
+            while port.ready && n < frames.len() {
+                let want = frames.len() - n;
+                match self
+                    .scratch
+                    .recv(port.socket.as_raw_fd(), port.index, &mut frames[n..])?
+                {
+                    None => port.ready = false,
+                    Some(got) => {
+                        n += got;
+                        if got < want {
+                            port.ready = false;
+                        }
+                    }
+                }
+            }
+        }
+        self.next = (self.next + 1) % count.max(1);
+        Ok(n)
+    }
+}
+
 impl PacketIo for MmsgIo {
     fn recv_batch(&mut self, frames: &mut [Frame], timeout: Option<Duration>) -> io::Result<usize> {
         let n = self.drain(frames)?;
@@ -281,20 +286,10 @@ impl PacketIo for MmsgIo {
 
     fn send_batch(&mut self, frames: &[Frame], send: &[bool]) -> io::Result<usize> {
         let mut total = 0;
-        for p in 0..self.ports.len() {
-            let index = self.ports[p].index;
-            self.picked.clear();
-            self.picked.extend(
-                frames
-                    .iter()
-                    .zip(send)
-                    .enumerate()
-                    .filter(|(_, (f, s))| **s && f.interface == index)
-                    .map(|(i, _)| i),
-            );
-            if !self.picked.is_empty() {
-                total += self.send_port(p, frames)?;
-            }
+        for port in &self.ports {
+            total += self
+                .scratch
+                .send(port.socket.as_raw_fd(), port.index, frames, send)?;
         }
         Ok(total)
     }

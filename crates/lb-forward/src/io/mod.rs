@@ -6,10 +6,15 @@
 //!
 //! Backends:
 //! - [`PnetIo`] (`--io pnet`, the default): pnet datalink channels, one `AF_PACKET` socket per
-//!   interface, drained in batches and waited on together with epoll.
-//! - [`MmsgIo`] (`--io fast`): one `AF_PACKET` socket per interface driven with
-//!   `recvmmsg`/`sendmmsg`, a batch per system call, that skips its own transmissions with
-//!   `PACKET_IGNORE_OUTGOING`.
+//!   interface (made here with `PACKET_IGNORE_OUTGOING` and `PACKET_QDISC_BYPASS`, then handed
+//!   to pnet), drained in batches and waited on together with epoll.
+//! - [`RingIo`] (`--io fast`): a `TPACKET_V3` receive ring per interface (frames read from
+//!   memory shared with the kernel, one wake-up per block) and `sendmmsg` batches.
+//! - [`MmsgIo`]: one `AF_PACKET` socket per interface driven with `recvmmsg`/`sendmmsg`, a
+//!   batch per system call.
+//!
+//! Every backend's sockets skip their own transmissions (`PACKET_IGNORE_OUTGOING`); the core
+//! also ignores frames that carry the interface's own source MAC.
 //!
 //! A capture socket sees a copy of each frame; the kernel still receives the original. The
 //! [`KernelRules`] drop, in the kernel, exactly what the forwarder handles: packets to each
@@ -20,6 +25,8 @@ mod kernel;
 mod mmsg;
 mod neighbour;
 mod pnet;
+mod ring;
+mod sys;
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +35,7 @@ pub use kernel::{KernelRules, disable_offloads, interface};
 pub use mmsg::MmsgIo;
 pub use neighbour::NextHopResolver;
 pub use pnet::PnetIo;
+pub use ring::RingIo;
 
 use crate::{Forwarder, Frame, PoolScheduler, Scheduler, Verdict};
 

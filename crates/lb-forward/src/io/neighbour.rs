@@ -8,6 +8,7 @@ use std::time::Duration;
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
@@ -136,6 +137,26 @@ impl NextHopResolver {
                 offset += len;
             }
         }
+    }
+
+    /// The MTU of an interface (`RTM_GETLINK`).
+    pub fn link_mtu(&mut self, index: u32) -> Result<u32, Error> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        let replies = self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST)?;
+        for reply in replies {
+            if let RouteNetlinkMessage::NewLink(link) = reply {
+                for attr in link.attributes {
+                    if let LinkAttribute::Mtu(mtu) = attr {
+                        return Ok(mtu);
+                    }
+                }
+            }
+        }
+        Err(Error::io(
+            format!("no MTU for interface #{index}"),
+            std::io::ErrorKind::NotFound.into(),
+        ))
     }
 
     fn route(&mut self, addr: IpAddr) -> Result<(u32, Option<IpAddr>), Error> {

@@ -54,6 +54,9 @@ impl PnetIo {
             )?;
             socket.set_recv_buffer_size(4 << 20)?;
             socket.set_send_buffer_size(4 << 20)?;
+            // Our own transmissions are not read back (the core also ignores frames with our
+            // source MAC, for kernels before 4.20 where this fails).
+            let _ = super::sys::packet_socket_options(std::os::fd::AsRawFd::as_raw_fd(&socket));
             let fd: RawFd = socket.into_raw_fd();
             let config = Config {
                 read_buffer_size: DEFAULT_CAPACITY,
