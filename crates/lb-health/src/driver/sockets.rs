@@ -13,11 +13,18 @@ fn domain(addr: SocketAddr) -> Domain {
     }
 }
 
-/// A non-blocking TCP connect in progress (EINPROGRESS is not an error).
-pub(crate) fn tcp_connect(addr: SocketAddr) -> io::Result<mio::net::TcpStream> {
-    let socket = Socket::new(domain(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_nonblocking(true)?;
-    socket.set_tcp_nodelay(true)?;
+/// A non-blocking TCP connect in progress (EINPROGRESS is not an error). Every syscall
+/// counts at ten thousand probes a second: the socket is created non-blocking (no fcntl),
+/// and `nodelay` is set only for probes that send data.
+pub(crate) fn tcp_connect(addr: SocketAddr, nodelay: bool) -> io::Result<mio::net::TcpStream> {
+    let socket = Socket::new(
+        domain(addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    if nodelay {
+        socket.set_tcp_nodelay(true)?;
+    }
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -38,8 +45,7 @@ pub(crate) fn udp_connect(addr: SocketAddr) -> io::Result<mio::net::UdpSocket> {
         IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    let socket = Socket::new(domain(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_nonblocking(true)?;
+    let socket = Socket::new(domain(addr), Type::DGRAM.nonblocking(), Some(Protocol::UDP))?;
     socket.bind(&any.into())?;
     socket.connect(&addr.into())?;
     Ok(mio::net::UdpSocket::from_std(socket.into()))
