@@ -11,6 +11,7 @@
 //! | [`outlier`] | passive ejection from real traffic (Envoy outlier detection) | none |
 //! | [`pool`] | several checks per target, quorum + hysteresis + sorry server, panic threshold | none |
 //! | [`driver::Reactor`] | runs a `Checker`'s probes from one thread (mio), bounded and with deadlines | sockets, commands |
+//! | `driver::tokio::TokioChecker` (feature `tokio`) | the same on tokio: a task per probe, a bound on tasks | sockets, commands |
 //! | [`url`] | targets written as `tcp://`, `http://`, `https://`, `udp://`, `icmp://`, `exec:` | none |
 //!
 //! # Run loop
@@ -93,7 +94,7 @@
 
 mod agent;
 mod checker;
-#[cfg(feature = "reactor")]
+#[cfg(any(feature = "reactor", feature = "tokio"))]
 pub mod driver;
 mod error;
 mod outcome;

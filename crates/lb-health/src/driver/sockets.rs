@@ -1,10 +1,12 @@
 //! Opening the sockets probes need, non-blocking, through socket2.
 
 use std::io;
+#[cfg(feature = "reactor")]
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+#[cfg(feature = "reactor")]
 fn domain(addr: SocketAddr) -> Domain {
     if addr.is_ipv4() {
         Domain::IPV4
@@ -13,6 +15,7 @@ fn domain(addr: SocketAddr) -> Domain {
     }
 }
 
+#[cfg(feature = "reactor")]
 /// A non-blocking TCP connect in progress (EINPROGRESS is not an error). Every syscall
 /// counts at ten thousand probes a second: the socket is created non-blocking (no fcntl),
 /// and `nodelay` is set only for probes that send data.
@@ -33,12 +36,14 @@ pub(crate) fn tcp_connect(addr: SocketAddr, nodelay: bool) -> io::Result<mio::ne
     Ok(mio::net::TcpStream::from_std(socket.into()))
 }
 
+#[cfg(feature = "reactor")]
 /// Closes with a reset instead of a FIN handshake, so thousands of checks per second leave no
 /// TIME_WAIT sockets behind (HAProxy closes its checks the same way).
 pub(crate) fn close_with_reset(stream: &mio::net::TcpStream) {
     let _ = socket2::SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO));
 }
 
+#[cfg(feature = "reactor")]
 /// A non-blocking UDP socket connected to `addr`, so ICMP errors come back as refused.
 pub(crate) fn udp_connect(addr: SocketAddr) -> io::Result<mio::net::UdpSocket> {
     let any: SocketAddr = match addr.ip() {
