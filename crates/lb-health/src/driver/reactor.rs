@@ -98,7 +98,8 @@ struct Run {
 pub struct Reactor<R: Rng> {
     poll: Poll,
     events: Events,
-    ready: Vec<(Token, bool, bool)>,
+    /// (token, readable, writable, error) of the last batch.
+    ready: Vec<(Token, bool, bool, bool)>,
     checker: Checker,
     rng: R,
     config: ReactorConfig,
@@ -219,15 +220,20 @@ impl<R: Rng> Reactor<R> {
             self.ready.clear();
             self.ready.extend(self.events.iter().map(|e| {
                 let bad = e.is_error() || e.is_read_closed() || e.is_write_closed();
-                (e.token(), e.is_readable() || bad, e.is_writable() || bad)
+                (
+                    e.token(),
+                    e.is_readable() || bad,
+                    e.is_writable() || bad,
+                    e.is_error(),
+                )
             }));
             let now = self.now();
             for i in 0..self.ready.len() {
-                let (token, readable, writable) = self.ready[i];
+                let (token, readable, writable, error) = self.ready[i];
                 match token {
                     ICMP4 => self.icmp_readable(false, now),
                     ICMP6 => self.icmp_readable(true, now),
-                    Token(key) => self.ready_run(key, readable, writable, now),
+                    Token(key) => self.ready_run(key, readable, writable, error, now),
                 }
             }
             if self.ready.len() < EVENTS {
@@ -447,18 +453,28 @@ impl<R: Rng> Reactor<R> {
         }
     }
 
-    fn ready_run(&mut self, key: usize, readable: bool, writable: bool, now: Duration) {
+    fn ready_run(
+        &mut self,
+        key: usize,
+        readable: bool,
+        writable: bool,
+        error: bool,
+        now: Duration,
+    ) {
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
         match &mut run.io {
             Io::Tcp { stream, connected } => {
                 if !*connected {
-                    if let Some(e) = stream.take_error().unwrap_or_else(Some) {
-                        return self.complete(key, transport_failure(&e), now);
+                    // Writable without EPOLLERR means the connect succeeded: no syscall to
+                    // confirm it. Errors are read with SO_ERROR; a readable-only wakeup is
+                    // confirmed with getpeername.
+                    if error || !writable {
+                        if let Some(e) = stream.take_error().unwrap_or_else(Some) {
+                            return self.complete(key, transport_failure(&e), now);
+                        }
                     }
-                    // Writable without a pending error means connected (epoll); only a
-                    // readable-only wakeup needs the getpeername confirmation.
                     if !writable {
                         match stream.peer_addr() {
                             Ok(_) => {}
