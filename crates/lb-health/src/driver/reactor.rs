@@ -22,6 +22,8 @@ use crate::{
     Transport, Verdict,
 };
 
+/// Readiness events taken per epoll_wait.
+const EVENTS: usize = 1024;
 const ICMP4: Token = Token(usize::MAX - 1);
 const ICMP6: Token = Token(usize::MAX - 2);
 /// Upper bounds (ms) of the lateness histogram's first buckets; the last is everything above.
@@ -67,6 +69,12 @@ pub struct ReactorStats {
     pub lateness_histogram: [u64; 5],
 }
 
+/// Whether a TCP probe will send data (and so wants `TCP_NODELAY`).
+enum CheckKind {
+    ConnectOnly,
+    Speaks,
+}
+
 enum Io {
     Tcp { stream: TcpStream, connected: bool },
     Udp(UdpSocket),
@@ -90,7 +98,8 @@ struct Run {
 pub struct Reactor<R: Rng> {
     poll: Poll,
     events: Events,
-    ready: Vec<(Token, bool, bool)>,
+    /// (token, readable, writable, error) of the last batch.
+    ready: Vec<(Token, bool, bool, bool)>,
     checker: Checker,
     rng: R,
     config: ReactorConfig,
@@ -118,8 +127,8 @@ impl<R: Rng> Reactor<R> {
     pub fn new(config: ReactorConfig, rng: R) -> io::Result<Reactor<R>> {
         Ok(Reactor {
             poll: Poll::new()?,
-            events: Events::with_capacity(1024),
-            ready: Vec::with_capacity(1024),
+            events: Events::with_capacity(EVENTS),
+            ready: Vec::with_capacity(EVENTS),
             checker: Checker::new(),
             rng,
             config: ReactorConfig {
@@ -162,6 +171,11 @@ impl<R: Rng> Reactor<R> {
         self.stats
     }
 
+    /// Zeroes the counters (to measure a window after a warm-up).
+    pub fn reset_stats(&mut self) {
+        self.stats = ReactorStats::default();
+    }
+
     /// Runs in flight.
     pub fn in_flight(&self) -> usize {
         self.runs.len()
@@ -195,25 +209,39 @@ impl<R: Rng> Reactor<R> {
         {
             cap(self.config.exec_poll);
         }
-        match self.poll.poll(&mut self.events, wait) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-        self.ready.clear();
-        self.ready.extend(self.events.iter().map(|e| {
-            let bad = e.is_error() || e.is_read_closed() || e.is_write_closed();
-            (e.token(), e.is_readable() || bad, e.is_writable() || bad)
-        }));
-        let now = self.now();
-        for i in 0..self.ready.len() {
-            let (token, readable, writable) = self.ready[i];
-            match token {
-                ICMP4 => self.icmp_readable(false, now),
-                ICMP6 => self.icmp_readable(true, now),
-                Token(key) => self.ready_run(key, readable, writable, now),
+        // A full batch may leave readiness behind: take it all before judging deadlines, so
+        // that a run which completed is never expired for want of being looked at.
+        loop {
+            match self.poll.poll(&mut self.events, wait) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
+            self.ready.clear();
+            self.ready.extend(self.events.iter().map(|e| {
+                let bad = e.is_error() || e.is_read_closed() || e.is_write_closed();
+                (
+                    e.token(),
+                    e.is_readable() || bad,
+                    e.is_writable() || bad,
+                    e.is_error(),
+                )
+            }));
+            let now = self.now();
+            for i in 0..self.ready.len() {
+                let (token, readable, writable, error) = self.ready[i];
+                match token {
+                    ICMP4 => self.icmp_readable(false, now),
+                    ICMP6 => self.icmp_readable(true, now),
+                    Token(key) => self.ready_run(key, readable, writable, error, now),
+                }
+            }
+            if self.ready.len() < EVENTS {
+                break;
+            }
+            wait = Some(Duration::ZERO);
         }
+        let now = self.now();
         self.expire(now);
         self.reap_exec(now);
         self.start_due(now);
@@ -222,13 +250,18 @@ impl<R: Rng> Reactor<R> {
 
     fn start_due(&mut self, now: Duration) {
         while self.runs.len() < self.config.max_in_flight {
-            let (id, addr, slot, deadline, transport, session, exec) = {
+            let (id, addr, slot, deadline, transport, session, exec, check_kind) = {
                 let Some(due) = self.checker.poll_due(now) else {
                     return;
                 };
                 let exec = match due.check {
                     Check::Exec(e) => Some(e.clone()),
                     _ => None,
+                };
+                let check_kind = if matches!(due.check, Check::Tcp) {
+                    CheckKind::ConnectOnly
+                } else {
+                    CheckKind::Speaks
                 };
                 (
                     due.id,
@@ -238,11 +271,13 @@ impl<R: Rng> Reactor<R> {
                     due.check.transport(),
                     due.check.session(due.addr, &mut self.rng),
                     exec,
+                    check_kind,
                 )
             };
             self.note_lateness(now.saturating_sub(slot));
             self.stats.started += 1;
-            let io = match self.open(transport, addr, exec) {
+            let nodelay = !matches!(check_kind, CheckKind::ConnectOnly);
+            let io = match self.open(transport, addr, exec, nodelay) {
                 Ok(io) => io,
                 Err(e) => {
                     self.stats.local_errors += 1;
@@ -296,10 +331,11 @@ impl<R: Rng> Reactor<R> {
         transport: Transport,
         addr: SocketAddr,
         exec: Option<ExecCheck>,
+        nodelay: bool,
     ) -> io::Result<Io> {
         Ok(match transport {
             Transport::Tcp => Io::Tcp {
-                stream: sockets::tcp_connect(addr)?,
+                stream: sockets::tcp_connect(addr, nodelay)?,
                 connected: false,
             },
             Transport::Udp => Io::Udp(sockets::udp_connect(addr)?),
@@ -417,21 +453,36 @@ impl<R: Rng> Reactor<R> {
         }
     }
 
-    fn ready_run(&mut self, key: usize, readable: bool, writable: bool, now: Duration) {
+    fn ready_run(
+        &mut self,
+        key: usize,
+        readable: bool,
+        writable: bool,
+        error: bool,
+        now: Duration,
+    ) {
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
         match &mut run.io {
             Io::Tcp { stream, connected } => {
                 if !*connected {
-                    if let Some(e) = stream.take_error().unwrap_or_else(Some) {
-                        return self.complete(key, transport_failure(&e), now);
+                    // Writable without EPOLLERR means the connect succeeded: no syscall to
+                    // confirm it. Errors are read with SO_ERROR; a readable-only wakeup is
+                    // confirmed with getpeername.
+                    if error || !writable {
+                        if let Some(e) = stream.take_error().unwrap_or_else(Some) {
+                            return self.complete(key, transport_failure(&e), now);
+                        }
                     }
-                    match stream.peer_addr() {
-                        Ok(_) => *connected = true,
-                        Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
-                        Err(e) => return self.complete(key, transport_failure(&e), now),
+                    if !writable {
+                        match stream.peer_addr() {
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                            Err(e) => return self.complete(key, transport_failure(&e), now),
+                        }
                     }
+                    *connected = true;
                     let step = run.session.as_mut().map_or(Step::NeedMore, Probe::start);
                     self.process(key, step, now);
                 } else if writable {
@@ -582,14 +633,9 @@ impl<R: Rng> Reactor<R> {
             return;
         };
         match &mut run.io {
-            Io::Tcp { stream, .. } => {
-                let _ = self.poll.registry().deregister(stream);
-                sockets::close_with_reset(stream);
-            }
-            Io::Udp(socket) => {
-                let _ = self.poll.registry().deregister(socket);
-            }
-            Io::Icmp { .. } => {}
+            // Closing the socket (dropping `run`) takes it out of epoll: no deregister call.
+            Io::Tcp { stream, .. } => sockets::close_with_reset(stream),
+            Io::Udp(_) | Io::Icmp { .. } => {}
             Io::Exec { child, .. } => {
                 // Only our own child, by its pid; reaped so it leaves no zombie.
                 if let Ok(None) = child.try_wait() {

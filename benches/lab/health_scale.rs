@@ -1,0 +1,303 @@
+//! The reactor at scale: N TCP targets (listeners on distinct 127.0.0.0/8 addresses) checked
+//! every interval from one thread. Prints the checker thread's CPU use, probes per second and
+//! how late probes started after their slots; with `--nft`, also drops packets to 100 targets
+//! with nftables and prints how long each took to be marked down, against the formula
+//! fall x interval + timeout.
+//!
+//! ```text
+//! benches/lab/health-10k.sh          # 10 000 targets, 30 s, in a throwaway namespace (root)
+//! cargo bench --bench health_scale -- --targets 2000 --seconds 10
+//! ```
+//!
+//! Without `--bench` (as `cargo test --all-targets` runs it) it does a 2-second smoke run
+//! with 200 targets. Needs a file descriptor limit above about 2.5 x targets.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use lb::health::driver::{Reactor, ReactorConfig};
+use lb::health::{Check, InitialState, Jitter, State, Target, TrackerConfig};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+struct Args {
+    targets: u32,
+    seconds: u64,
+    interval: Duration,
+    timeout: Duration,
+    fall: u32,
+    nft: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let bench = raw.iter().any(|a| a == "--bench");
+    let mut a = if bench {
+        Args {
+            targets: 10_000,
+            seconds: 30,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            fall: 3,
+            nft: false,
+        }
+    } else {
+        Args {
+            targets: 200,
+            seconds: 2,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            fall: 3,
+            nft: false,
+        }
+    };
+    let mut it = raw.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or(format!("{flag} needs a number"))
+        };
+        match flag.as_str() {
+            "--bench" => {}
+            "--targets" => a.targets = u32::try_from(value()?).map_err(|e| e.to_string())?,
+            "--seconds" => a.seconds = value()?,
+            "--interval-ms" => a.interval = Duration::from_millis(value()?),
+            "--timeout-ms" => a.timeout = Duration::from_millis(value()?),
+            "--fall" => a.fall = u32::try_from(value()?).map_err(|e| e.to_string())?,
+            "--nft" => a.nft = true,
+            // criterion-style filters and flags cargo bench may pass: not ours.
+            _ => {}
+        }
+    }
+    if a.targets == 0 || a.targets > 60_000 {
+        return Err("--targets must be 1..=60000".into());
+    }
+    Ok(a)
+}
+
+fn addr(i: u32) -> SocketAddr {
+    // 127.1.0.0 + i: distinct addresses, so 4-tuples never collide.
+    let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 0)) + i);
+    SocketAddr::from((ip, 9000))
+}
+
+/// This thread's CPU time so far (from the scheduler's nanosecond counter).
+fn thread_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = text
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
+
+/// Accepts and drops connections on every listener until told to stop; returns its CPU time.
+fn serve(
+    listeners: Vec<TcpListener>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Duration {
+    let mut poll = Poll::new().expect("poll");
+    let mut listeners = listeners;
+    for (i, l) in listeners.iter_mut().enumerate() {
+        poll.registry()
+            .register(l, Token(i), Interest::READABLE)
+            .expect("register");
+    }
+    let mut events = Events::with_capacity(1024);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = poll.poll(&mut events, Some(Duration::from_millis(100)));
+        for e in events.iter() {
+            let l = &listeners[e.token().0];
+            while let Ok((s, _)) = l.accept() {
+                drop(s);
+            }
+        }
+    }
+    thread_cpu()
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("health_scale: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mut listeners = Vec::with_capacity(args.targets as usize);
+    for i in 0..args.targets {
+        match TcpListener::bind(addr(i)) {
+            Ok(l) => listeners.push(l),
+            Err(e) => {
+                eprintln!(
+                    "health_scale: listener {i} on {}: {e} (raise the fd limit: ulimit -n)",
+                    addr(i)
+                );
+                std::process::exit(1);
+            }
+        }
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = {
+        let stop = stop.clone();
+        std::thread::spawn(move || serve(listeners, stop))
+    };
+
+    // The kernel's floor: the same TCP handshake and reset close, done by the simplest possible
+    // loop (blocking connect, linger 0, close) on this thread. On loopback the kernel work of
+    // both ends runs in the connecting thread, so this is most of what any checker pays.
+    let floor_n = args.targets.min(10_000);
+    let floor_cpu0 = thread_cpu();
+    for i in 0..floor_n {
+        if let Ok(s) = std::net::TcpStream::connect(addr(i)) {
+            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+        }
+    }
+    let floor_per_probe = (thread_cpu() - floor_cpu0) / floor_n;
+
+    let mut tracker = TrackerConfig::new(args.interval);
+    tracker.initial = InitialState::Up;
+    tracker.rise = 2;
+    tracker.fall = args.fall;
+    // Spread the first probes over one interval, as keepalived's warmup does.
+    tracker.jitter = Jitter {
+        warmup: args.interval,
+        spread_percent: 0,
+    };
+    let config = ReactorConfig {
+        max_in_flight: 4096,
+        ..ReactorConfig::default()
+    };
+    let mut reactor = Reactor::new(config, StdRng::seed_from_u64(1)).expect("reactor");
+    let mut ids = Vec::with_capacity(args.targets as usize);
+    for i in 0..args.targets {
+        let target = Target {
+            addr: addr(i),
+            check: Check::Tcp,
+            tracker,
+            timeout: args.timeout,
+        };
+        ids.push(reactor.add(target).expect("target"));
+    }
+    let mut downs = 0u64;
+    let run_for = |reactor: &mut Reactor<StdRng>, d: Duration, downs: &mut u64| {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            reactor
+                .poll(Some(Duration::from_millis(100)))
+                .expect("poll");
+            while let Some(e) = reactor.poll_event() {
+                if e.transition.to == State::Down {
+                    *downs += 1;
+                }
+            }
+        }
+    };
+    // Warm-up: two intervals, so every target has settled into its slot.
+    run_for(&mut reactor, args.interval * 2, &mut downs);
+    reactor.reset_stats();
+    let (cpu0, wall0) = (thread_cpu(), Instant::now());
+    run_for(&mut reactor, Duration::from_secs(args.seconds), &mut downs);
+    let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed());
+    let s = reactor.stats();
+    println!(
+        "health_scale: {} TCP targets every {:?}, timeout {:?}, one checker thread, {:.1} s measured",
+        args.targets,
+        args.interval,
+        args.timeout,
+        wall.as_secs_f64()
+    );
+    println!(
+        "  checker thread CPU: {:.1} % of one core ({:.3} s CPU)",
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+        cpu.as_secs_f64()
+    );
+    println!(
+        "  probes started: {} ({:.0}/s), completed {}, passed {}, timeouts {}, local errors {}, peak in flight {}",
+        s.started,
+        s.started as f64 / wall.as_secs_f64(),
+        s.completed,
+        s.passed,
+        s.timeouts,
+        s.local_errors,
+        s.peak_in_flight
+    );
+    println!(
+        "  start lateness after the slot: max {:.2} ms; <1 ms {}, 1-5 ms {}, 5-10 ms {}, 10-50 ms {}, >=50 ms {}",
+        s.max_lateness.as_secs_f64() * 1e3,
+        s.lateness_histogram[0],
+        s.lateness_histogram[1],
+        s.lateness_histogram[2],
+        s.lateness_histogram[3],
+        s.lateness_histogram[4]
+    );
+    println!("  targets marked down during the run: {downs}");
+    let per_probe = cpu
+        .checked_div(u32::try_from(s.started.max(1)).unwrap_or(u32::MAX))
+        .unwrap_or_default();
+    println!(
+        "  CPU per probe: reactor {:.1} us; kernel floor (blocking connect + reset close, same thread) {:.1} us = {:.1} % of a core at this rate",
+        per_probe.as_secs_f64() * 1e6,
+        floor_per_probe.as_secs_f64() * 1e6,
+        100.0 * floor_per_probe.as_secs_f64() * s.started as f64 / wall.as_secs_f64()
+    );
+
+    if args.nft {
+        // Drop SYNs to 100 targets; each is marked down after `fall` timeouts.
+        let victims: Vec<String> = (0..100)
+            .map(|k| addr(k * (args.targets / 100).max(1)).ip().to_string())
+            .collect();
+        let rule = format!(
+            "nft add table inet hcscale && nft add chain inet hcscale out '{{ type filter hook output priority 0; }}' && nft add rule inet hcscale out ip daddr {{ {} }} tcp dport 9000 drop",
+            victims.join(", ")
+        );
+        let ok = std::process::Command::new("sh")
+            .args(["-c", &rule])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!("health_scale: nft rule failed (root, inside a namespace?)");
+        } else {
+            let t0 = Instant::now();
+            let mut latencies = Vec::new();
+            let end = t0 + args.interval * (args.fall + 3) + args.timeout * args.fall;
+            while latencies.len() < victims.len() && Instant::now() < end {
+                reactor.poll(Some(Duration::from_millis(20))).expect("poll");
+                while let Some(e) = reactor.poll_event() {
+                    if e.transition.to == State::Down {
+                        latencies.push(t0.elapsed());
+                    }
+                }
+            }
+            let _ = std::process::Command::new("nft")
+                .args(["delete", "table", "inet", "hcscale"])
+                .status();
+            latencies.sort();
+            let pct = |p: usize| {
+                latencies
+                    .get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1)))
+                    .map_or(0.0, |d| d.as_secs_f64())
+            };
+            println!(
+                "  detection after an nftables drop of {} targets: {} marked down; min {:.3} s, median {:.3} s, max {:.3} s; formula fall x interval + timeout = {:.3} s",
+                victims.len(),
+                latencies.len(),
+                pct(0),
+                pct(50),
+                pct(100),
+                (args.interval * args.fall + args.timeout).as_secs_f64()
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let server_cpu = server.join().unwrap_or_default();
+    println!(
+        "  (listener thread CPU over the whole run: {:.3} s)",
+        server_cpu.as_secs_f64()
+    );
+}
