@@ -1,16 +1,23 @@
 //! The director end to end, in a network-namespace lab: two directors in a VRRP pair running
-//! `examples/director` from a keepalived.conf (LVS-DR, round robin, TCP_CHECK), three real
-//! HTTP servers, a client using curl. Checked: the master serves and distributes; a real whose
-//! check fails leaves the table and comes back; the backup takes over when the master host
-//! dies and traffic goes on; SIGHUP applies a changed weight; SIGTERM resigns and cleans up.
+//! `examples/director` from a keepalived.conf (wrr, TCP_CHECK), three real HTTP servers, a
+//! client using curl. Checked for LVS-DR in full: the master serves and distributes; a real
+//! whose check fails leaves the table and comes back; the backup takes over when the master
+//! host dies and traffic goes on; SIGHUP applies a changed weight; SIGTERM resigns and cleans
+//! up. For LVS-NAT (the reals' gateway is a second VIP) and LVS-TUN (reals decapsulate in
+//! userspace): distribution, and traffic on through a failover.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use lb_lab::l4::{Lab, Mode, VIP4, skip, tally};
+use lb_lab::l4::{GATEWAY4, Lab, Mode, VIP4, skip, tally};
 use lb_lab::wait_until;
 
-fn config(priority: u8, weight0: u32) -> String {
+fn config_for(mode: Mode, priority: u8, weight0: u32) -> String {
+    let (kind, vips) = match mode {
+        Mode::Dr => ("DR", format!("{VIP4}/32")),
+        Mode::Nat => ("NAT", format!("{VIP4}/32\n        {GATEWAY4}/32")),
+        Mode::Tun => ("TUN", format!("{VIP4}/32")),
+    };
     let reals: String = (4..=6)
         .map(|i| {
             let weight = if i == 4 { weight0 } else { 1 };
@@ -21,8 +28,8 @@ fn config(priority: u8, weight0: u32) -> String {
         .collect();
     format!(
         "vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    priority {priority}\n    \
-         advert_int 0.1\n    version 3\n    virtual_ipaddress {{\n        {VIP4}/32\n    }}\n}}\n\
-         virtual_server {VIP4} 80 {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP\n{reals}}}\n"
+         advert_int 0.1\n    version 3\n    virtual_ipaddress {{\n        {vips}\n    }}\n}}\n\
+         virtual_server {VIP4} 80 {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind {kind}\n    protocol TCP\n{reals}}}\n"
     )
 }
 
@@ -66,51 +73,7 @@ fn vrrp_pair_dr_service_health_failover_reload_and_shutdown() {
     if skip("vrrp_pair_dr_service_health_failover_reload_and_shutdown") {
         return;
     }
-    let mut lab = Lab::with_directors("dirlab", 2, [Mode::Dr; 3]).unwrap();
-    let tmp = std::env::temp_dir();
-    let id = std::process::id();
-    let (conf_a, conf_b) = (
-        tmp.join(format!("lb-dir-{id}-a.conf")),
-        tmp.join(format!("lb-dir-{id}-b.conf")),
-    );
-    let (sock_a, sock_b) = (
-        tmp.join(format!("lb-dir-{id}-a.sock")),
-        tmp.join(format!("lb-dir-{id}-b.sock")),
-    );
-    let _files = Files(vec![
-        conf_a.clone(),
-        conf_b.clone(),
-        sock_a.clone(),
-        sock_b.clone(),
-    ]);
-    std::fs::write(&conf_a, config(150, 1)).unwrap();
-    std::fs::write(&conf_b, config(100, 1)).unwrap();
-    let args = |conf: &PathBuf, sock: &PathBuf| {
-        vec![
-            "-f".to_owned(),
-            conf.display().to_string(),
-            "--control".to_owned(),
-            sock.display().to_string(),
-        ]
-    };
-    let a_args = args(&conf_a, &sock_a);
-    let b_args = args(&conf_b, &sock_b);
-    let a = lab
-        .spawn_example(
-            1,
-            "director",
-            &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
-            "running",
-        )
-        .unwrap();
-    let b = lab
-        .spawn_example(
-            2,
-            "director",
-            &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
-            "running",
-        )
-        .unwrap();
+    let (mut lab, [a, b], [_, conf_b], [sock_a, sock_b], _files) = pair("dirlab", Mode::Dr);
 
     // RFC 9568 election: the higher priority becomes master; it alone serves.
     let shown = wait_for(&sock_a, 10, |l| {
@@ -171,7 +134,7 @@ fn vrrp_pair_dr_service_health_failover_reload_and_shutdown() {
     );
 
     // SIGHUP: the changed weight is applied in place.
-    std::fs::write(&conf_b, config(100, 3)).unwrap();
+    std::fs::write(&conf_b, config_for(Mode::Dr, 100, 3)).unwrap();
     lab.procs[b].signal("HUP").unwrap();
     let shown = wait_for(&sock_b, 10, |l| {
         l.lines()
@@ -197,4 +160,75 @@ fn vrrp_pair_dr_service_health_failover_reload_and_shutdown() {
     assert!(!addrs.contains(VIP4), "VIP removed: {addrs}");
     let tables = lab.director_n(1).run(&["nft", "list", "tables"]).unwrap();
     assert!(tables.trim().is_empty(), "nftables rules removed: {tables}");
+}
+
+/// Two directors running `mode` from configurations with priorities 150 and 100; the lab,
+/// their indices in `lab.procs`, configuration files and control sockets.
+fn pair(tag: &str, mode: Mode) -> (Lab, [usize; 2], [PathBuf; 2], [PathBuf; 2], Files) {
+    let mut lab = Lab::with_directors(tag, 2, [mode; 3]).unwrap();
+    let tmp = std::env::temp_dir();
+    let id = format!("{}-{tag}", std::process::id());
+    let confs = [0, 1].map(|i| tmp.join(format!("lb-dir-{id}-{i}.conf")));
+    let socks = [0, 1].map(|i| tmp.join(format!("lb-dir-{id}-{i}.sock")));
+    let files = Files(confs.iter().chain(&socks).cloned().collect());
+    let mut procs = [0; 2];
+    for (i, priority) in [150, 100].into_iter().enumerate() {
+        std::fs::write(&confs[i], config_for(mode, priority, 1)).unwrap();
+        let (conf, sock) = (
+            confs[i].display().to_string(),
+            socks[i].display().to_string(),
+        );
+        procs[i] = lab
+            .spawn_example(
+                1 + i,
+                "director",
+                &["-f", &conf, "--control", &sock],
+                "running",
+            )
+            .unwrap();
+    }
+    (lab, procs, confs, socks, files)
+}
+
+fn distribution_and_failover(tag: &str, mode: Mode) {
+    let (lab, procs, _, socks, _files) = pair(tag, mode);
+    wait_for(&socks[0], 10, |l| {
+        l.contains("VRRP VI_1 MASTER") && l.contains("serving")
+    })
+    .expect("director A becomes master");
+    let counts = tally(&curls(&lab, 6));
+    assert_eq!(
+        counts.values().copied().collect::<Vec<_>>(),
+        [2, 2, 2],
+        "{mode:?}: {counts:?}"
+    );
+    lab.procs[procs[0]].signal("KILL").unwrap();
+    lab.director_n(0)
+        .run(&["ip", "link", "set", "eth0", "down"])
+        .unwrap();
+    wait_for(&socks[1], 10, |l| {
+        l.contains("VRRP VI_1 MASTER") && l.contains("serving")
+    })
+    .expect("director B takes over");
+    let answers = curls(&lab, 6);
+    assert!(
+        answers.iter().all(|a| a.starts_with("real-")),
+        "{mode:?}: {answers:?}"
+    );
+}
+
+#[test]
+fn nat_behind_a_vrrp_pair_with_a_gateway_vip() {
+    if skip("nat_behind_a_vrrp_pair_with_a_gateway_vip") {
+        return;
+    }
+    distribution_and_failover("dirnat", Mode::Nat);
+}
+
+#[test]
+fn tun_behind_a_vrrp_pair() {
+    if skip("tun_behind_a_vrrp_pair") {
+        return;
+    }
+    distribution_and_failover("dirtun", Mode::Tun);
 }

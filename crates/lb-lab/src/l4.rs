@@ -20,6 +20,11 @@ pub const VIP4: &str = "10.0.0.100";
 /// The IPv6 VIP.
 pub const VIP6: &str = "fd00::100";
 
+/// The reals' gateway to the client in NAT mode when several directors share it by VRRP.
+pub const GATEWAY4: &str = "10.0.0.254";
+/// The IPv6 gateway, likewise.
+pub const GATEWAY6: &str = "fd00::254";
+
 /// How a real server is set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -183,9 +188,15 @@ impl Lab {
                 true
             }
             Mode::Nat => {
-                // Replies to the client go back through the (first) director.
-                ns.run(&["ip", "route", "add", "10.0.0.1/32", "via", "10.0.0.2"])?;
-                ns.run(&["ip", "-6", "route", "add", "fd00::1/128", "via", "fd00::2"])?;
+                // Replies to the client go back through the director: the only one, or the
+                // gateway VIP a VRRP pair holds (keepalived's classic LVS-NAT setup).
+                let (gw4, gw6) = if self.directors == 1 {
+                    ("10.0.0.2", "fd00::2")
+                } else {
+                    (GATEWAY4, GATEWAY6)
+                };
+                ns.run(&["ip", "route", "add", "10.0.0.1/32", "via", gw4])?;
+                ns.run(&["ip", "-6", "route", "add", "fd00::1/128", "via", gw6])?;
                 false
             }
             Mode::Tun => {
