@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use lb_lab::l4::{GATEWAY4, Lab, Mode, VIP4, skip, tally};
+use lb_lab::l4::{GATEWAY4, Lab, Mode, Stream, VIP4, skip, tally};
 use lb_lab::wait_until;
 
 fn config_for(mode: Mode, priority: u8, weight0: u32) -> String {
@@ -183,6 +183,7 @@ fn pair(tag: &str, mode: Mode) -> (Lab, [usize; 2], [PathBuf; 2], [PathBuf; 2], 
                 1 + i,
                 "director",
                 &["-f", &conf, "--control", &sock],
+                Stream::Stdout,
                 "running",
             )
             .unwrap();

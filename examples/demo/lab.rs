@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use lb_lab::l4::{Lab, Mode, VIP4, example};
+use lb_lab::l4::{Lab, Mode, Stream, VIP4, example};
 use lb_lab::{Proc, wait_until};
 
 use super::{Phase, Scenario, Summary};
@@ -69,7 +69,7 @@ pub(crate) fn run(scenario: &Scenario) -> Result<Summary, String> {
         let sock = sockets[i].display().to_string();
         let args = ["-f", conf.as_str(), "-i", name, "--control", sock.as_str()];
         directors.push(
-            lab.spawn_example(1 + i, "director", &args, "running")
+            lab.spawn_example(1 + i, "director", &args, Stream::Stdout, "running")
                 .map_err(e)?,
         );
         println!(

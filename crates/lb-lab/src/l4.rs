@@ -25,6 +25,15 @@ pub const GATEWAY4: &str = "10.0.0.254";
 /// The IPv6 gateway, likewise.
 pub const GATEWAY6: &str = "fd00::254";
 
+/// An output stream of a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
 /// How a real server is set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -262,14 +271,16 @@ impl Lab {
         Ok(())
     }
 
-    /// Starts example `name` in `ns` with `args`, waits until a line of its stdout or stderr
-    /// contains `ready`, keeps it (killed when the lab drops) and returns its index in
-    /// [`Lab::procs`]. Its output goes on being read (and dropped) so that it never blocks.
+    /// Starts example `name` in host `ns` with `args`, waits until a line of its `watch`
+    /// stream contains `ready`, keeps it (killed when the lab drops) and returns its index in
+    /// [`Lab::procs`]. The watched stream goes on being read (and dropped) so that the process
+    /// never blocks on it; the other stays piped for the caller to take.
     pub fn spawn_example(
         &mut self,
         ns: usize,
         name: &str,
         args: &[&str],
+        watch: Stream,
         ready: &str,
     ) -> io::Result<usize> {
         let bin = example(name)
@@ -277,29 +288,19 @@ impl Lab {
         let mut cmd = self.lan.hosts[ns].ns.command(&bin.to_string_lossy());
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut p = Proc::spawn(&mut cmd)?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        for pipe in [
-            p.child_mut()
-                .stdout
-                .take()
-                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-            p.child_mut()
-                .stderr
-                .take()
-                .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let (tx, ready) = (tx.clone(), ready.to_owned());
-            std::thread::spawn(move || {
-                use std::io::BufRead;
-                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let _ = tx.send((line.contains(&ready), line));
-                }
-            });
+        let pipe: Box<dyn std::io::Read + Send> = match watch {
+            Stream::Stdout => p.child_mut().stdout.take().map(|o| Box::new(o) as _),
+            Stream::Stderr => p.child_mut().stderr.take().map(|e| Box::new(e) as _),
         }
-        drop(tx);
+        .ok_or_else(|| io::Error::other("no output pipe"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let marker = ready.to_owned();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send((line.contains(&marker), line));
+            }
+        });
         let mut seen = String::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {

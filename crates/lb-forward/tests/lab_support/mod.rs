@@ -5,7 +5,7 @@
 
 use std::io;
 
-pub use lb_lab::l4::{Lab, Mode, VIP4, VIP6, skip, tally};
+pub use lb_lab::l4::{Lab, Mode, Stream, VIP4, VIP6, skip, tally};
 
 /// Starts the forwarder example in the lab's director.
 pub trait StartForwarder {
@@ -18,6 +18,6 @@ impl StartForwarder for Lab {
     fn forwarder(&mut self, args: &[&str]) -> io::Result<usize> {
         let mut all = vec!["--interface", "eth0"];
         all.extend_from_slice(args);
-        self.spawn_example(1, "forwarder", &all, "ready")
+        self.spawn_example(1, "forwarder", &all, Stream::Stderr, "ready")
     }
 }
