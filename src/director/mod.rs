@@ -3,7 +3,7 @@
 //!
 //! Read top to bottom, [`run`] is the whole composition:
 //!
-//! 1. [`config::load`](crate::config::load) reads the file; [`plan()`] turns it into one
+//! 1. [`config::load`](crate::config::load()) reads the file; [`plan()`] turns it into one
 //!    `lb_vrrp::Config` per `vrrp_instance`, one forwarder service per `virtual_server` (with
 //!    an lb-sched pool: scheduler, flags, persistence) and one lb-health target per checker.
 //! 2. The datapath thread ([`datapath`](self)) runs an lb-forward driver on the interfaces,
