@@ -2,7 +2,7 @@
 //!
 //! [`Reactor`] (feature `reactor`, default) is single-threaded (mio): thousands of probes in
 //! flight from one thread, with a bound on concurrent runs and a deadline per run.
-//! [`tokio::TokioChecker`] (feature `tokio`) runs each probe as a tokio task.
+//! `tokio::TokioChecker` (feature `tokio`) runs each probe as a tokio task.
 
 #[cfg(feature = "reactor")]
 mod reactor;
