@@ -109,6 +109,7 @@ fn main() -> ExitCode {
                 check: url.check,
                 tracker,
                 timeout: Duration::from_millis(cli.timeout_ms),
+                source: None,
             },
         ));
     }

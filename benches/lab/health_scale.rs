@@ -180,6 +180,7 @@ fn main() {
             check: Check::Tcp,
             tracker,
             timeout: args.timeout,
+            source: None,
         };
         ids.push(reactor.add(target).expect("target"));
     }

@@ -7,12 +7,12 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rand_core::Rng;
 
-use crate::{Admin, Check, Error, Outcome, Tracker, TrackerConfig, Transition};
+use crate::{Admin, Check, Error, Outcome, Tracker, TrackerConfig, Transition, Transport};
 
 /// A handle to one tracked (check, address) pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,6 +29,27 @@ pub struct Target {
     pub tracker: TrackerConfig,
     /// The longest one run may take (keepalived `connect_timeout`, HAProxy `timeout check`).
     pub timeout: Duration,
+    /// The local address probes leave from (keepalived `bindto`); the kernel's choice if
+    /// `None`. TCP and UDP checks only, of the target's family.
+    pub source: Option<IpAddr>,
+}
+
+impl Target {
+    /// A target with no source address.
+    pub fn new(
+        addr: SocketAddr,
+        check: Check,
+        tracker: TrackerConfig,
+        timeout: Duration,
+    ) -> Target {
+        Target {
+            addr,
+            check,
+            tracker,
+            timeout,
+            source: None,
+        }
+    }
 }
 
 /// A probe to start now.
@@ -44,6 +65,8 @@ pub struct Due<'a> {
     pub slot: Duration,
     /// Its deadline: now + timeout.
     pub deadline: Duration,
+    /// The local address to leave from, if set.
+    pub source: Option<IpAddr>,
 }
 
 /// A transition of one tracked target.
@@ -107,11 +130,28 @@ impl Checker {
                 why: "greater than zero",
             });
         }
+        if let Some(source) = target.source {
+            if source.is_ipv4() != target.addr.is_ipv4() {
+                return Err(Error::InvalidParameter {
+                    what: "source",
+                    why: "of the target's address family",
+                });
+            }
+            if !matches!(target.check.transport(), Transport::Tcp | Transport::Udp) {
+                return Err(Error::InvalidParameter {
+                    what: "source",
+                    why: "only for TCP and UDP checks",
+                });
+            }
+        }
         let key = (target.check.clone(), target.addr);
         if let Some(ids) = self.index.get(&key) {
             for &i in ids {
                 if let Some(e) = self.entries[i].as_mut() {
-                    if e.target.tracker == target.tracker && e.target.timeout == target.timeout {
+                    if e.target.tracker == target.tracker
+                        && e.target.timeout == target.timeout
+                        && e.target.source == target.source
+                    {
                         e.refs += 1;
                         return Ok(CheckId(i));
                     }
@@ -253,6 +293,7 @@ impl Checker {
                         check: &e.target.check,
                         slot,
                         deadline: now + e.target.timeout,
+                        source: e.target.source,
                     });
                 }
                 None => self.schedule(i),
@@ -295,6 +336,7 @@ mod tests {
             check: Check::Tcp,
             tracker,
             timeout: Duration::from_millis(500),
+            source: None,
         }
     }
 

@@ -53,6 +53,7 @@ fn simulate(seed: u64) -> (Vec<(usize, Duration, State)>, u64) {
                 check: Check::Tcp,
                 tracker: cfg,
                 timeout,
+                source: None,
             };
             checker.add(target, Duration::ZERO, &mut rng).unwrap()
         })

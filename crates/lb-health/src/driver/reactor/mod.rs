@@ -6,7 +6,7 @@ mod transfer;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,10 +72,17 @@ pub struct ReactorStats {
     pub lateness_histogram: [u64; 5],
 }
 
-/// Whether a TCP probe will send data (and so wants `TCP_NODELAY`).
-enum CheckKind {
-    ConnectOnly,
-    Speaks,
+/// What starting one due probe takes, copied out of the checker's borrow.
+struct Start {
+    id: CheckId,
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    slot: Duration,
+    deadline: Duration,
+    transport: Transport,
+    session: Option<Session>,
+    exec: Option<ExecCheck>,
+    nodelay: bool,
 }
 
 enum Io {
@@ -253,34 +260,38 @@ impl<R: Rng> Reactor<R> {
 
     fn start_due(&mut self, now: Duration) {
         while self.runs.len() < self.config.max_in_flight {
-            let (id, addr, slot, deadline, transport, session, exec, check_kind) = {
-                let Some(due) = self.checker.poll_due(now) else {
-                    return;
-                };
-                let exec = match due.check {
+            let Some(due) = self.checker.poll_due(now) else {
+                return;
+            };
+            let start = Start {
+                id: due.id,
+                addr: due.addr,
+                source: due.source,
+                slot: due.slot,
+                deadline: due.deadline,
+                transport: due.check.transport(),
+                session: due.check.session(due.addr, &mut self.rng),
+                exec: match due.check {
                     Check::Exec(e) => Some(e.clone()),
                     _ => None,
-                };
-                let check_kind = if matches!(due.check, Check::Tcp) {
-                    CheckKind::ConnectOnly
-                } else {
-                    CheckKind::Speaks
-                };
-                (
-                    due.id,
-                    due.addr,
-                    due.slot,
-                    due.deadline,
-                    due.check.transport(),
-                    due.check.session(due.addr, &mut self.rng),
-                    exec,
-                    check_kind,
-                )
+                },
+                // Connect-only probes send nothing: Nagle's algorithm cannot delay them.
+                nodelay: !matches!(due.check, Check::Tcp),
             };
+            let Start {
+                id,
+                addr,
+                source,
+                slot,
+                deadline,
+                transport,
+                session,
+                exec,
+                nodelay,
+            } = start;
             self.note_lateness(now.saturating_sub(slot));
             self.stats.started += 1;
-            let nodelay = !matches!(check_kind, CheckKind::ConnectOnly);
-            let io = match self.open(transport, addr, exec, nodelay) {
+            let io = match self.open(transport, addr, source, exec, nodelay) {
                 Ok(io) => io,
                 Err(e) => {
                     self.stats.local_errors += 1;
@@ -333,15 +344,16 @@ impl<R: Rng> Reactor<R> {
         &mut self,
         transport: Transport,
         addr: SocketAddr,
+        source: Option<IpAddr>,
         exec: Option<ExecCheck>,
         nodelay: bool,
     ) -> io::Result<Io> {
         Ok(match transport {
             Transport::Tcp => Io::Tcp {
-                stream: sockets::tcp_connect(addr, nodelay)?,
+                stream: sockets::tcp_connect(addr, source, nodelay)?,
                 connected: false,
             },
-            Transport::Udp => Io::Udp(sockets::udp_connect(addr)?),
+            Transport::Udp => Io::Udp(sockets::udp_connect(addr, source)?),
             Transport::Icmp => {
                 let v6 = addr.is_ipv6();
                 self.icmp_socket(v6)?;
