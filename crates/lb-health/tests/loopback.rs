@@ -408,6 +408,23 @@ fn icmp_echo_to_loopback() {
         Duration::from_secs(1),
     );
     assert_eq!((o.verdict, o.reason), (Verdict::Pass, Reason::EchoReply));
+    // Twenty at once through the one shared socket: each reply reaches its own probe.
+    let mut r = reactor();
+    for i in 1..=20u8 {
+        r.add(Target::new(
+            SocketAddr::from(([127, 0, 0, i], 0)),
+            Check::Icmp(IcmpCheck::default()),
+            tracker(Duration::from_secs(60), InitialState::Unknown, 1, 1),
+            Duration::from_secs(1),
+        ))
+        .unwrap();
+    }
+    let ev = events(&mut r, 20, Duration::from_secs(3));
+    assert_eq!(ev.len(), 20);
+    assert!(
+        ev.iter().all(|e| e.transition.reason == Reason::EchoReply),
+        "{ev:?}"
+    );
 }
 
 #[test]

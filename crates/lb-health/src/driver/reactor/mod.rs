@@ -4,7 +4,7 @@
 mod transfer;
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -86,10 +86,21 @@ struct Start {
 }
 
 enum Io {
-    Tcp { stream: TcpStream, connected: bool },
+    Tcp {
+        stream: TcpStream,
+        connected: bool,
+    },
     Udp(UdpSocket),
-    Icmp { v6: bool, dst: SocketAddr },
-    Exec { child: Child, check: ExecCheck },
+    /// Replies come through the shared socket, routed by sequence number.
+    Icmp {
+        v6: bool,
+        dst: SocketAddr,
+        seq: u16,
+    },
+    Exec {
+        child: Child,
+        check: ExecCheck,
+    },
 }
 
 struct Run {
@@ -118,6 +129,8 @@ pub struct Reactor<R: Rng> {
     deadlines: BinaryHeap<Reverse<(Duration, usize, u64)>>,
     serial: u64,
     icmp: [Option<Socket>; 2],
+    /// ICMP runs in flight by (IPv6, sequence number).
+    icmp_waiting: HashMap<(bool, u16), Vec<usize>>,
     buf: Vec<u8>,
     stats: ReactorStats,
 }
@@ -150,6 +163,7 @@ impl<R: Rng> Reactor<R> {
             deadlines: BinaryHeap::new(),
             serial: 0,
             icmp: [None, None],
+            icmp_waiting: HashMap::new(),
             buf: vec![0; 64 * 1024],
             stats: ReactorStats::default(),
         })
@@ -291,7 +305,11 @@ impl<R: Rng> Reactor<R> {
             } = start;
             self.note_lateness(now.saturating_sub(slot));
             self.stats.started += 1;
-            let io = match self.open(transport, addr, source, exec, nodelay) {
+            let icmp_seq = match &session {
+                Some(Session::Icmp(p)) => p.sequence(),
+                _ => 0,
+            };
+            let io = match self.open(transport, addr, source, exec, nodelay, icmp_seq) {
                 Ok(io) => io,
                 Err(e) => {
                     self.stats.local_errors += 1;
@@ -313,6 +331,9 @@ impl<R: Rng> Reactor<R> {
                 finish: None,
             });
             self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.runs.len());
+            if let Io::Icmp { v6, seq, .. } = self.runs[key].io {
+                self.icmp_waiting.entry((v6, seq)).or_default().push(key);
+            }
             self.deadlines.push(Reverse((deadline, key, self.serial)));
             if let Err(e) = self.register(key) {
                 self.complete(key, transport_failure(&e), now);
@@ -347,6 +368,7 @@ impl<R: Rng> Reactor<R> {
         source: Option<IpAddr>,
         exec: Option<ExecCheck>,
         nodelay: bool,
+        icmp_seq: u16,
     ) -> io::Result<Io> {
         Ok(match transport {
             Transport::Tcp => Io::Tcp {
@@ -357,7 +379,11 @@ impl<R: Rng> Reactor<R> {
             Transport::Icmp => {
                 let v6 = addr.is_ipv6();
                 self.icmp_socket(v6)?;
-                Io::Icmp { v6, dst: addr }
+                Io::Icmp {
+                    v6,
+                    dst: addr,
+                    seq: icmp_seq,
+                }
             }
             Transport::Exec => {
                 let check = exec.ok_or_else(|| io::Error::other("exec check without command"))?;
@@ -446,7 +472,15 @@ impl<R: Rng> Reactor<R> {
         match &mut run.io {
             // Closing the socket (dropping `run`) takes it out of epoll: no deregister call.
             Io::Tcp { stream, .. } => sockets::close_with_reset(stream),
-            Io::Udp(_) | Io::Icmp { .. } => {}
+            Io::Udp(_) => {}
+            Io::Icmp { v6, seq, .. } => {
+                if let Some(keys) = self.icmp_waiting.get_mut(&(*v6, *seq)) {
+                    keys.retain(|&k| k != key);
+                    if keys.is_empty() {
+                        self.icmp_waiting.remove(&(*v6, *seq));
+                    }
+                }
+            }
             Io::Exec { child, .. } => {
                 // Only our own child, by its pid; reaped so it leaves no zombie.
                 if let Ok(None) = child.try_wait() {

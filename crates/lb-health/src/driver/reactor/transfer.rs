@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand_core::Rng;
 
 use super::{Io, Reactor};
-use crate::probe::transport_failure;
+use crate::probe::{parse_echo_reply, transport_failure};
 use crate::{Outcome, Probe, Reason, Step};
 
 impl<R: Rng> Reactor<R> {
@@ -58,7 +58,7 @@ impl<R: Rng> Reactor<R> {
                 run.out.clear();
                 r
             }
-            Io::Icmp { v6, dst } => {
+            Io::Icmp { v6, dst, .. } => {
                 let dst = socket2::SockAddr::from(SocketAddr::new(dst.ip(), 0));
                 let r = match &self.icmp[usize::from(*v6)] {
                     Some(s) => s.send_to(&run.out, &dst).map(drop),
@@ -198,12 +198,16 @@ impl<R: Rng> Reactor<R> {
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 _ => return,
             };
-            let waiting: Vec<usize> = self
-                .runs
-                .iter()
-                .filter(|(_, r)| matches!(r.io, Io::Icmp { v6: f, .. } if f == v6))
-                .map(|(k, _)| k)
-                .collect();
+            // Only the runs whose sequence number the reply carries (raw sockets see every
+            // echo reply on the host).
+            let Some((_, seq, _)) = parse_echo_reply(&self.buf[..n], v6) else {
+                continue;
+            };
+            let waiting = self
+                .icmp_waiting
+                .get(&(v6, seq))
+                .cloned()
+                .unwrap_or_default();
             for key in waiting {
                 let packet = &self.buf[..n];
                 let step = self
