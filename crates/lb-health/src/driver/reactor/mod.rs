@@ -131,6 +131,8 @@ pub struct Reactor<R: Rng> {
     icmp: [Option<Socket>; 2],
     /// ICMP runs in flight by (IPv6, sequence number).
     icmp_waiting: HashMap<(bool, u16), Vec<usize>>,
+    /// External commands running (they are polled, not evented).
+    exec_runs: usize,
     buf: Vec<u8>,
     stats: ReactorStats,
 }
@@ -164,6 +166,7 @@ impl<R: Rng> Reactor<R> {
             serial: 0,
             icmp: [None, None],
             icmp_waiting: HashMap::new(),
+            exec_runs: 0,
             buf: vec![0; 64 * 1024],
             stats: ReactorStats::default(),
         })
@@ -226,11 +229,7 @@ impl<R: Rng> Reactor<R> {
         if let Some(Reverse((at, _, _))) = self.deadlines.peek() {
             cap(at.saturating_sub(now));
         }
-        if self
-            .runs
-            .iter()
-            .any(|(_, r)| matches!(r.io, Io::Exec { .. }))
-        {
+        if self.exec_runs > 0 {
             cap(self.config.exec_poll);
         }
         // A full batch may leave readiness behind: take it all before judging deadlines, so
@@ -331,8 +330,12 @@ impl<R: Rng> Reactor<R> {
                 finish: None,
             });
             self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.runs.len());
-            if let Io::Icmp { v6, seq, .. } = self.runs[key].io {
-                self.icmp_waiting.entry((v6, seq)).or_default().push(key);
+            match self.runs[key].io {
+                Io::Icmp { v6, seq, .. } => {
+                    self.icmp_waiting.entry((v6, seq)).or_default().push(key);
+                }
+                Io::Exec { .. } => self.exec_runs += 1,
+                Io::Tcp { .. } | Io::Udp(_) => {}
             }
             self.deadlines.push(Reverse((deadline, key, self.serial)));
             if let Err(e) = self.register(key) {
@@ -450,6 +453,9 @@ impl<R: Rng> Reactor<R> {
     }
 
     fn reap_exec(&mut self, now: Duration) {
+        if self.exec_runs == 0 {
+            return;
+        }
         let mut exited = Vec::new();
         for (key, run) in self.runs.iter_mut() {
             if let Io::Exec { child, check } = &mut run.io {
@@ -482,6 +488,7 @@ impl<R: Rng> Reactor<R> {
                 }
             }
             Io::Exec { child, .. } => {
+                self.exec_runs -= 1;
                 // Only our own child, by its pid; reaped so it leaves no zombie.
                 if let Ok(None) = child.try_wait() {
                     let _ = child.kill();
