@@ -190,6 +190,7 @@ fn checker(c: &mut Criterion) {
                     check: Check::Tcp,
                     tracker: cfg,
                     timeout: Duration::from_millis(500),
+                    source: None,
                 },
                 Duration::ZERO,
                 &mut rng,

@@ -28,10 +28,12 @@ TARGETS:
   tcp://HOST:PORT                          TCP connect
   http://HOST[:PORT]/PATH[?expect=CODES]   HTTP GET; CODES like 200-299,503 (default 200-299)
   https://HOST[:PORT]/PATH[?expect=CODES]  the same over TLS (certificate not verified)
-  udp://HOST:PORT?send=HEX[&expect=HEX]    one datagram; the reply must start with expect (X = any nibble);
+  udp://HOST:PORT?send=HEX[&expect=HEX]    one datagram; the reply must match expect over their common
+                                           length (X = any nibble; keepalived UDP_CHECK require_reply);
                                            without expect, only an ICMP port unreachable fails it
   icmp://HOST                              ICMP echo (needs root or ping_group_range)
-  exec:/path/to/script                     exit 0 = up, 1 = down (keepalived MISC_CHECK)
+  exec:/path/to/script                     exit 0 = up, 1 = down, 2-255 = up with weight code - 2
+                                           (keepalived MISC_CHECK with misc_dynamic)
 HOST is an IPv4 address, [IPv6] or a name.
 
 OUTPUT (stdout, one JSON object per line):
@@ -109,6 +111,7 @@ fn main() -> ExitCode {
                 check: url.check,
                 tracker,
                 timeout: Duration::from_millis(cli.timeout_ms),
+                source: None,
             },
         ));
     }

@@ -95,6 +95,17 @@ fn thread_cpu() -> Duration {
     Duration::from_nanos(ns)
 }
 
+/// The machine's CPU pressure (PSI "some" over the last 60 s, %): how much runnable work
+/// waited for a CPU. High values mean other load, and lateness figures that measure it.
+fn cpu_pressure() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
+    let some = text.lines().find(|l| l.starts_with("some"))?;
+    some.split_whitespace()
+        .find_map(|f| f.strip_prefix("avg60="))?
+        .parse()
+        .ok()
+}
+
 /// Accepts and drops connections on every listener until told to stop; returns its CPU time.
 fn serve(
     listeners: Vec<TcpListener>,
@@ -180,6 +191,7 @@ fn main() {
             check: Check::Tcp,
             tracker,
             timeout: args.timeout,
+            source: None,
         };
         ids.push(reactor.add(target).expect("target"));
     }
@@ -236,6 +248,9 @@ fn main() {
         s.lateness_histogram[4]
     );
     println!("  targets marked down during the run: {downs}");
+    if let Some(p) = cpu_pressure() {
+        println!("  machine CPU pressure (PSI some, avg60) at the end: {p:.1} %");
+    }
     let per_probe = cpu
         .checked_div(u32::try_from(s.started.max(1)).unwrap_or(u32::MAX))
         .unwrap_or_default();

@@ -7,16 +7,28 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rand_core::Rng;
 
-use crate::{Admin, Check, Error, Outcome, Tracker, TrackerConfig, Transition};
+use crate::{Admin, Check, Error, Outcome, Tracker, TrackerConfig, Transition, Transport};
 
-/// A handle to one tracked (check, address) pair.
+/// A handle to one tracked (check, address) pair. A removed target's id never names a later
+/// target, even one that reuses its slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CheckId(pub usize);
+pub struct CheckId {
+    index: usize,
+    incarnation: u32,
+}
+
+impl CheckId {
+    /// A small number, unique among the targets tracked at one time (slots are reused after
+    /// removal), for indexing the caller's own tables.
+    pub fn index(self) -> usize {
+        self.index
+    }
+}
 
 /// What to check, where, how often and how long one run may take.
 #[derive(Clone, Debug)]
@@ -29,6 +41,27 @@ pub struct Target {
     pub tracker: TrackerConfig,
     /// The longest one run may take (keepalived `connect_timeout`, HAProxy `timeout check`).
     pub timeout: Duration,
+    /// The local address probes leave from (keepalived `bindto`); the kernel's choice if
+    /// `None`. TCP and UDP checks only, of the target's family.
+    pub source: Option<IpAddr>,
+}
+
+impl Target {
+    /// A target with no source address.
+    pub fn new(
+        addr: SocketAddr,
+        check: Check,
+        tracker: TrackerConfig,
+        timeout: Duration,
+    ) -> Target {
+        Target {
+            addr,
+            check,
+            tracker,
+            timeout,
+            source: None,
+        }
+    }
 }
 
 /// A probe to start now.
@@ -44,6 +77,8 @@ pub struct Due<'a> {
     pub slot: Duration,
     /// Its deadline: now + timeout.
     pub deadline: Duration,
+    /// The local address to leave from, if set.
+    pub source: Option<IpAddr>,
 }
 
 /// A transition of one tracked target.
@@ -59,6 +94,8 @@ pub struct Event {
 
 #[derive(Debug)]
 struct Entry {
+    /// Which occupant of this slot (bumped on every reuse).
+    incarnation: u32,
     target: Target,
     tracker: Tracker,
     refs: u32,
@@ -71,6 +108,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct Checker {
     entries: Vec<Option<Entry>>,
+    /// The incarnation of each slot's current (or next) occupant.
+    incarnations: Vec<u32>,
     free: Vec<usize>,
     index: HashMap<(Check, SocketAddr), Vec<usize>>,
     heap: BinaryHeap<Reverse<(Duration, usize, u64)>>,
@@ -107,19 +146,40 @@ impl Checker {
                 why: "greater than zero",
             });
         }
+        if let Some(source) = target.source {
+            if source.is_ipv4() != target.addr.is_ipv4() {
+                return Err(Error::InvalidParameter {
+                    what: "source",
+                    why: "of the target's address family",
+                });
+            }
+            if !matches!(target.check.transport(), Transport::Tcp | Transport::Udp) {
+                return Err(Error::InvalidParameter {
+                    what: "source",
+                    why: "only for TCP and UDP checks",
+                });
+            }
+        }
         let key = (target.check.clone(), target.addr);
         if let Some(ids) = self.index.get(&key) {
             for &i in ids {
                 if let Some(e) = self.entries[i].as_mut() {
-                    if e.target.tracker == target.tracker && e.target.timeout == target.timeout {
+                    if e.target.tracker == target.tracker
+                        && e.target.timeout == target.timeout
+                        && e.target.source == target.source
+                    {
                         e.refs += 1;
-                        return Ok(CheckId(i));
+                        return Ok(CheckId {
+                            index: i,
+                            incarnation: e.incarnation,
+                        });
                     }
                 }
             }
         }
         let tracker = Tracker::new(target.tracker, now, rng)?;
-        let entry = Entry {
+        let mut entry = Entry {
+            incarnation: 0,
             target,
             tracker,
             refs: 1,
@@ -128,24 +188,30 @@ impl Checker {
         };
         let i = match self.free.pop() {
             Some(i) => {
+                entry.incarnation = self.incarnations[i];
                 self.entries[i] = Some(entry);
                 i
             }
             None => {
                 self.entries.push(Some(entry));
+                self.incarnations.push(0);
                 self.entries.len() - 1
             }
+        };
+        let id = CheckId {
+            index: i,
+            incarnation: self.incarnations[i],
         };
         self.index.entry(key).or_default().push(i);
         self.len += 1;
         self.drain_transitions(i);
         self.schedule(i);
-        Ok(CheckId(i))
+        Ok(id)
     }
 
     /// Drops one reference; the target stops being tracked with the last. Whether it existed.
     pub fn remove(&mut self, id: CheckId) -> bool {
-        let Some(e) = self.entries.get_mut(id.0).and_then(Option::as_mut) else {
+        let Some(e) = self.entry_mut(id) else {
             return false;
         };
         e.refs -= 1;
@@ -153,11 +219,12 @@ impl Checker {
             return true;
         }
         let key = (e.target.check.clone(), e.target.addr);
-        self.entries[id.0] = None;
-        self.free.push(id.0);
+        self.entries[id.index] = None;
+        self.incarnations[id.index] = self.incarnations[id.index].wrapping_add(1);
+        self.free.push(id.index);
         self.len -= 1;
         if let Some(ids) = self.index.get_mut(&key) {
-            ids.retain(|&i| i != id.0);
+            ids.retain(|&i| i != id.index);
             if ids.is_empty() {
                 self.index.remove(&key);
             }
@@ -176,19 +243,25 @@ impl Checker {
     }
 
     fn entry(&self, id: CheckId) -> Option<&Entry> {
-        self.entries.get(id.0).and_then(Option::as_ref)
+        self.entries
+            .get(id.index)
+            .and_then(Option::as_ref)
+            .filter(|e| e.incarnation == id.incarnation)
+    }
+
+    fn entry_mut(&mut self, id: CheckId) -> Option<&mut Entry> {
+        self.entries
+            .get_mut(id.index)
+            .and_then(Option::as_mut)
+            .filter(|e| e.incarnation == id.incarnation)
     }
 
     /// Sets the administrative state of `id`.
     pub fn set_admin(&mut self, id: CheckId, now: Duration, admin: Admin) -> Result<(), Error> {
-        let e = self
-            .entries
-            .get_mut(id.0)
-            .and_then(Option::as_mut)
-            .ok_or(Error::UnknownId(id.0))?;
+        let e = self.entry_mut(id).ok_or(Error::UnknownId(id.index))?;
         e.tracker.set_admin(now, admin);
-        self.drain_transitions(id.0);
-        self.schedule(id.0);
+        self.drain_transitions(id.index);
+        self.schedule(id.index);
         Ok(())
     }
 
@@ -205,7 +278,10 @@ impl Checker {
         if let Some(e) = self.entries[i].as_mut() {
             while let Some(transition) = e.tracker.poll_transition() {
                 self.events.push_back(Event {
-                    id: CheckId(i),
+                    id: CheckId {
+                        index: i,
+                        incarnation: e.incarnation,
+                    },
                     addr: e.target.addr,
                     transition,
                 });
@@ -248,11 +324,15 @@ impl Checker {
                     e.generation += 1;
                     let e = self.entries[i].as_ref()?;
                     return Some(Due {
-                        id: CheckId(i),
+                        id: CheckId {
+                            index: i,
+                            incarnation: e.incarnation,
+                        },
                         addr: e.target.addr,
                         check: &e.target.check,
                         slot,
                         deadline: now + e.target.timeout,
+                        source: e.target.source,
                     });
                 }
                 None => self.schedule(i),
@@ -263,13 +343,13 @@ impl Checker {
 
     /// The outcome of the run [`Checker::poll_due`] handed out for `id`.
     pub fn report(&mut self, id: CheckId, now: Duration, outcome: &Outcome, rng: &mut impl Rng) {
-        let Some(e) = self.entries.get_mut(id.0).and_then(Option::as_mut) else {
+        let Some(e) = self.entry_mut(id) else {
             return;
         };
         e.running = false;
         e.tracker.observe(now, outcome, rng);
-        self.drain_transitions(id.0);
-        self.schedule(id.0);
+        self.drain_transitions(id.index);
+        self.schedule(id.index);
     }
 
     /// The next transition of any target.
@@ -295,6 +375,7 @@ mod tests {
             check: Check::Tcp,
             tracker,
             timeout: Duration::from_millis(500),
+            source: None,
         }
     }
 
@@ -329,6 +410,13 @@ mod tests {
         assert!(c.remove(b));
         assert_eq!(c.len(), 1);
         assert!(!c.remove(b));
+        // The slot is reused, the old id does not name the newcomer.
+        let newcomer = c.add(target(82), Duration::ZERO, &mut rng).unwrap();
+        assert_eq!(newcomer.index(), a.index());
+        assert_ne!(newcomer, a);
+        assert!(c.tracker(a).is_none());
+        c.report(a, Duration::ZERO, &Outcome::fail(Reason::Timeout), &mut rng);
+        assert_eq!(c.tracker(newcomer).unwrap().stats().failures, 0);
     }
 
     #[test]

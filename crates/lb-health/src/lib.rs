@@ -63,6 +63,7 @@
 //!     check: Check::Tcp,
 //!     tracker: TrackerConfig::keepalived(Duration::from_secs(6), 1, Duration::from_secs(1), Duration::from_secs(6), false),
 //!     timeout: Duration::from_secs(5),
+//!     source: None,
 //! }).expect("valid target");
 //! loop {
 //!     reactor.poll(None)?;

@@ -7,7 +7,7 @@
 //! | `https://HOST[:PORT]/PATH[?expect=...]` | the same over TLS (certificate not verified, SNI = HOST) |
 //! | `udp://HOST:PORT?send=HEX[&expect=HEX]` | one datagram; the reply must match (X = any nibble) |
 //! | `icmp://HOST` | ICMP echo |
-//! | `exec:/path/to/script` | run it: exit 0 up, 1 down (keepalived MISC_CHECK) |
+//! | `exec:/path/to/script` | run it: exit 0 up, 1 down, 2-255 up with weight code - 2 (keepalived MISC_CHECK with `misc_dynamic`) |
 //!
 //! HOST is an IPv4 address, a bracketed IPv6 address or a name (resolved by the caller).
 
@@ -77,7 +77,10 @@ pub fn parse_target_url(url: &str) -> Result<TargetUrl, Error> {
             return Err(bad(url, "exec: needs a path"));
         }
         return Ok(TargetUrl {
-            check: Check::Exec(ExecCheck::new(path)),
+            check: Check::Exec(ExecCheck {
+                dynamic: true,
+                ..ExecCheck::new(path)
+            }),
             host: None,
             port: 0,
         });
@@ -206,7 +209,11 @@ mod tests {
         let t = parse_target_url("icmp://[fd00::1]").unwrap();
         assert_eq!(t.host.as_deref(), Some("fd00::1"));
         let t = parse_target_url("exec:/usr/local/bin/check").unwrap();
-        assert_eq!((t.check.kind(), t.host), ("exec", None));
+        assert_eq!((t.check.kind(), t.host.as_deref()), ("exec", None));
+        let Check::Exec(e) = t.check else {
+            panic!("exec")
+        };
+        assert!(e.dynamic, "2-255 mean up with weight code - 2");
     }
 
     #[test]

@@ -32,6 +32,7 @@ fn tcp_down_after_exactly_fall_and_up_after_exactly_rise() {
             check: Check::Tcp,
             tracker: tracker(30 * MS, InitialState::Up, 2, 3),
             timeout: 500 * MS,
+            source: None,
         })
         .unwrap();
     let ev = events(&mut r, 1, Duration::from_secs(2));
@@ -339,6 +340,7 @@ fn smtp_and_agent() {
             check: Check::Agent(AgentCheck::default()),
             tracker: tracker(Duration::from_secs(60), InitialState::Up, 1, 1),
             timeout: Duration::from_secs(1),
+            source: None,
         })
         .unwrap();
     let ev = events(&mut r, 2, Duration::from_secs(3));
@@ -375,6 +377,7 @@ fn external_commands_misc_check() {
             check: sh("exit 12", true),
             tracker: tracker(Duration::from_secs(60), InitialState::Unknown, 1, 1),
             timeout: t,
+            source: None,
         })
         .unwrap();
     let _ = events(&mut r, 1, t);
@@ -405,6 +408,23 @@ fn icmp_echo_to_loopback() {
         Duration::from_secs(1),
     );
     assert_eq!((o.verdict, o.reason), (Verdict::Pass, Reason::EchoReply));
+    // Twenty at once through the one shared socket: each reply reaches its own probe.
+    let mut r = reactor();
+    for i in 1..=20u8 {
+        r.add(Target::new(
+            SocketAddr::from(([127, 0, 0, i], 0)),
+            Check::Icmp(IcmpCheck::default()),
+            tracker(Duration::from_secs(60), InitialState::Unknown, 1, 1),
+            Duration::from_secs(1),
+        ))
+        .unwrap();
+    }
+    let ev = events(&mut r, 20, Duration::from_secs(3));
+    assert_eq!(ev.len(), 20);
+    assert!(
+        ev.iter().all(|e| e.transition.reason == Reason::EchoReply),
+        "{ev:?}"
+    );
 }
 
 #[test]
@@ -429,6 +449,7 @@ fn concurrency_bound_and_timeouts() {
             check: Check::Http(HttpCheck::new(&format!("/{i}")).unwrap()),
             tracker: tracker(Duration::from_secs(60), InitialState::Unknown, 1, 1),
             timeout: 100 * MS,
+            source: None,
         })
         .unwrap();
     }
@@ -440,4 +461,40 @@ fn concurrency_bound_and_timeouts() {
     assert_eq!(stats.timeouts, 12);
     // Twelve 100 ms runs four at a time: the last ones start about 200 ms late.
     assert!(stats.max_lateness >= 150 * MS, "{stats:?}");
+}
+
+#[test]
+fn probes_leave_from_the_source_address() {
+    // The peer address as accept() saw it (the probe resets the connection right after).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((_, peer)) = listener.accept() {
+            let _ = tx.send(peer.ip());
+        }
+    });
+    let mut r = reactor();
+    let mut target = Target::new(
+        addr,
+        Check::Tcp,
+        tracker(Duration::from_secs(60), InitialState::Unknown, 1, 1),
+        Duration::from_secs(1),
+    );
+    target.source = Some("127.0.0.2".parse().unwrap());
+    r.add(target.clone()).unwrap();
+    assert_eq!(
+        events(&mut r, 1, Duration::from_secs(3))[0]
+            .transition
+            .reason,
+        Reason::Connected
+    );
+    let peer = rx.recv_timeout(Duration::from_secs(2)).unwrap();
+    assert_eq!(peer, "127.0.0.2".parse::<std::net::IpAddr>().unwrap());
+    // A source of the wrong family, or for a check that has no socket of its own: rejected.
+    target.source = Some("::1".parse().unwrap());
+    assert!(r.add(target.clone()).is_err());
+    target.source = Some("127.0.0.2".parse().unwrap());
+    target.check = Check::Icmp(IcmpCheck::default());
+    assert!(r.add(target).is_err());
 }

@@ -68,6 +68,7 @@ fn nftables_drop_times_out_then_recovers() {
                 check: Check::Tcp,
                 tracker: tracker(interval, InitialState::Up, rise, fall),
                 timeout,
+                source: None,
             })
             .unwrap();
         assert_eq!(
@@ -145,6 +146,7 @@ fn lan_checker_probes_a_remote_host() {
                 check,
                 tracker: tracker(100 * MS, InitialState::Unknown, 1, 2),
                 timeout: 300 * MS,
+                source: None,
             })
             .unwrap();
         }
@@ -185,6 +187,7 @@ fn lan_checker_probes_a_remote_host() {
                 check,
                 tracker: tracker(100 * MS, InitialState::Up, 1, 2),
                 timeout: 200 * MS,
+                source: None,
             })
             .unwrap();
         }

@@ -53,6 +53,7 @@ fn simulate(seed: u64) -> (Vec<(usize, Duration, State)>, u64) {
                 check: Check::Tcp,
                 tracker: cfg,
                 timeout,
+                source: None,
             };
             checker.add(target, Duration::ZERO, &mut rng).unwrap()
         })
@@ -66,7 +67,7 @@ fn simulate(seed: u64) -> (Vec<(usize, Duration, State)>, u64) {
     while now < end {
         while let Some(due) = checker.poll_due(now) {
             assert!(due.slot <= now, "a probe started before its slot");
-            let i = due.id.0;
+            let i = due.id.index();
             probes += 1;
             let (down_from, down_to) = world.outages[i];
             let up = !(down_from..down_to).contains(&now);
@@ -78,7 +79,7 @@ fn simulate(seed: u64) -> (Vec<(usize, Duration, State)>, u64) {
             inflight.push(Reverse((done, i, up)));
         }
         while let Some(e) = checker.poll_event() {
-            events.push((e.id.0, e.transition.at, e.transition.to));
+            events.push((e.id.index(), e.transition.at, e.transition.to));
         }
         // Jump to the next thing that happens.
         let next_done = inflight.peek().map(|Reverse((t, _, _))| *t);

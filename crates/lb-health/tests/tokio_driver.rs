@@ -26,6 +26,7 @@ fn target(addr: SocketAddr, check: Check, initial: InitialState, timeout: Durati
         check,
         tracker: tracker(30 * MS, initial, 2, 3),
         timeout,
+        source: None,
     }
 }
 

@@ -445,3 +445,41 @@ fn rejects_bad_configs() {
     cfg.jitter.spread_percent = 51;
     assert!(Tracker::new(cfg, Duration::ZERO, &mut r).is_err());
 }
+
+#[test]
+fn inconclusive_outcomes_neither_count_nor_back_off() {
+    let mut r = rng();
+    let mut cfg = TrackerConfig::new(SEC);
+    cfg.initial = InitialState::Down;
+    cfg.rise = 1;
+    cfg.backoff = Some(Backoff {
+        factor: 2,
+        max: 60 * SEC,
+    });
+    let mut t = Tracker::new(cfg, Duration::ZERO, &mut r).unwrap();
+    let silent = Outcome::new(Verdict::Inconclusive, Reason::Timeout);
+    for _ in 0..5 {
+        let slot = t.next_probe_at().unwrap();
+        t.observe(slot, &silent, &mut r);
+        assert_eq!(t.next_probe_at().unwrap() - slot, SEC);
+    }
+    assert_eq!(t.stats().inconclusive, 5);
+    assert_eq!(t.health(), Health::Down);
+}
+
+#[test]
+fn slow_start_after_maintenance() {
+    let mut r = rng();
+    let mut cfg = TrackerConfig::new(SEC);
+    cfg.initial = InitialState::Up;
+    cfg.slow_start = Some(SlowStart {
+        window: 10 * SEC,
+        aggression: 1.0,
+        min_percent: 0,
+    });
+    let mut t = Tracker::new(cfg, Duration::ZERO, &mut r).unwrap();
+    t.set_admin(SEC, Admin::Maint);
+    t.set_admin(2 * SEC, Admin::Ready);
+    assert_eq!(t.state(), State::Up);
+    assert_eq!(t.effective_weight(7 * SEC, 100), 50);
+}

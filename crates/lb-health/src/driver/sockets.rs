@@ -19,12 +19,19 @@ fn domain(addr: SocketAddr) -> Domain {
 /// A non-blocking TCP connect in progress (EINPROGRESS is not an error). Every syscall
 /// counts at ten thousand probes a second: the socket is created non-blocking (no fcntl),
 /// and `nodelay` is set only for probes that send data.
-pub(crate) fn tcp_connect(addr: SocketAddr, nodelay: bool) -> io::Result<mio::net::TcpStream> {
+pub(crate) fn tcp_connect(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    nodelay: bool,
+) -> io::Result<mio::net::TcpStream> {
     let socket = Socket::new(
         domain(addr),
         Type::STREAM.nonblocking(),
         Some(Protocol::TCP),
     )?;
+    if let Some(ip) = source {
+        socket.bind(&SocketAddr::new(ip, 0).into())?;
+    }
     if nodelay {
         socket.set_tcp_nodelay(true)?;
     }
@@ -45,10 +52,14 @@ pub(crate) fn close_with_reset(stream: &mio::net::TcpStream) {
 
 #[cfg(feature = "reactor")]
 /// A non-blocking UDP socket connected to `addr`, so ICMP errors come back as refused.
-pub(crate) fn udp_connect(addr: SocketAddr) -> io::Result<mio::net::UdpSocket> {
-    let any: SocketAddr = match addr.ip() {
-        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+pub(crate) fn udp_connect(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+) -> io::Result<mio::net::UdpSocket> {
+    let any: SocketAddr = match (source, addr.ip()) {
+        (Some(ip), _) => (ip, 0).into(),
+        (None, IpAddr::V4(_)) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        (None, IpAddr::V6(_)) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     let socket = Socket::new(domain(addr), Type::DGRAM.nonblocking(), Some(Protocol::UDP))?;
     socket.bind(&any.into())?;

@@ -4,13 +4,14 @@
 //! outcomes into the [`Checker`], and returns the next transition. It is cancel-safe (runs in
 //! flight stay in the task set), so it can sit in a `select!`.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use rand_core::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::{TcpSocket, UdpSocket};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -27,6 +28,7 @@ pub struct TokioChecker<R: Rng> {
     epoch: Instant,
     max_in_flight: usize,
     tasks: JoinSet<(CheckId, Outcome)>,
+    task_ids: HashMap<tokio::task::Id, CheckId>,
 }
 
 impl<R: Rng> core::fmt::Debug for TokioChecker<R> {
@@ -47,6 +49,7 @@ impl<R: Rng> TokioChecker<R> {
             epoch: Instant::now(),
             max_in_flight: max_in_flight.max(1),
             tasks: JoinSet::new(),
+            task_ids: HashMap::new(),
         }
     }
 
@@ -82,7 +85,7 @@ impl<R: Rng> TokioChecker<R> {
             let Some(due) = self.checker.poll_due(now) else {
                 return;
             };
-            let (id, addr) = (due.id, due.addr);
+            let (id, addr, source) = (due.id, due.addr, due.source);
             let timeout = due.deadline.saturating_sub(now);
             let transport = due.check.transport();
             let exec = match due.check {
@@ -90,11 +93,12 @@ impl<R: Rng> TokioChecker<R> {
                 _ => None,
             };
             let session = due.check.session(addr, &mut self.rng);
-            self.tasks.spawn(async move {
+            let task = self.tasks.spawn(async move {
                 let started = Instant::now();
-                let outcome = run(transport, addr, session, exec, timeout).await;
+                let outcome = run(transport, addr, source, session, exec, timeout).await;
                 (id, outcome.with_latency(started.elapsed()))
             });
+            self.task_ids.insert(task.id(), id);
         }
     }
 
@@ -117,8 +121,14 @@ impl<R: Rng> TokioChecker<R> {
                 }
             };
             tokio::select! {
-                Some(joined) = self.tasks.join_next() => {
-                    if let Ok((id, outcome)) = joined {
+                Some(joined) = self.tasks.join_next_with_id() => {
+                    let (task, id, outcome) = match joined {
+                        Ok((task, (id, outcome))) => (task, Some(id), outcome),
+                        // A task that panicked or was aborted still ends its run, or its
+                        // target would never be probed again.
+                        Err(e) => (e.id(), None, Outcome::fail(Reason::LocalError)),
+                    };
+                    if let Some(id) = self.task_ids.remove(&task).or(id) {
                         let now = self.epoch.elapsed();
                         self.checker.report(id, now, &outcome, &mut self.rng);
                     }
@@ -133,6 +143,7 @@ impl<R: Rng> TokioChecker<R> {
 async fn run(
     transport: Transport,
     addr: SocketAddr,
+    source: Option<IpAddr>,
     session: Option<Session>,
     exec: Option<ExecCheck>,
     timeout: Duration,
@@ -145,8 +156,8 @@ async fn run(
     };
     let attempt = async {
         match transport {
-            Transport::Tcp => run_tcp(addr, &mut session).await,
-            Transport::Udp => run_udp(addr, &mut session).await,
+            Transport::Tcp => run_tcp(addr, source, &mut session).await,
+            Transport::Udp => run_udp(addr, source, &mut session).await,
             Transport::Icmp => run_icmp(addr, &mut session).await,
             Transport::Exec => Ok(Outcome::fail(Reason::LocalError)),
         }
@@ -158,8 +169,20 @@ async fn run(
     }
 }
 
-async fn run_tcp(addr: SocketAddr, session: &mut Session) -> io::Result<Outcome> {
-    let mut stream = TcpStream::connect(addr).await?;
+async fn run_tcp(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    session: &mut Session,
+) -> io::Result<Outcome> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    let mut stream = socket.connect(addr).await?;
     let mut buf = vec![0u8; 16 * 1024];
     let mut step = session.start();
     let outcome = loop {
@@ -194,8 +217,13 @@ fn unspecified(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-async fn run_udp(addr: SocketAddr, session: &mut Session) -> io::Result<Outcome> {
-    let socket = UdpSocket::bind(unspecified(addr)).await?;
+async fn run_udp(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    session: &mut Session,
+) -> io::Result<Outcome> {
+    let local = source.map_or_else(|| unspecified(addr), |ip| SocketAddr::new(ip, 0));
+    let socket = UdpSocket::bind(local).await?;
     socket.connect(addr).await?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut step = session.start();

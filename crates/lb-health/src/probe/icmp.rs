@@ -91,6 +91,11 @@ impl IcmpProbe {
         }
     }
 
+    /// The sequence number its echo request carries (drivers route replies by it).
+    pub fn sequence(&self) -> u16 {
+        self.seq
+    }
+
     /// The identifier this probe uses on raw sockets.
     fn ident(&self) -> u16 {
         u16::from_be_bytes([self.payload[0], self.payload[1]])

@@ -156,8 +156,9 @@ pub struct TrackerConfig {
 }
 
 impl TrackerConfig {
-    /// HAProxy's defaults around one interval: rise 2, fall 3, consecutive counting, unknown
-    /// until the first probe, no jitter, backoff, slow start or damping, 16 outcomes of history.
+    /// One interval in every state, rise 2 and fall 3 (HAProxy's defaults), consecutive
+    /// counting, unknown until the first conclusive probe (Envoy's startup rule), no jitter,
+    /// backoff, slow start or damping, 16 outcomes of history.
     pub fn new(interval: Duration) -> TrackerConfig {
         TrackerConfig {
             rise: 2,

@@ -40,7 +40,10 @@ impl Damper {
 
     /// Ends the suppression if the penalty has decayed under `reuse`; whether it ended.
     pub(crate) fn release(&mut self, now: Duration) -> bool {
-        if self.suppressed && self.decayed(now) < f64::from(self.config.reuse) {
+        // Also at `release_at` itself, whatever the rounding: a caller woken then must see
+        // the release, or it would be woken again at the same instant forever.
+        let due = self.release_at().is_some_and(|at| now >= at);
+        if self.suppressed && (due || self.decayed(now) < f64::from(self.config.reuse)) {
             self.suppressed = false;
             return true;
         }

@@ -282,7 +282,9 @@ impl Tracker {
         // Backoff grows with failures while steadily down and restarts once the target is up.
         if self.health != Health::Down {
             self.failures_while_down = 0;
-        } else if before == Health::Down && !outcome.verdict.is_pass() {
+        } else if before == Health::Down
+            && matches!(outcome.verdict, Verdict::Fail | Verdict::HardFail)
+        {
             self.failures_while_down = self.failures_while_down.saturating_add(1);
         }
         if before != Health::Unknown && before != self.health {
@@ -290,15 +292,18 @@ impl Tracker {
                 d.flap(now);
             }
         }
-        if let Some(d) = &mut self.damper {
-            d.release(now);
-        }
+        let released = self.damper.as_mut().is_some_and(|d| d.release(now));
         if self.next_probe.is_some() {
             let slot = self.next_probe.map_or(now, |s| s.min(now));
             let next = slot + self.jittered(self.interval(), rng);
             self.next_probe = Some(next.max(now));
         }
-        self.publish(now, outcome.reason);
+        let reason = if released && self.health == Health::Up {
+            Reason::Undamped
+        } else {
+            outcome.reason
+        };
+        self.publish(now, reason);
     }
 
     fn count(&mut self, pass: bool) {
@@ -474,7 +479,8 @@ impl Tracker {
         } else {
             reason
         };
-        if state == State::Up && self.published == State::Down {
+        // Slow start after a recovery or maintenance, never at creation (HAProxy).
+        if state == State::Up && matches!(self.published, State::Down | State::Maint) {
             self.recovered_at = Some(now);
         }
         self.pending.push_back(Transition {

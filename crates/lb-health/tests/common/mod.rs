@@ -132,6 +132,7 @@ pub fn probe_once(check: Check, addr: SocketAddr, timeout: Duration) -> Observat
             check,
             tracker: tracker(Duration::from_secs(60), InitialState::Unknown, 1, 1),
             timeout,
+            source: None,
         })
         .unwrap();
     let deadline = Instant::now() + timeout + Duration::from_secs(5);

@@ -1,9 +1,12 @@
-//! The single-threaded mio driver.
+//! The single-threaded mio driver: scheduling, deadlines and transports here; the bytes of
+//! runs in flight in `transfer`.
+
+mod transfer;
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -69,17 +72,35 @@ pub struct ReactorStats {
     pub lateness_histogram: [u64; 5],
 }
 
-/// Whether a TCP probe will send data (and so wants `TCP_NODELAY`).
-enum CheckKind {
-    ConnectOnly,
-    Speaks,
+/// What starting one due probe takes, copied out of the checker's borrow.
+struct Start {
+    id: CheckId,
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    slot: Duration,
+    deadline: Duration,
+    transport: Transport,
+    session: Option<Session>,
+    exec: Option<ExecCheck>,
+    nodelay: bool,
 }
 
 enum Io {
-    Tcp { stream: TcpStream, connected: bool },
+    Tcp {
+        stream: TcpStream,
+        connected: bool,
+    },
     Udp(UdpSocket),
-    Icmp { v6: bool, dst: SocketAddr },
-    Exec { child: Child, check: ExecCheck },
+    /// Replies come through the shared socket, routed by sequence number.
+    Icmp {
+        v6: bool,
+        dst: SocketAddr,
+        seq: u16,
+    },
+    Exec {
+        child: Child,
+        check: ExecCheck,
+    },
 }
 
 struct Run {
@@ -108,6 +129,10 @@ pub struct Reactor<R: Rng> {
     deadlines: BinaryHeap<Reverse<(Duration, usize, u64)>>,
     serial: u64,
     icmp: [Option<Socket>; 2],
+    /// ICMP runs in flight by (IPv6, sequence number).
+    icmp_waiting: HashMap<(bool, u16), Vec<usize>>,
+    /// External commands running (they are polled, not evented).
+    exec_runs: usize,
     buf: Vec<u8>,
     stats: ReactorStats,
 }
@@ -140,6 +165,8 @@ impl<R: Rng> Reactor<R> {
             deadlines: BinaryHeap::new(),
             serial: 0,
             icmp: [None, None],
+            icmp_waiting: HashMap::new(),
+            exec_runs: 0,
             buf: vec![0; 64 * 1024],
             stats: ReactorStats::default(),
         })
@@ -202,11 +229,7 @@ impl<R: Rng> Reactor<R> {
         if let Some(Reverse((at, _, _))) = self.deadlines.peek() {
             cap(at.saturating_sub(now));
         }
-        if self
-            .runs
-            .iter()
-            .any(|(_, r)| matches!(r.io, Io::Exec { .. }))
-        {
+        if self.exec_runs > 0 {
             cap(self.config.exec_poll);
         }
         // A full batch may leave readiness behind: take it all before judging deadlines, so
@@ -250,34 +273,42 @@ impl<R: Rng> Reactor<R> {
 
     fn start_due(&mut self, now: Duration) {
         while self.runs.len() < self.config.max_in_flight {
-            let (id, addr, slot, deadline, transport, session, exec, check_kind) = {
-                let Some(due) = self.checker.poll_due(now) else {
-                    return;
-                };
-                let exec = match due.check {
+            let Some(due) = self.checker.poll_due(now) else {
+                return;
+            };
+            let start = Start {
+                id: due.id,
+                addr: due.addr,
+                source: due.source,
+                slot: due.slot,
+                deadline: due.deadline,
+                transport: due.check.transport(),
+                session: due.check.session(due.addr, &mut self.rng),
+                exec: match due.check {
                     Check::Exec(e) => Some(e.clone()),
                     _ => None,
-                };
-                let check_kind = if matches!(due.check, Check::Tcp) {
-                    CheckKind::ConnectOnly
-                } else {
-                    CheckKind::Speaks
-                };
-                (
-                    due.id,
-                    due.addr,
-                    due.slot,
-                    due.deadline,
-                    due.check.transport(),
-                    due.check.session(due.addr, &mut self.rng),
-                    exec,
-                    check_kind,
-                )
+                },
+                // Connect-only probes send nothing: Nagle's algorithm cannot delay them.
+                nodelay: !matches!(due.check, Check::Tcp),
             };
+            let Start {
+                id,
+                addr,
+                source,
+                slot,
+                deadline,
+                transport,
+                session,
+                exec,
+                nodelay,
+            } = start;
             self.note_lateness(now.saturating_sub(slot));
             self.stats.started += 1;
-            let nodelay = !matches!(check_kind, CheckKind::ConnectOnly);
-            let io = match self.open(transport, addr, exec, nodelay) {
+            let icmp_seq = match &session {
+                Some(Session::Icmp(p)) => p.sequence(),
+                _ => 0,
+            };
+            let io = match self.open(transport, addr, source, exec, nodelay, icmp_seq) {
                 Ok(io) => io,
                 Err(e) => {
                     self.stats.local_errors += 1;
@@ -299,6 +330,13 @@ impl<R: Rng> Reactor<R> {
                 finish: None,
             });
             self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.runs.len());
+            match self.runs[key].io {
+                Io::Icmp { v6, seq, .. } => {
+                    self.icmp_waiting.entry((v6, seq)).or_default().push(key);
+                }
+                Io::Exec { .. } => self.exec_runs += 1,
+                Io::Tcp { .. } | Io::Udp(_) => {}
+            }
             self.deadlines.push(Reverse((deadline, key, self.serial)));
             if let Err(e) = self.register(key) {
                 self.complete(key, transport_failure(&e), now);
@@ -330,19 +368,25 @@ impl<R: Rng> Reactor<R> {
         &mut self,
         transport: Transport,
         addr: SocketAddr,
+        source: Option<IpAddr>,
         exec: Option<ExecCheck>,
         nodelay: bool,
+        icmp_seq: u16,
     ) -> io::Result<Io> {
         Ok(match transport {
             Transport::Tcp => Io::Tcp {
-                stream: sockets::tcp_connect(addr, nodelay)?,
+                stream: sockets::tcp_connect(addr, source, nodelay)?,
                 connected: false,
             },
-            Transport::Udp => Io::Udp(sockets::udp_connect(addr)?),
+            Transport::Udp => Io::Udp(sockets::udp_connect(addr, source)?),
             Transport::Icmp => {
                 let v6 = addr.is_ipv6();
                 self.icmp_socket(v6)?;
-                Io::Icmp { v6, dst: addr }
+                Io::Icmp {
+                    v6,
+                    dst: addr,
+                    seq: icmp_seq,
+                }
             }
             Transport::Exec => {
                 let check = exec.ok_or_else(|| io::Error::other("exec check without command"))?;
@@ -385,210 +429,6 @@ impl<R: Rng> Reactor<R> {
         }
     }
 
-    /// Acts on a probe's step for run `key`.
-    fn process(&mut self, key: usize, step: Step, now: Duration) {
-        match step {
-            Step::NeedMore => {}
-            Step::Done(o) => self.complete(key, o, now),
-            Step::Send(bytes) => {
-                let Some(run) = self.runs.get_mut(key) else {
-                    return;
-                };
-                run.out.extend_from_slice(&bytes);
-                self.flush(key, now);
-            }
-            Step::Finish(bytes, o) => {
-                let Some(run) = self.runs.get_mut(key) else {
-                    return;
-                };
-                run.out.extend_from_slice(&bytes);
-                run.finish = Some(o);
-                self.flush(key, now);
-            }
-        }
-    }
-
-    fn flush(&mut self, key: usize, now: Duration) {
-        let Some(run) = self.runs.get_mut(key) else {
-            return;
-        };
-        let result: io::Result<()> = match &mut run.io {
-            Io::Tcp { stream, .. } => loop {
-                if run.out.is_empty() {
-                    break Ok(());
-                }
-                match stream.write(&run.out) {
-                    Ok(n) => {
-                        run.out.drain(..n);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => break Err(e),
-                }
-            },
-            Io::Udp(socket) => {
-                let r = socket.send(&run.out).map(drop);
-                run.out.clear();
-                r
-            }
-            Io::Icmp { v6, dst } => {
-                let dst = socket2::SockAddr::from(SocketAddr::new(dst.ip(), 0));
-                let r = match &self.icmp[usize::from(*v6)] {
-                    Some(s) => s.send_to(&run.out, &dst).map(drop),
-                    None => Err(io::Error::other("no icmp socket")),
-                };
-                run.out.clear();
-                r
-            }
-            Io::Exec { .. } => Ok(()),
-        };
-        match result {
-            Err(e) => self.complete(key, transport_failure(&e), now),
-            Ok(()) if run.out.is_empty() => {
-                if let Some(o) = run.finish.take() {
-                    self.complete(key, o, now);
-                }
-            }
-            Ok(()) => {}
-        }
-    }
-
-    fn ready_run(
-        &mut self,
-        key: usize,
-        readable: bool,
-        writable: bool,
-        error: bool,
-        now: Duration,
-    ) {
-        let Some(run) = self.runs.get_mut(key) else {
-            return;
-        };
-        match &mut run.io {
-            Io::Tcp { stream, connected } => {
-                if !*connected {
-                    // Writable without EPOLLERR means the connect succeeded: no syscall to
-                    // confirm it. Errors are read with SO_ERROR; a readable-only wakeup is
-                    // confirmed with getpeername.
-                    if error || !writable {
-                        if let Some(e) = stream.take_error().unwrap_or_else(Some) {
-                            return self.complete(key, transport_failure(&e), now);
-                        }
-                    }
-                    if !writable {
-                        match stream.peer_addr() {
-                            Ok(_) => {}
-                            Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
-                            Err(e) => return self.complete(key, transport_failure(&e), now),
-                        }
-                    }
-                    *connected = true;
-                    let step = run.session.as_mut().map_or(Step::NeedMore, Probe::start);
-                    self.process(key, step, now);
-                } else if writable {
-                    self.flush(key, now);
-                }
-                if readable {
-                    self.read_stream(key, now);
-                }
-            }
-            Io::Udp(_) => {
-                if readable {
-                    self.read_datagrams(key, now);
-                }
-            }
-            Io::Icmp { .. } | Io::Exec { .. } => {}
-        }
-    }
-
-    /// True while run `key` (as of `serial`) still exists.
-    fn alive(&self, key: usize, serial: u64) -> bool {
-        self.runs.get(key).is_some_and(|r| r.serial == serial)
-    }
-
-    fn read_stream(&mut self, key: usize, now: Duration) {
-        let Some(serial) = self.runs.get(key).map(|r| r.serial) else {
-            return;
-        };
-        while self.alive(key, serial) {
-            let Some(run) = self.runs.get_mut(key) else {
-                return;
-            };
-            let Io::Tcp { stream, .. } = &mut run.io else {
-                return;
-            };
-            let Some(session) = run.session.as_mut() else {
-                return;
-            };
-            let step = match stream.read(&mut self.buf) {
-                Ok(0) => {
-                    let step = session.on_eof();
-                    match step {
-                        Step::NeedMore => Step::Done(Outcome::fail(Reason::Closed)),
-                        s => s,
-                    }
-                }
-                Ok(n) => session.on_bytes(&self.buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Step::Done(transport_failure(&e)),
-            };
-            self.process(key, step, now);
-        }
-    }
-
-    fn read_datagrams(&mut self, key: usize, now: Duration) {
-        let Some(serial) = self.runs.get(key).map(|r| r.serial) else {
-            return;
-        };
-        while self.alive(key, serial) {
-            let Some(run) = self.runs.get_mut(key) else {
-                return;
-            };
-            let Io::Udp(socket) = &mut run.io else {
-                return;
-            };
-            let Some(session) = run.session.as_mut() else {
-                return;
-            };
-            let step = match socket.recv(&mut self.buf) {
-                Ok(n) => session.on_bytes(&self.buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Step::Done(transport_failure(&e)),
-            };
-            self.process(key, step, now);
-        }
-    }
-
-    fn icmp_readable(&mut self, v6: bool, now: Duration) {
-        loop {
-            let n = match self.icmp[usize::from(v6)]
-                .as_ref()
-                .map(|mut s| s.read(&mut self.buf))
-            {
-                Some(Ok(n)) => n,
-                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                _ => return,
-            };
-            let waiting: Vec<usize> = self
-                .runs
-                .iter()
-                .filter(|(_, r)| matches!(r.io, Io::Icmp { v6: f, .. } if f == v6))
-                .map(|(k, _)| k)
-                .collect();
-            for key in waiting {
-                let packet = &self.buf[..n];
-                let step = self
-                    .runs
-                    .get_mut(key)
-                    .and_then(|r| r.session.as_mut())
-                    .map_or(Step::NeedMore, |s| s.on_bytes(packet));
-                self.process(key, step, now);
-            }
-        }
-    }
-
     fn expire(&mut self, now: Duration) {
         while let Some(&Reverse((at, key, serial))) = self.deadlines.peek() {
             if at > now {
@@ -613,6 +453,9 @@ impl<R: Rng> Reactor<R> {
     }
 
     fn reap_exec(&mut self, now: Duration) {
+        if self.exec_runs == 0 {
+            return;
+        }
         let mut exited = Vec::new();
         for (key, run) in self.runs.iter_mut() {
             if let Io::Exec { child, check } = &mut run.io {
@@ -635,8 +478,17 @@ impl<R: Rng> Reactor<R> {
         match &mut run.io {
             // Closing the socket (dropping `run`) takes it out of epoll: no deregister call.
             Io::Tcp { stream, .. } => sockets::close_with_reset(stream),
-            Io::Udp(_) | Io::Icmp { .. } => {}
+            Io::Udp(_) => {}
+            Io::Icmp { v6, seq, .. } => {
+                if let Some(keys) = self.icmp_waiting.get_mut(&(*v6, *seq)) {
+                    keys.retain(|&k| k != key);
+                    if keys.is_empty() {
+                        self.icmp_waiting.remove(&(*v6, *seq));
+                    }
+                }
+            }
             Io::Exec { child, .. } => {
+                self.exec_runs -= 1;
                 // Only our own child, by its pid; reaped so it leaves no zombie.
                 if let Ok(None) = child.try_wait() {
                     let _ = child.kill();
