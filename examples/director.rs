@@ -5,6 +5,7 @@
 //! director -f keepalived.conf --check-config                  read, print warnings, exit
 //! director -f keepalived.conf --vrrp-only | --check-only      one half, like keepalived's -P / -C
 //! director list [--stats] [--rate]                            the service table of a running director
+//! director -f keepalived.conf --metrics 127.0.0.1:9100        also Prometheus metrics
 //! ```
 //!
 //! Messages go to stdout, one per line; VRRP transitions as
@@ -53,6 +54,9 @@ struct Cli {
     /// The control socket `director list` talks to.
     #[arg(long, value_name = "PATH", default_value = director::DEFAULT_CONTROL)]
     control: PathBuf,
+    /// Serve Prometheus metrics on this address (`GET /metrics`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
     /// keepalived's -i: lines starting `@NAME` apply.
     #[arg(short = 'i', long = "config-id", value_name = "NAME")]
     instance: Option<String>,
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
             Io::Fast => IoKind::Fast,
         },
         control: Some(cli.control.clone()),
+        metrics: cli.metrics,
         instance: cli.instance.clone(),
         report,
     };

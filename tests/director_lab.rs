@@ -3,7 +3,7 @@
 //! client using curl. Checked for LVS-DR in full: the master serves and distributes; a real
 //! whose check fails leaves the table and comes back; the backup takes over when the master
 //! host dies and traffic goes on; SIGHUP applies a changed weight; SIGTERM resigns and cleans
-//! up. For LVS-NAT (the reals' gateway is a second VIP) and LVS-TUN (reals decapsulate in
+//! up; Prometheus metrics count per real. For LVS-NAT (the reals' gateway is a second VIP) and LVS-TUN (reals decapsulate in
 //! userspace): distribution, and traffic on through a failover.
 
 use std::path::PathBuf;
@@ -95,6 +95,24 @@ fn vrrp_pair_dr_service_health_failover_reload_and_shutdown() {
         "{counts:?}"
     );
 
+    // Prometheus metrics: per real counters, the VRRP state, the datapath serving.
+    let metrics = wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        let text = lab
+            .director_n(0)
+            .run(&["curl", "-sS", "http://127.0.0.1:9100/metrics"])
+            .ok()?;
+        text.contains(
+            "lb_real_connections_total{service=\"tcp:10.0.0.100:80\",real=\"10.0.0.6:80\"} 3",
+        )
+        .then_some(text)
+    })
+    .expect("metrics with three connections to 10.0.0.6");
+    assert!(
+        metrics.contains("lb_vrrp_state{instance=\"VI_1\",state=\"MASTER\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lb_datapath_serving 1"), "{metrics}");
+
     // A real whose TCP_CHECK fails is removed, and returns when it passes again.
     let real1 = lab.real(1);
     real1.sh("nft add table inet block; nft add chain inet block input '{ type filter hook input priority 0; }'; nft add rule inet block input tcp dport 80 reject with tcp reset").unwrap();
@@ -178,11 +196,19 @@ fn pair(tag: &str, mode: Mode) -> (Lab, [usize; 2], [PathBuf; 2], [PathBuf; 2], 
             confs[i].display().to_string(),
             socks[i].display().to_string(),
         );
+        // Metrics on each director's own loopback (they are in different namespaces).
         procs[i] = lab
             .spawn_example(
                 1 + i,
                 "director",
-                &["-f", &conf, "--control", &sock],
+                &[
+                    "-f",
+                    &conf,
+                    "--control",
+                    &sock,
+                    "--metrics",
+                    "127.0.0.1:9100",
+                ],
                 Stream::Stdout,
                 "running",
             )

@@ -14,7 +14,8 @@
 //! 4. One thread per VRRP instance runs lb-vrrp's Linux driver: the master holds the VIPs, and
 //!    the datapath forwards only while some instance here is master.
 //! 5. A control socket answers `list` with the service table (`ipvsadm -Ln`, with `--stats`
-//!    and `--rate`) and the VRRP states.
+//!    and `--rate`) and the VRRP states; optionally `GET /metrics` serves the same in
+//!    Prometheus's format.
 //!
 //! Reload (SIGHUP in the example): the file is read again, services and reals are changed in
 //! place (established connections stay in the datapath's table), checks restart, and VRRP
@@ -24,6 +25,7 @@
 mod datapath;
 mod health;
 mod liveness;
+mod metrics;
 mod plan;
 mod status;
 mod vrrp;
@@ -69,6 +71,8 @@ pub struct Options {
     pub io: IoKind,
     /// The control socket's path (`None`: no control socket).
     pub control: Option<PathBuf>,
+    /// Where to serve Prometheus metrics (`None`: nowhere).
+    pub metrics: Option<std::net::SocketAddr>,
     /// keepalived's `-i`: which `@NAME` lines apply.
     pub instance: Option<String>,
     /// Where messages go.
@@ -137,6 +141,7 @@ struct Running {
     health: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     instances: Vec<(InstancePlan, Arc<AtomicBool>, JoinHandle<()>)>,
     control: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    metrics: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
 impl Running {
@@ -156,6 +161,7 @@ impl Running {
             health: None,
             instances: Vec::new(),
             control: None,
+            metrics: None,
         };
         if options.services && !plan.services.is_empty() {
             let liveness: Vec<Liveness> = plan
@@ -194,6 +200,14 @@ impl Running {
         if let Some(path) = &options.control {
             running.control = Some(status::serve(
                 path,
+                running.status.clone(),
+                running.states.clone(),
+                options.report.clone(),
+            )?);
+        }
+        if let Some(addr) = options.metrics {
+            running.metrics = Some(metrics::serve(
+                addr,
                 running.status.clone(),
                 running.states.clone(),
                 options.report.clone(),
@@ -340,6 +354,7 @@ impl Running {
         stop(self.health);
         stop(self.datapath);
         stop(self.control);
+        stop(self.metrics);
     }
 }
 

@@ -362,6 +362,7 @@ fn real(
             check,
             tracker,
             timeout: c.connect_timeout,
+            source: c.bindto,
         };
         match health_checks(&check.kind, c) {
             Ok(list) => checks.extend(list.into_iter().map(target)),

@@ -106,6 +106,11 @@ impl Status {
         lb_forward::report::stats_table(&services, earlier, &self.stats, self.connections)
     }
 
+    /// The services with their scheduler descriptions.
+    pub(crate) fn services(&self) -> &[(ServiceStatus, String)] {
+        &self.services
+    }
+
     /// Whether the datapath is forwarding (this director holds the VIPs).
     pub fn serving(&self) -> bool {
         self.serving
