@@ -63,8 +63,13 @@ impl Health {
         })
     }
 
-    /// Runs until `stop`.
-    pub(crate) fn run(mut self, stop: &AtomicBool, commands: &Sender<Command>, report: &Report) {
+    /// Runs until `stop`; returns itself so that a reload can carry the checks' states over.
+    pub(crate) fn run(
+        mut self,
+        stop: &AtomicBool,
+        commands: &Sender<Command>,
+        report: &Report,
+    ) -> Health {
         while !stop.load(Ordering::Relaxed) {
             if let Err(e) = self.reactor.poll(Some(Duration::from_millis(100))) {
                 report(&format!("health checks: {e}"));
@@ -99,6 +104,45 @@ impl Health {
                 self.push(s, commands, report);
             }
         }
+        self
+    }
+
+    /// What the datapath holds for the service with `key`, if this plan had it.
+    pub(crate) fn current(&self, key: &lb_forward::ServiceKey) -> Option<&[RealConfig]> {
+        let s = self.services.iter().position(|s| s.keys.contains(key))?;
+        Some(&self.current[s])
+    }
+
+    /// Copies the state of every check that `service` shares with this plan (same service,
+    /// same real, same check against the same address) into `live`.
+    pub(crate) fn carry_into(&self, service: &ServicePlan, live: &mut Liveness) {
+        let Some(old_s) = self
+            .services
+            .iter()
+            .position(|s| s.keys.first() == service.keys.first())
+        else {
+            return;
+        };
+        let old = &self.services[old_s];
+        for (r, real) in service.reals.iter().enumerate() {
+            let Some(old_r) = old
+                .reals
+                .iter()
+                .position(|o| o.config.addr == real.config.addr)
+            else {
+                continue;
+            };
+            for (c, target) in real.checks.iter().enumerate() {
+                let same =
+                    |t: &&lb_health::Target| t.addr == target.addr && t.check == target.check;
+                if let Some(old_c) = old.reals[old_r].checks.iter().position(|t| same(&t)) {
+                    if let Some(up) = self.liveness[old_s].check_up(old_r, old_c) {
+                        live.set(r, c, up);
+                    }
+                }
+            }
+        }
+        live.update_quorum(service);
     }
 
     /// Sends the datapath what changed for service `s`.
@@ -123,5 +167,38 @@ impl Health {
             }
         }
         self.current[s] = desired;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str_isolated;
+    use crate::director::plan::plan;
+
+    fn services(weight: u32) -> Vec<ServicePlan> {
+        let text = format!(
+            "virtual_server 10.0.0.100 80 {{\n lb_algo rr\n lb_kind DR\n\
+             real_server 10.0.0.1 80 {{\n weight {weight}\n TCP_CHECK {{\n }}\n }}\n\
+             real_server 10.0.0.2 80 {{\n TCP_CHECK {{\n }}\n }}\n}}\n"
+        );
+        plan(&parse_str_isolated(&text, "t.conf").unwrap().config).0.services
+    }
+
+    #[test]
+    fn a_reload_keeps_what_the_checks_found() {
+        let before = services(1);
+        let mut live = Liveness::new(&before[0], true);
+        live.set(1, 0, false);
+        let health = Health::new(before, vec![live]).unwrap();
+        let key = health.services[0].keys[0];
+        assert_eq!(health.current(&key).unwrap().len(), 1, "10.0.0.2 is out of the datapath");
+
+        let after = services(5);
+        let mut carried = Liveness::new(&after[0], true);
+        health.carry_into(&after[0], &mut carried);
+        let desired = carried.desired(&after[0]);
+        assert_eq!(desired.len(), 1, "still out after the reload: {desired:?}");
+        assert_eq!((desired[0].addr.port(), desired[0].weight), (80, 5), "the new weight applies");
     }
 }

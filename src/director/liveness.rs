@@ -42,6 +42,11 @@ impl Liveness {
         before != self.alive(real)
     }
 
+    /// Whether check `check` of `real` is up.
+    pub fn check_up(&self, real: usize, check: usize) -> Option<bool> {
+        self.checks.get(real)?.get(check).copied()
+    }
+
     /// Whether every check of `real` is up (a real without checks is always alive).
     pub fn alive(&self, real: usize) -> bool {
         self.checks

@@ -138,7 +138,7 @@ struct Running {
     states: vrrp::States,
     commands: Option<Sender<Command>>,
     datapath: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
-    health: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    health: Option<(Arc<AtomicBool>, JoinHandle<health::Health>)>,
     instances: Vec<(InstancePlan, Arc<AtomicBool>, JoinHandle<()>)>,
     control: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     metrics: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
@@ -222,7 +222,7 @@ impl Running {
         services: Vec<ServicePlan>,
         liveness: Vec<Liveness>,
         options: &Options,
-    ) -> Result<(Arc<AtomicBool>, JoinHandle<()>), String> {
+    ) -> Result<(Arc<AtomicBool>, JoinHandle<health::Health>), String> {
         let health = health::Health::new(services, liveness)?;
         let tx = self.commands.clone().ok_or("no datapath")?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -253,10 +253,11 @@ impl Running {
     fn reload(&mut self, plan: Plan, options: &Options) {
         let report = &options.report;
         if let Some(tx) = self.commands.clone() {
-            if let Some((stop, handle)) = self.health.take() {
+            // The checks' states carry over: a real that is down stays down.
+            let previous = self.health.take().and_then(|(stop, handle)| {
                 stop.store(true, Ordering::Relaxed);
-                let _ = handle.join();
-            }
+                handle.join().ok()
+            });
             let old: HashMap<_, _> = self
                 .plan
                 .services
@@ -266,8 +267,15 @@ impl Running {
             let liveness: Vec<Liveness> = plan
                 .services
                 .iter()
-                .map(|s| Liveness::new(s, !s.alpha()))
+                .map(|s| {
+                    let mut live = Liveness::new(s, !s.alpha());
+                    if let Some(previous) = &previous {
+                        previous.carry_into(s, &mut live);
+                    }
+                    live
+                })
                 .collect();
+            let previous_health = previous.as_ref();
             for (service, live) in plan.services.iter().zip(&liveness) {
                 let desired = live.desired(service);
                 for key in &service.keys {
@@ -276,7 +284,12 @@ impl Running {
                             if previous.pool == service.pool
                                 && previous.config == service.config =>
                         {
-                            Liveness::new(previous, !previous.alpha()).desired(previous)
+                            match previous_health.and_then(|h| h.current(key)) {
+                                Some(current) => current.to_vec(),
+                                None => {
+                                    Liveness::new(previous, !previous.alpha()).desired(previous)
+                                }
+                            }
                         }
                         Some(_) => {
                             let _ = tx.send(Command::RemoveService(*key));
@@ -342,19 +355,21 @@ impl Running {
 
     /// Resigns every VRRP instance, stops the checks, removes the datapath's rules.
     fn stop(self) {
-        let stop = |t: Option<(Arc<AtomicBool>, JoinHandle<()>)>| {
-            if let Some((flag, handle)) = t {
-                flag.store(true, Ordering::Relaxed);
-                let _ = handle.join();
-            }
-        };
         for (_, flag, handle) in self.instances {
-            stop(Some((flag, handle)));
+            stop_thread(Some((flag, handle)));
         }
-        stop(self.health);
-        stop(self.datapath);
-        stop(self.control);
-        stop(self.metrics);
+        stop_thread(self.health);
+        stop_thread(self.datapath);
+        stop_thread(self.control);
+        stop_thread(self.metrics);
+    }
+}
+
+/// Sets a thread's stop flag and waits for it.
+fn stop_thread<T>(thread: Option<(Arc<AtomicBool>, JoinHandle<T>)>) {
+    if let Some((flag, handle)) = thread {
+        flag.store(true, Ordering::Relaxed);
+        let _ = handle.join();
     }
 }
 
