@@ -182,7 +182,9 @@ mod tests {
              real_server 10.0.0.1 80 {{\n weight {weight}\n TCP_CHECK {{\n }}\n }}\n\
              real_server 10.0.0.2 80 {{\n TCP_CHECK {{\n }}\n }}\n}}\n"
         );
-        plan(&parse_str_isolated(&text, "t.conf").unwrap().config).0.services
+        plan(&parse_str_isolated(&text, "t.conf").unwrap().config)
+            .0
+            .services
     }
 
     #[test]
@@ -192,13 +194,21 @@ mod tests {
         live.set(1, 0, false);
         let health = Health::new(before, vec![live]).unwrap();
         let key = health.services[0].keys[0];
-        assert_eq!(health.current(&key).unwrap().len(), 1, "10.0.0.2 is out of the datapath");
+        assert_eq!(
+            health.current(&key).unwrap().len(),
+            1,
+            "10.0.0.2 is out of the datapath"
+        );
 
         let after = services(5);
         let mut carried = Liveness::new(&after[0], true);
         health.carry_into(&after[0], &mut carried);
         let desired = carried.desired(&after[0]);
         assert_eq!(desired.len(), 1, "still out after the reload: {desired:?}");
-        assert_eq!((desired[0].addr.port(), desired[0].weight), (80, 5), "the new weight applies");
+        assert_eq!(
+            (desired[0].addr.port(), desired[0].weight),
+            (80, 5),
+            "the new weight applies"
+        );
     }
 }

@@ -114,7 +114,7 @@ pub fn run(
             }
         }
     }
-    running.stop();
+    drop(running);
     Ok(())
 }
 
@@ -352,16 +352,19 @@ impl Running {
         }
         self.plan = plan;
     }
+}
 
-    /// Resigns every VRRP instance, stops the checks, removes the datapath's rules.
-    fn stop(self) {
-        for (_, flag, handle) in self.instances {
+/// Stopping (also when starting failed half way): every VRRP master resigns, the checks stop,
+/// the datapath removes its nftables rules.
+impl Drop for Running {
+    fn drop(&mut self) {
+        for (_, flag, handle) in self.instances.drain(..) {
             stop_thread(Some((flag, handle)));
         }
-        stop_thread(self.health);
-        stop_thread(self.datapath);
-        stop_thread(self.control);
-        stop_thread(self.metrics);
+        stop_thread(self.health.take());
+        stop_thread(self.datapath.take());
+        stop_thread(self.control.take());
+        stop_thread(self.metrics.take());
     }
 }
 
