@@ -125,9 +125,9 @@ impl DropReason {
         }
     }
 
+    /// The counter slot: variants are declared in [`ALL`](Self::ALL) order.
     fn index(self) -> usize {
-        // ALL lists every variant once, so the position always exists.
-        DropReason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+        self as usize
     }
 }
 
@@ -149,6 +149,15 @@ pub struct Counters {
     pub sent: u64,
 }
 
+// `index` relies on declaration order matching `ALL`.
+const _: () = {
+    let mut i = 0;
+    while i < DropReason::ALL.len() {
+        assert!(DropReason::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
 impl Counters {
     /// How many adverts were dropped for `reason`.
     pub fn dropped(&self, reason: DropReason) -> u64 {
@@ -165,7 +174,7 @@ impl Counters {
         self.dropped.iter().sum()
     }
 
-    pub(crate) fn drop(&mut self, reason: DropReason) {
+    pub(crate) fn count_drop(&mut self, reason: DropReason) {
         self.dropped[reason.index()] += 1;
     }
 }
