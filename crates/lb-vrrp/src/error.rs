@@ -78,11 +78,14 @@ pub enum DropReason {
     OwnAdvert,
     /// The router is not running (Initialize or Fault).
     NotRunning,
+    /// The IPv4 header around the advert is malformed or not protocol 112
+    /// ([`ipv4_advert`](crate::wire::ipv4_advert)).
+    BadIpHeader,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Truncated,
         DropReason::BadLength,
         DropReason::BadTtl,
@@ -100,6 +103,7 @@ impl DropReason {
         DropReason::IntervalMismatch,
         DropReason::OwnAdvert,
         DropReason::NotRunning,
+        DropReason::BadIpHeader,
     ];
 
     /// A short lowercase name (`bad-ttl`), for logs and metrics labels.
@@ -122,6 +126,7 @@ impl DropReason {
             DropReason::IntervalMismatch => "interval-mismatch",
             DropReason::OwnAdvert => "own-advert",
             DropReason::NotRunning => "not-running",
+            DropReason::BadIpHeader => "bad-ip-header",
         }
     }
 
