@@ -310,3 +310,40 @@ fn rfc9568_6_4_three_routers_two_keepalived() {
     );
     assert!(!has_addr(&lan.hosts[0], VIP));
 }
+
+/// keepalived's own `preempt_delay`: a higher-priority keepalived started after us waits at
+/// least the delay before preempting; we then yield to it.
+#[test]
+fn keepalived_preempt_delay_on_their_side() {
+    if lab::skip("keepalived_preempt_delay_on_their_side") {
+        return;
+    }
+    let lan = Lan::new("vkapd", 2).unwrap();
+    let ours = Ours::start(&lan.hosts[1], ours_v3(100)).unwrap();
+    assert!(
+        ours.wait_state(State::Master, Instant::now() - SEC, SETTLE_V3)
+            .is_some()
+    );
+    let t = Instant::now();
+    let ka = Keepalived::start(&lan.hosts[0], &ka_v3(200, " preempt_delay 1\n")).unwrap();
+    let at = ours
+        .wait_state(State::Backup, t, SETTLE_V3)
+        .expect("keepalived preempts");
+    assert!(
+        at - t >= SEC,
+        "held for keepalived's delay: {:?}\n{}",
+        at - t,
+        ka.log()
+    );
+    let (_, _, reason) = ours.changes().pop().unwrap();
+    assert_eq!(
+        reason,
+        format!("higher priority 200 from {}", lan.hosts[0].ipv4)
+    );
+    assert!(
+        wait_addr(&lan.hosts[0], VIP, true, SETTLE_V3).is_some(),
+        "{}",
+        ka.log()
+    );
+    assert!(wait_addr(&lan.hosts[1], VIP, false, SETTLE_V3).is_some());
+}
