@@ -13,6 +13,9 @@
 #        benches/lab/vrrp-failover.sh one PAIR V INT KILL|TERM one measurement (INT in seconds)
 #        benches/lab/vrrp-failover.sh stability PAIR SECS      v3 10 ms pair left alone SECS seconds:
 #                                                              counts state changes after settling
+#                                                              (RT=1: both daemons under chrt -f 50)
+#        benches/lab/vrrp-failover.sh cpu SECS                 255 VRIDs at 1 s in one driver thread:
+#                                                              its CPU share over SECS seconds
 # Needs root, keepalived, iproute2, python3; builds vrrpd in release mode (or set VRRPD=path).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -74,7 +77,8 @@ one() {
 }
 
 stability() {
-  local pair=$1 secs=$2 p=lbs$$ d; d=$(mktemp -d)
+  local pair=$1 secs=$2 p=lbs$$ d rt=(); d=$(mktemp -d)
+  [ "${RT:-0}" = 1 ] && rt=(chrt -f 50)
   (
     cleanup() { set +e; for f in "$d"/*.pid; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done; sleep 0.1; ip netns del ${p}a; ip netns del ${p}b; rm -rf "$d"; }
     trap cleanup EXIT
@@ -87,23 +91,29 @@ stability() {
       prio=$([ $n = a ] && echo 150 || echo 100)
       if [ "$pair" = ka-ka ]; then
         printf 'global_defs { router_id R%s\n}\nvrrp_instance V1 { state BACKUP\n interface %sv%s\n version 3\n virtual_router_id 51\n priority %s\n advert_int 0.01\n virtual_ipaddress { 10.205.0.100/24 } }\n' $n $p $n $prio >"$d/k$n.conf"
-        ip netns exec ${p}$n keepalived -n -l -D --vrrp -f "$d/k$n.conf" -p "$d/$n.pid" -r "$d/${n}r.pid" >"$d/$n.log" 2>&1 &
+        ip netns exec ${p}$n "${rt[@]}" keepalived -n -l -D --vrrp -f "$d/k$n.conf" -p "$d/$n.pid" -r "$d/${n}r.pid" >"$d/$n.log" 2>&1 &
       else
-        ip netns exec ${p}$n "$VRRPD" --interface ${p}v$n --vrid 51 --priority $prio --vip 10.205.0.100/24 --interval-ms 10 >"$d/$n.log" 2>&1 &
+        ip netns exec ${p}$n "${rt[@]}" "$VRRPD" --interface ${p}v$n --vrid 51 --priority $prio --vip 10.205.0.100/24 --interval-ms 10 >"$d/$n.log" 2>&1 &
         echo $! >"$d/$n.pid"
       fi
       sleep 1
     done
     sleep 2
-    count() { if [ "$pair" = ka-ka ]; then cat "$d"/a.log "$d"/b.log | grep -c "Entering \(MASTER\|BACKUP\|FAULT\) STATE" || true; else cat "$d"/a.log "$d"/b.log | grep -c " \(MASTER\|BACKUP\|FAULT\) " || true; fi; }
-    before=$(count)
+    changes() { if [ "$pair" = ka-ka ]; then grep -h "Entering \(MASTER\|BACKUP\|FAULT\) STATE" "$d"/a.log "$d"/b.log || true; else grep -h " \(MASTER\|BACKUP\|FAULT\) " "$d"/a.log "$d"/b.log || true; fi; }
+    before=$(changes | wc -l)
     sleep "$secs"
-    after=$(count)
-    echo "$pair v3 10 ms, ${secs} s at steady state: $((after - before)) state changes (after settling with $before)"
+    after=$(changes | wc -l)
+    echo "$pair v3 10 ms${rt:+ (chrt -f 50)}, ${secs} s at steady state: $((after - before)) state changes (after settling with $before)"
+    [ "$after" -gt "$before" ] && { echo "the first changes after settling:"; changes | sort | sed -n "$((before + 1)),$((before + 6))p"; }
+    exec 2>/dev/null
   )
 }
 
 case "${1:-}" in
+  cpu)
+    LB_VRRP_CPU_SECS="$2" cargo test -q --release -p lb-vrrp --features linux --test driver \
+      driver_runs_255_vrids_on_one_thread -- --nocapture 2>&1 | grep "VRIDs at"
+    ;;
   one) one "$2" "$3" "$4" "$5" ;;
   stability) stability "$2" "$3" ;;
   *)

@@ -78,11 +78,14 @@ pub enum DropReason {
     OwnAdvert,
     /// The router is not running (Initialize or Fault).
     NotRunning,
+    /// The IPv4 header around the advert is malformed or not protocol 112
+    /// ([`ipv4_advert`](crate::wire::ipv4_advert)).
+    BadIpHeader,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Truncated,
         DropReason::BadLength,
         DropReason::BadTtl,
@@ -100,6 +103,7 @@ impl DropReason {
         DropReason::IntervalMismatch,
         DropReason::OwnAdvert,
         DropReason::NotRunning,
+        DropReason::BadIpHeader,
     ];
 
     /// A short lowercase name (`bad-ttl`), for logs and metrics labels.
@@ -122,12 +126,13 @@ impl DropReason {
             DropReason::IntervalMismatch => "interval-mismatch",
             DropReason::OwnAdvert => "own-advert",
             DropReason::NotRunning => "not-running",
+            DropReason::BadIpHeader => "bad-ip-header",
         }
     }
 
+    /// The counter slot: variants are declared in [`ALL`](Self::ALL) order.
     fn index(self) -> usize {
-        // ALL lists every variant once, so the position always exists.
-        DropReason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+        self as usize
     }
 }
 
@@ -149,6 +154,15 @@ pub struct Counters {
     pub sent: u64,
 }
 
+// `index` relies on declaration order matching `ALL`.
+const _: () = {
+    let mut i = 0;
+    while i < DropReason::ALL.len() {
+        assert!(DropReason::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
 impl Counters {
     /// How many adverts were dropped for `reason`.
     pub fn dropped(&self, reason: DropReason) -> u64 {
@@ -165,7 +179,7 @@ impl Counters {
         self.dropped.iter().sum()
     }
 
-    pub(crate) fn drop(&mut self, reason: DropReason) {
+    pub(crate) fn count_drop(&mut self, reason: DropReason) {
         self.dropped[reason.index()] += 1;
     }
 }

@@ -215,7 +215,7 @@ impl Router {
     /// said about it. Adverts that fail a check are counted by [`DropReason`] and change nothing.
     pub fn handle_advert(&mut self, now: Duration, ip: &IpMeta, bytes: &[u8]) {
         if let Err(reason) = self.receive(now, ip, bytes) {
-            self.counters.drop(reason);
+            self.counters.count_drop(reason);
         }
     }
 

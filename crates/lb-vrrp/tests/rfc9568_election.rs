@@ -269,3 +269,81 @@ fn keepalived_preempt_delay_holds_our_preemption() {
         ka.log()
     );
 }
+
+/// Three routers, two of them keepalived: the highest priority (ours) is the one master; when
+/// it fails the better keepalived takes over, and it preempts back when it returns.
+#[test]
+fn rfc9568_6_4_three_routers_two_keepalived() {
+    if lab::skip("rfc9568_6_4_three_routers_two_keepalived") {
+        return;
+    }
+    let lan = Lan::new("vtri", 3).unwrap();
+    let ka_low = Keepalived::start(&lan.hosts[0], &ka_v3(100, "")).unwrap();
+    let ka_mid = Keepalived::start(&lan.hosts[1], &ka_v3(150, "")).unwrap();
+    let ours = Ours::start(&lan.hosts[2], ours_v3(200)).unwrap();
+    assert!(
+        ours.wait_state(State::Master, Instant::now() - SEC, SETTLE_V3)
+            .is_some()
+    );
+    std::thread::sleep(SEC);
+    for (ka, host) in [(&ka_low, &lan.hosts[0]), (&ka_mid, &lan.hosts[1])] {
+        assert!(!has_addr(host, VIP), "{}", ka.log());
+    }
+    assert_eq!(steady(&ours, Duration::from_millis(500)), 0);
+    ours.stop(false).unwrap();
+    assert!(
+        wait_addr(&lan.hosts[1], VIP, true, SETTLE_V3).is_some(),
+        "{}",
+        ka_mid.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!has_addr(&lan.hosts[0], VIP), "{}", ka_low.log());
+    let ours = Ours::start(&lan.hosts[2], ours_v3(200)).unwrap();
+    assert!(
+        ours.wait_state(State::Master, Instant::now() - SEC, SETTLE_V3)
+            .is_some()
+    );
+    assert!(
+        wait_addr(&lan.hosts[1], VIP, false, SETTLE_V3).is_some(),
+        "{}",
+        ka_mid.log()
+    );
+    assert!(!has_addr(&lan.hosts[0], VIP));
+}
+
+/// keepalived's own `preempt_delay`: a higher-priority keepalived started after us waits at
+/// least the delay before preempting; we then yield to it.
+#[test]
+fn keepalived_preempt_delay_on_their_side() {
+    if lab::skip("keepalived_preempt_delay_on_their_side") {
+        return;
+    }
+    let lan = Lan::new("vkapd", 2).unwrap();
+    let ours = Ours::start(&lan.hosts[1], ours_v3(100)).unwrap();
+    assert!(
+        ours.wait_state(State::Master, Instant::now() - SEC, SETTLE_V3)
+            .is_some()
+    );
+    let t = Instant::now();
+    let ka = Keepalived::start(&lan.hosts[0], &ka_v3(200, " preempt_delay 1\n")).unwrap();
+    let at = ours
+        .wait_state(State::Backup, t, SETTLE_V3)
+        .expect("keepalived preempts");
+    assert!(
+        at - t >= SEC,
+        "held for keepalived's delay: {:?}\n{}",
+        at - t,
+        ka.log()
+    );
+    let (_, _, reason) = ours.changes().pop().unwrap();
+    assert_eq!(
+        reason,
+        format!("higher priority 200 from {}", lan.hosts[0].ipv4)
+    );
+    assert!(
+        wait_addr(&lan.hosts[0], VIP, true, SETTLE_V3).is_some(),
+        "{}",
+        ka.log()
+    );
+    assert!(wait_addr(&lan.hosts[1], VIP, false, SETTLE_V3).is_some());
+}

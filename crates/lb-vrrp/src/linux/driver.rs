@@ -47,6 +47,7 @@ pub struct Driver {
     tx_buf: Vec<u8>,
     rx_buf: Vec<u8>,
     send_errors: u64,
+    bad_ip_headers: u64,
 }
 
 impl Driver {
@@ -112,6 +113,7 @@ impl Driver {
             tx_buf: Vec::with_capacity(MAX_LEN),
             rx_buf: vec![0; 65_536],
             send_errors: 0,
+            bad_ip_headers: 0,
         })
     }
 
@@ -169,6 +171,12 @@ impl Driver {
         self.send_errors
     }
 
+    /// Datagrams dropped before any router saw them because their IPv4 header was malformed
+    /// ([`DropReason::BadIpHeader`](crate::DropReason::BadIpHeader)).
+    pub fn bad_ip_headers(&self) -> u64 {
+        self.bad_ip_headers
+    }
+
     fn now(&self) -> Duration {
         self.epoch.elapsed()
     }
@@ -193,7 +201,16 @@ impl Driver {
                 .map_or(MAX_WAIT, |t| t.saturating_sub(now))
                 .min(MAX_WAIT);
             if self.socket.wait(wait)? {
-                while let Some(rx) = self.socket.recv(&mut self.rx_buf)? {
+                loop {
+                    let rx = match self.socket.recv(&mut self.rx_buf) {
+                        Ok(Some(rx)) => rx,
+                        Ok(None) => break,
+                        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                            self.bad_ip_headers += 1;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     let bytes = &self.rx_buf[rx.range];
                     // Another VRID's advert goes to the first router, which counts it.
                     let vrid = bytes.get(1).copied().unwrap_or(0);

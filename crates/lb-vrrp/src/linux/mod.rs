@@ -15,6 +15,24 @@
 //!
 //! Everything is opened in the calling thread's network namespace. Needs `CAP_NET_RAW` and
 //! `CAP_NET_ADMIN`.
+//!
+//! ```no_run
+//! use std::sync::atomic::AtomicBool;
+//! use lb_vrrp::linux::{Driver, Interface};
+//! use lb_vrrp::{Config, Event, wire::Family};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let vip = "10.0.0.100".parse().unwrap();
+//! let primary = Interface::lookup("eth0")?.primary(Family::Ipv4, &[vip]).expect("an IPv4 address");
+//! let mut config = Config::new(51, primary, vec![vip]);
+//! config.priority = 150;
+//! let mut driver = Driver::new("eth0", config, vec![24])?;
+//! let stop = AtomicBool::new(false); // set it from a signal handler
+//! let mut print = |e: &Event| println!("{e:?}");
+//! driver.run(&stop, &mut print)?;
+//! driver.shutdown(&mut print) // priority 0, addresses removed
+//! # }
+//! ```
 
 mod announce;
 mod driver;

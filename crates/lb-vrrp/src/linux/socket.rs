@@ -1,7 +1,7 @@
 //! Raw IP sockets for VRRP adverts.
 
 use std::io::{self, IoSliceMut, Read};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg, sets
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 
 use super::Interface;
-use crate::wire::{Family, HOP_LIMIT, IpMeta, MULTICAST_V4, MULTICAST_V6, PROTOCOL};
+use crate::wire::{Family, HOP_LIMIT, IpMeta, MULTICAST_V4, MULTICAST_V6, PROTOCOL, ipv4_advert};
 
 /// One received advert: where it came from and the range of the buffer holding the VRRP
 /// message.
@@ -142,8 +142,9 @@ impl AdvertSocket {
         }
     }
 
-    /// Reads one datagram without blocking; `None` when none is queued or it is not a whole
-    /// IPv4 packet.
+    /// Reads one datagram without blocking; `None` when none is queued. An IPv4 datagram whose
+    /// header is malformed is an [`io::ErrorKind::InvalidData`] error carrying
+    /// [`DropReason::BadIpHeader`](crate::DropReason::BadIpHeader): the socket stays usable.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
         match self.family {
             Family::Ipv4 => self.recv_v4(buf),
@@ -157,28 +158,11 @@ impl AdvertSocket {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) => return Err(e),
         };
-        // An IPv4 raw socket hands over the IP header: take what the parser needs from it.
-        let packet = &buf[..n];
-        if packet.len() < 20 {
-            return Ok(None);
+        // An IPv4 raw socket hands over the IP header; a malformed one is reported, not read.
+        match ipv4_advert(&buf[..n]) {
+            Ok((meta, range)) => Ok(Some(Received { meta, range })),
+            Err(reason) => Err(io::Error::new(io::ErrorKind::InvalidData, reason)),
         }
-        let (ver_ihl, tl0, tl1) = (packet[0], packet[2], packet[3]);
-        let ihl = usize::from(ver_ihl & 0x0f) * 4;
-        let total = usize::from(u16::from_be_bytes([tl0, tl1])).min(n);
-        if ver_ihl >> 4 != 4 || ihl < 20 || total < ihl {
-            return Ok(None);
-        }
-        let addr =
-            |at: usize| Ipv4Addr::new(packet[at], packet[at + 1], packet[at + 2], packet[at + 3]);
-        let meta = IpMeta {
-            src: IpAddr::V4(addr(12)),
-            dst: IpAddr::V4(addr(16)),
-            hop_limit: packet[8],
-        };
-        Ok(Some(Received {
-            meta,
-            range: ihl..total,
-        }))
     }
 
     fn recv_v6(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {

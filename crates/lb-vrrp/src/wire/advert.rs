@@ -342,7 +342,9 @@ pub struct AdvertRepr<'a> {
 
 impl<'a> AdvertRepr<'a> {
     /// Parses and validates an advert received with `ip` (the family is `ip.src`'s). Returns the
-    /// advert and the checksum form it verified in.
+    /// advert and the checksum form it verified in. Like keepalived it does not require the
+    /// first IPv6 address to be link-local (RFC 9568 §5.2.9, erratum 8300): keepalived only
+    /// warns about it, and peers configured without one must still interoperate.
     pub fn parse(
         packet: &Packet<&'a [u8]>,
         ip: &IpMeta,
@@ -374,19 +376,20 @@ impl<'a> AdvertRepr<'a> {
         if interval.is_zero() {
             return Err(DropReason::ZeroInterval);
         }
+        // The message is summed once; each form adds its part to that sum.
+        let bytes = packet.buffer;
+        let sum = checksum::add(0, bytes);
+        let ok = |form| checksum::with_form(sum, bytes.len(), form, ip.src, ip.dst) == 0xffff;
         let form = match (version, family) {
             (Version::V2, _) => ChecksumForm::MessageOnly,
             (Version::V3, Family::Ipv6) => ChecksumForm::PseudoHeader,
             // RFC 9568 form first; keepalived 2.2.7's pseudo-header form otherwise.
-            (Version::V3, Family::Ipv4) => {
-                if packet.verify_checksum(ChecksumForm::MessageOnly, ip.src, ip.dst) {
-                    ChecksumForm::MessageOnly
-                } else {
-                    ChecksumForm::PseudoHeader
-                }
+            (Version::V3, Family::Ipv4) if ok(ChecksumForm::MessageOnly) => {
+                ChecksumForm::MessageOnly
             }
+            (Version::V3, Family::Ipv4) => ChecksumForm::PseudoHeader,
         };
-        if !packet.verify_checksum(form, ip.src, ip.dst) {
+        if !ok(form) {
             return Err(DropReason::BadChecksum);
         }
         let auth = match version {

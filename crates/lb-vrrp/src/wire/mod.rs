@@ -8,6 +8,8 @@
 //! returns a [`DropReason`](crate::DropReason) otherwise; [`AdvertRepr::emit`] writes a buffer of
 //! [`AdvertRepr::buffer_len`] bytes and never fails.
 //!
+//! [`ipv4_advert`] reads the IPv4 header an IPv4 raw socket hands over with the advert.
+//!
 //! No function in this module panics on any input: every accessor of [`Packet`] reads only
 //! within the length that [`Packet::new_checked`] verified.
 //!
@@ -21,8 +23,10 @@
 
 mod advert;
 mod checksum;
+mod ipv4;
 
 pub use advert::{AUTH_LEN, Addresses, AdvertRepr, Auth, HEADER_LEN, Packet};
+pub use ipv4::ipv4_advert;
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
