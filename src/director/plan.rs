@@ -14,7 +14,7 @@ use lb_health::probe::{
 use lb_health::{Check, Target, TrackerConfig};
 use lb_sched::{Algorithm, Persistence, PoolConfig};
 use lb_vrrp::wire::{Auth, Version};
-use lb_vrrp::{Announce, ChecksumMode, Track};
+use lb_vrrp::{Announce, ChecksumMode};
 
 use crate::config::{
     self, CheckKind, Config, ForwardingMethod, Granularity, Location, ServiceAddress, Warning,
@@ -45,8 +45,6 @@ pub struct InstancePlan {
     pub prefixes: Vec<u8>,
     /// Scripts run on transitions.
     pub notify: config::Notify,
-    /// Tracked scripts: command, interval, timeout, rise, fall and the weight that applies.
-    pub scripts: Vec<(config::VrrpScript, i32)>,
 }
 
 impl InstancePlan {
@@ -100,10 +98,20 @@ pub struct ServicePlan {
 /// Builds the plan; what cannot be run becomes a warning (and is left out).
 pub fn plan(config: &Config) -> (Plan, Vec<Warning>) {
     let mut warnings = Vec::new();
+    for group in &config.sync_groups {
+        warn(
+            &mut warnings,
+            &group.at,
+            format!(
+                "vrrp_sync_group {}: its instances run, but not yet as a group (lb-vrrp's driver runs no sync groups)",
+                group.name
+            ),
+        );
+    }
     let instances = config
         .vrrp_instances
         .iter()
-        .filter_map(|i| instance(config, i, &mut warnings))
+        .filter_map(|i| instance(i, &mut warnings))
         .collect();
     let services = config
         .virtual_servers
@@ -127,11 +135,7 @@ fn warn(warnings: &mut Vec<Warning>, at: &Location, message: String) {
     });
 }
 
-fn instance(
-    config: &Config,
-    inst: &config::VrrpInstance,
-    warnings: &mut Vec<Warning>,
-) -> Option<InstancePlan> {
+fn instance(inst: &config::VrrpInstance, warnings: &mut Vec<Warning>) -> Option<InstancePlan> {
     let vips: Vec<IpAddr> = inst.virtual_addresses.iter().map(|v| v.addr).collect();
     let placeholder = if inst.ipv6 {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
@@ -174,7 +178,6 @@ fn instance(
         delay: garp.master_delay,
         refresh: garp.master_refresh,
     };
-    let mut scripts = Vec::new();
     for t in &inst.track_interfaces {
         warn(
             warnings,
@@ -186,15 +189,16 @@ fn instance(
         );
     }
     for t in &inst.track_scripts {
-        let Some(script) = config.vrrp_scripts.iter().find(|s| s.name == t.name) else {
-            continue;
-        };
-        let weight = t.weight.unwrap_or(script.weight);
-        vrrp.tracks.push(Track {
-            name: t.name.clone(),
-            weight,
-        });
-        scripts.push((script.clone(), weight));
+        // Feeding a script's result into a running lb-vrrp driver needs a hook the driver does
+        // not have yet; an unfed track would count as up and add its weight for ever.
+        warn(
+            warnings,
+            &inst.at,
+            format!(
+                "vrrp_instance {}: track_script {} is not run by the director yet; ignored",
+                inst.name, t.name
+            ),
+        );
     }
     if let Err(e) = vrrp.validate().or_else(|e| match e {
         // The placeholder primary is checked again once the interface's address is known.
@@ -214,7 +218,6 @@ fn instance(
         primary_configured: inst.source_ip.is_some(),
         prefixes: inst.virtual_addresses.iter().map(|v| v.prefix).collect(),
         notify: inst.notify.clone(),
-        scripts,
         vrrp,
     })
 }
