@@ -64,10 +64,33 @@ impl FlowKey {
     }
 }
 
-/// One tracked connection.
+/// One tracked connection. `repr(C)` keeps what every packet reads (the key compared by the
+/// lookup, state, timer, where to send) in the first cache lines, and what only setup and
+/// teardown read after.
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub(crate) struct Conn {
     pub key_in: FlowKey,
+    pub expires: Duration,
+    pub service: u32,
+    pub service_gen: u32,
+    pub real: u32,
+    pub real_gen: u32,
+    /// Where replies to the client go (NAT): the interface and MAC the client's frames came from.
+    pub client_if: u32,
+    /// Spreads tunnelled flows (GUE source port, IPv6 flow label) on the real's side.
+    pub flow_hash: u32,
+    pub rport: u16,
+    pub vport: u16,
+    pub client_mac: [u8; 6],
+    pub state: ConnState,
+    /// No reply seen yet: TCP uses IPVS's INPUT_ONLY table.
+    pub no_output: bool,
+    /// Counted as active in the scheduler.
+    pub active: bool,
+    pub method: Method,
+    pub raddr: [u8; 16],
+    pub vip: [u8; 16],
     /// The reply tuple (real to client), indexed for NAT only.
     pub key_out: Option<FlowKey>,
     /// The hashes the index filed the keys under (set by [`ConnTable::insert`]).
@@ -75,28 +98,8 @@ pub(crate) struct Conn {
     pub hash_out: u64,
     pub family: Family,
     pub proto: u8,
-    pub client: [u8; 16],
     pub cport: u16,
-    pub vip: [u8; 16],
-    pub vport: u16,
-    pub raddr: [u8; 16],
-    pub rport: u16,
-    pub method: Method,
-    pub service: u32,
-    pub service_gen: u32,
-    pub real: u32,
-    pub real_gen: u32,
-    pub state: ConnState,
-    /// No reply seen yet: TCP uses IPVS's INPUT_ONLY table.
-    pub no_output: bool,
-    /// Counted as active in the scheduler.
-    pub active: bool,
-    pub expires: Duration,
-    /// Where replies to the client go (NAT): the interface and MAC the client's frames came from.
-    pub client_if: u32,
-    pub client_mac: [u8; 6],
-    /// Spreads tunnelled flows (GUE source port, IPv6 flow label) on the real's side.
-    pub flow_hash: u32,
+    pub client: [u8; 16],
 }
 
 /// What a lookup found.

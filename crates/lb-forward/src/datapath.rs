@@ -125,7 +125,13 @@ impl<S: Scheduler> Forwarder<S> {
                 flags: 0,
                 tcp_hdr_len: 0,
             },
-            L4::IcmpError(q) => return self.icmp_error(now, frame, &ingress, &pkt, &q),
+            L4::IcmpError => {
+                return match wire::quoted(frame.bytes(), &pkt.ip) {
+                    Ok(Some(q)) => self.icmp_error(now, frame, &ingress, &pkt, &q),
+                    Ok(None) => Verdict::Ignore,
+                    Err(reason) => Verdict::Drop(reason),
+                };
+            }
             L4::Other => return Verdict::Ignore,
         };
         let ip = &pkt.ip;
@@ -480,7 +486,7 @@ impl<S: Scheduler> Forwarder<S> {
     ) -> Verdict {
         let ip = &pkt.ip;
         let may_fragment = ip.family == Family::V4 && frame.bytes()[ip.off + 6] & 0x40 == 0;
-        if may_fragment || matches!(pkt.l4, L4::IcmpError(_)) {
+        if may_fragment || matches!(pkt.l4, L4::IcmpError) {
             return Verdict::Drop(DropReason::TooBig);
         }
         self.ip_id = self.ip_id.wrapping_add(1);

@@ -153,6 +153,8 @@ pub struct Forwarder<S = PoolScheduler> {
     pub(crate) conns: ConnTable,
     pub(crate) stats: Stats,
     pub(crate) ip_id: u16,
+    /// When the schedulers were last ticked.
+    pub(crate) last_tick: Duration,
 }
 
 impl Forwarder<PoolScheduler> {
@@ -175,6 +177,7 @@ impl<S: Scheduler> Forwarder<S> {
             vips: HashMap::with_hasher(hasher),
             stats: Stats::default(),
             ip_id: 0,
+            last_tick: Duration::ZERO,
         }
     }
 
@@ -475,8 +478,15 @@ impl<S: Scheduler> Forwarder<S> {
 
     /// Expires up to `budget` table entries whose timeout passed, examining `budget` entries
     /// under a clock hand; returns how many expired. Call it regularly (for example once per
-    /// received batch with a budget of a few hundred): its cost is bounded by the budget.
+    /// received batch with a budget of a few hundred): its cost is bounded by the budget, plus,
+    /// once a second of `now`, each scheduler's [`Scheduler::tick`].
     pub fn expire(&mut self, now: Duration, budget: usize) -> usize {
+        if now.saturating_sub(self.last_tick) >= Duration::from_secs(1) {
+            self.last_tick = now;
+            for svc in self.services.iter_mut().filter_map(|s| s.service.as_mut()) {
+                svc.scheduler.tick(now);
+            }
+        }
         let mut expired = [0u32; 64];
         let mut total = 0;
         let mut left = budget;

@@ -92,12 +92,13 @@ pub(crate) enum L4 {
         sport: u16,
         dport: u16,
     },
-    IcmpError(Quoted),
+    /// An ICMP or ICMPv6 error; [`quoted`] reads the packet it quotes.
+    IcmpError,
     Other,
 }
 
 /// The packet quoted by an ICMP error: its IP header and first 8 transport bytes (enough for
-/// the ports); `check_at` is where its TCP or UDP checksum sits, if quoted.
+/// the ports).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Quoted {
     pub ip: Ip,
@@ -299,25 +300,26 @@ fn parse_l4(buf: &[u8], ip: &Ip) -> Result<L4, DropReason> {
                 // Destination unreachable, packet too big, time exceeded, parameter problem.
                 Family::V6 => matches!(seg[0], 1..=4),
             };
-            if !error {
-                return Ok(L4::Other);
-            }
-            // The quote is read from a slice that ends with the ICMP message, so that its
-            // lengths are checked against what was really quoted.
-            let quote = &buf[..ip.end];
-            let inner = parse_ip(quote, at + 8, ip.family, false, true)?;
-            if !matches!(inner.proto, PROTO_TCP | PROTO_UDP) || inner.fragment {
-                return Ok(L4::Other);
-            }
-            let ports = quote
-                .get(inner.l4()..inner.l4() + 8)
-                .ok_or(DropReason::Truncated)?;
-            Ok(L4::IcmpError(Quoted {
-                ip: inner,
-                sport: get16(ports, 0),
-                dport: get16(ports, 2),
-            }))
+            Ok(if error { L4::IcmpError } else { L4::Other })
         }
         _ => Ok(L4::Other),
     }
+}
+
+/// The TCP or UDP packet quoted by the ICMP error `ip` carries (`Ok(None)` for other
+/// protocols and fragments). Its lengths are checked against what was really quoted.
+pub(crate) fn quoted(buf: &[u8], ip: &Ip) -> Result<Option<Quoted>, DropReason> {
+    let quote = buf.get(..ip.end).ok_or(DropReason::Truncated)?;
+    let inner = parse_ip(quote, ip.l4() + 8, ip.family, false, true)?;
+    if !matches!(inner.proto, PROTO_TCP | PROTO_UDP) || inner.fragment {
+        return Ok(None);
+    }
+    let ports = quote
+        .get(inner.l4()..inner.l4() + 8)
+        .ok_or(DropReason::Truncated)?;
+    Ok(Some(Quoted {
+        ip: inner,
+        sport: get16(ports, 0),
+        dport: get16(ports, 2),
+    }))
 }
