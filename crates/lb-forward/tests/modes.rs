@@ -424,3 +424,50 @@ fn own_frames_non_ip_and_fragments() {
     );
     assert_eq!(fw.connection_count(), 0);
 }
+
+#[test]
+fn the_tunnel_endpoint_finds_what_the_director_wrapped() {
+    use lb_forward::decap::decapsulate;
+    let gue = Method::Tunnel(Encap::Gue { port: GUE_PORT });
+    for (vip, client, real, method) in [
+        (
+            "10.0.0.100:80",
+            "10.0.0.1:40000",
+            "10.0.0.3:0",
+            Method::Tunnel(Encap::Ip),
+        ),
+        (
+            "[fd00::100]:80",
+            "[fd00::1]:40000",
+            "[fd00::3]:0",
+            Method::Tunnel(Encap::Ip),
+        ),
+        ("10.0.0.100:80", "10.0.0.1:40000", "10.0.0.3:0", gue),
+        ("[fd00::100]:80", "[fd00::1]:40000", "[fd00::3]:0", gue),
+    ] {
+        let mut fw = forwarder(Settings::default());
+        service(
+            &mut fw,
+            Protocol::Tcp,
+            vip,
+            pool(Algorithm::Rr),
+            &[(real, method)],
+        );
+        let mut f = tcp_in(client, vip, SYN, b"payload");
+        let inner = f.bytes()[14..].to_vec();
+        assert_eq!(fw.process(s(1), &mut f), Verdict::Transmit);
+        let d = decapsulate(f.bytes(), Some(GUE_PORT)).unwrap().unwrap();
+        assert_eq!(&f.bytes()[d.inner.clone()], &inner[..]);
+        assert_eq!(d.inner_dst, ip_of(vip));
+        // Without the GUE port, GUE frames are plain UDP to the endpoint.
+        if method == gue {
+            assert_eq!(decapsulate(f.bytes(), None), Ok(None));
+        }
+        // A cut frame is an error, not a panic.
+        let cut = &f.bytes()[..f.len() - 3];
+        assert!(decapsulate(cut, Some(GUE_PORT)).is_err());
+    }
+    // Plain traffic is not tunnelled.
+    let plain = tcp_in("10.0.0.1:1", "10.0.0.100:80", SYN, b"");
+    assert_eq!(decapsulate(plain.bytes(), Some(GUE_PORT)), Ok(None));
+}
