@@ -83,6 +83,7 @@ impl<S: Scheduler> Forwarder<S> {
         verdict
     }
 
+    #[inline(always)]
     fn handle(&mut self, now: Duration, frame: &mut Frame) -> Verdict {
         let Some(ingress) = self.interface(frame.interface) else {
             return Verdict::Drop(DropReason::UnknownInterface);
@@ -296,6 +297,7 @@ impl<S: Scheduler> Forwarder<S> {
     }
 
     /// A packet from the client side of a tracked connection.
+    #[inline(always)]
     fn inbound(
         &mut self,
         now: Duration,
@@ -315,6 +317,7 @@ impl<S: Scheduler> Forwarder<S> {
     /// Updates a connection's state, timeout, load counts and traffic counters for a packet
     /// in one direction; its real's next hop and MSS clamping, and a copy of the connection.
     /// `None` when its real is gone (the connection then follows `expire_nodest_conn`).
+    #[inline(always)]
     fn track(
         &mut self,
         now: Duration,
@@ -416,6 +419,7 @@ impl<S: Scheduler> Forwarder<S> {
 
     /// Rewrites a client's packet for its real server according to the method.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn send_to_real(
         &mut self,
         frame: &mut Frame,
@@ -503,6 +507,7 @@ impl<S: Scheduler> Forwarder<S> {
 
     /// A NAT reply: the real's address and port become the VIP's again, and the frame goes
     /// back the way the client's came.
+    #[inline(always)]
     fn reply(
         &mut self,
         now: Duration,

@@ -163,10 +163,8 @@ fn parse_v4(buf: &[u8], off: usize, verify: bool, quoted: bool) -> Result<Ip, Dr
         return Err(DropReason::BadIpChecksum);
     }
     let frag = get16(h, 6);
-    let mut src = [0; 16];
-    let mut dst = [0; 16];
-    src[..4].copy_from_slice(&h[12..16]);
-    dst[..4].copy_from_slice(&h[16..20]);
+    let src = v4_in_16(&h[12..16]);
+    let dst = v4_in_16(&h[16..20]);
     Ok(Ip {
         family: Family::V4,
         off,
@@ -178,6 +176,14 @@ fn parse_v4(buf: &[u8], off: usize, verify: bool, quoted: bool) -> Result<Ip, Dr
         // MF set or a non-zero offset.
         fragment: frag & 0x3fff != 0,
     })
+}
+
+/// An IPv4 address in the first 4 bytes of 16, built in a register: filling a zeroed array
+/// byte-wise and reading it back in words stalls store-to-load forwarding on the hot path.
+#[inline]
+fn v4_in_16(b: &[u8]) -> [u8; 16] {
+    let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    u128::from(w).to_le_bytes()
 }
 
 /// Extension headers walked before the transport header: hop-by-hop, routing, destination
