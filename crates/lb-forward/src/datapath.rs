@@ -456,9 +456,12 @@ impl<S: Scheduler> Forwarder<S> {
                 if ip.total_len() > room {
                     return self.too_big(frame, ingress, pkt, room as u32);
                 }
+                // Built in registers: see `wire::v4_in_16`.
                 let src = match (ip.family, egress.ipv4, egress.ipv6) {
-                    (Family::V4, Some(a), _) => crate::forwarder::raw_addr(a.into()).0,
-                    (Family::V6, _, Some(a)) => crate::forwarder::raw_addr(a.into()).0,
+                    (Family::V4, Some(a), _) => {
+                        u128::from(u32::from_le_bytes(a.octets())).to_le_bytes()
+                    }
+                    (Family::V6, _, Some(a)) => a.octets(),
                     _ => return Verdict::Drop(DropReason::NoTunnelSource),
                 };
                 self.ip_id = self.ip_id.wrapping_add(1);
