@@ -71,6 +71,9 @@ struct Cli {
     /// Connection table size.
     #[arg(long, default_value_t = 1 << 18, value_name = "N")]
     max_connections: usize,
+    /// Frames per receive / send batch (1 gives a one-frame-at-a-time loop, for comparison).
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    batch: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -252,7 +255,7 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
         IoKind::Pnet => Box::new(PnetIo::open(&cli.interfaces).map_err(|e| format!("pnet: {e}"))?),
         IoKind::Fast => Box::new(RingIo::open(&indices).map_err(|e| format!("fast io: {e}"))?),
     };
-    let mut driver = Driver::new(fw, io, 64);
+    let mut driver = Driver::new(fw, io, usize::from(cli.batch));
     let term = Arc::new(AtomicBool::new(false));
     let usr1 = Arc::new(AtomicBool::new(false));
     for (sig, flag) in [
