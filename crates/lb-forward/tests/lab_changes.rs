@@ -335,3 +335,74 @@ fn malformed_flood_is_counted_and_survived() {
     assert!(line.contains("bad ip header="), "{line}");
     assert!(line.contains("truncated="), "{line}");
 }
+
+#[test]
+fn sigterm_removes_what_was_installed() {
+    if skip("sigterm_removes_what_was_installed") {
+        return;
+    }
+    let mut lab = Lab::new("fsig", [Mode::Tun, Mode::Dr, Mode::Dr]).unwrap();
+    let real = lab.real(0);
+    assert_eq!(
+        real.run(&["sysctl", "-n", "net.ipv4.conf.all.arp_ignore"])
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    assert!(
+        real.run(&["nft", "list", "tables"])
+            .unwrap()
+            .contains("lb_tunnel_")
+    );
+    let idx = lab
+        .forwarder(&[
+            "--service",
+            "tcp:10.0.0.100:80",
+            "--real",
+            "10.0.0.3:80,method=tun",
+        ])
+        .unwrap();
+    assert!(
+        lab.director()
+            .run(&["nft", "list", "tables"])
+            .unwrap()
+            .contains("lb_forward_")
+    );
+    assert!(
+        lab.http_get(&format!("http://{VIP4}/"))
+            .unwrap()
+            .starts_with("real-0")
+    );
+
+    lab.procs[idx].signal("TERM").unwrap();
+    let status = lab.procs[idx].wait_timeout(Duration::from_secs(5)).unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(
+        !lab.director()
+            .run(&["nft", "list", "tables"])
+            .unwrap()
+            .contains("lb_forward_")
+    );
+
+    // The tunnel endpoint was the first process started on real 0.
+    lab.procs[0].signal("TERM").unwrap();
+    let status = lab.procs[0].wait_timeout(Duration::from_secs(5)).unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let real = lab.real(0);
+    assert!(
+        !real
+            .run(&["nft", "list", "tables"])
+            .unwrap()
+            .contains("lb_tunnel_")
+    );
+    assert!(
+        real.run(&["ip", "link", "show", "lbtun0"]).is_err(),
+        "the TUN device is gone"
+    );
+    assert_eq!(
+        real.run(&["sysctl", "-n", "net.ipv4.conf.all.arp_ignore"])
+            .unwrap()
+            .trim(),
+        "0"
+    );
+}
