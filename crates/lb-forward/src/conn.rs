@@ -30,8 +30,16 @@ impl PartialEq for FlowKey {
 impl core::hash::Hash for FlowKey {
     #[inline]
     fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
-        for w in self.0 {
-            state.write_u64(w);
+        let w = &self.0;
+        // IPv4 addresses leave words 1 and 3 zero: three words carry the whole key.
+        if w[4] & 1 == 0 {
+            state.write_u64(w[0]);
+            state.write_u64(w[2]);
+            state.write_u64(w[4]);
+        } else {
+            for x in w {
+                state.write_u64(*x);
+            }
         }
     }
 }
@@ -153,7 +161,13 @@ impl ConnTable {
 
     #[inline]
     pub(crate) fn lookup(&self, key: &FlowKey) -> Option<Hit> {
-        let entry = self.index.find(self.hash(key), |e| {
+        self.lookup_hashed(key, self.hash(key))
+    }
+
+    /// [`lookup`](Self::lookup) with the key's [`hash`](Self::hash) already computed.
+    #[inline]
+    pub(crate) fn lookup_hashed(&self, key: &FlowKey, hash: u64) -> Option<Hit> {
+        let entry = self.index.find(hash, |e| {
             let Some(Some(c)) = self.slots.get((e >> 1) as usize) else {
                 return false;
             };
@@ -179,16 +193,19 @@ impl ConnTable {
         self.slots.get_mut(index as usize)?.as_mut()
     }
 
-    /// Inserts a connection; `None` when the table is full or one of its keys is taken.
+    /// Inserts a connection whose `key_in` the caller just looked up in vain, with
+    /// `conn.hash_in` set to its hash; `None` when the table is full or the reply key is taken.
     pub(crate) fn insert(&mut self, mut conn: Conn) -> Option<u32> {
-        if self.is_full()
-            || self.lookup(&conn.key_in).is_some()
-            || conn.key_out.is_some_and(|k| self.lookup(&k).is_some())
-        {
+        debug_assert_eq!(conn.hash_in, self.hash(&conn.key_in));
+        if self.is_full() {
             return None;
         }
-        conn.hash_in = self.hash(&conn.key_in);
-        conn.hash_out = conn.key_out.map_or(0, |k| self.hash(&k));
+        if let Some(out) = conn.key_out {
+            conn.hash_out = self.hash(&out);
+            if self.lookup_hashed(&out, conn.hash_out).is_some() {
+                return None;
+            }
+        }
         let index = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(conn);

@@ -139,7 +139,8 @@ impl<S: Scheduler> Forwarder<S> {
         let key = FlowKey::new(
             flow.proto, ip.family, &ip.src, flow.sport, &ip.dst, flow.dport,
         );
-        if let Some(hit) = self.conns.lookup(&key) {
+        let hash = self.conns.hash(&key);
+        if let Some(hit) = self.conns.lookup_hashed(&key, hash) {
             let expired = self.conns.get(hit.index).is_none_or(|c| c.expires <= now);
             if !expired {
                 return if hit.reply {
@@ -155,7 +156,7 @@ impl<S: Scheduler> Forwarder<S> {
         let Some(service) = self.service_for(flow.proto, ip.family, &ip.dst, flow.dport) else {
             return Verdict::Ignore;
         };
-        self.new_connection(now, frame, &ingress, &pkt, flow, key, service)
+        self.new_connection(now, frame, &ingress, &pkt, flow, (key, hash), service)
     }
 
     fn is_vip(&self, addr: &[u8; 16], family: Family) -> bool {
@@ -184,7 +185,7 @@ impl<S: Scheduler> Forwarder<S> {
         ingress: &InterfaceConfig,
         pkt: &Packet,
         flow: Flow,
-        key: FlowKey,
+        (key, hash): (FlowKey, u64),
         service: u32,
     ) -> Verdict {
         // IPVS schedules TCP on a SYN only, never on a RST.
@@ -263,8 +264,8 @@ impl<S: Scheduler> Forwarder<S> {
             expires: expiry(now, self.settings.timeouts.get(state)),
             client_if: ingress.index,
             client_mac,
-            flow_hash: self.conns.hash(&key) as u32,
-            hash_in: 0,
+            flow_hash: hash as u32,
+            hash_in: hash,
             hash_out: 0,
         };
         svc.counters.conns += 1;

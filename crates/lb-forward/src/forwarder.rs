@@ -18,12 +18,29 @@ use crate::stats::{Counters, Stats};
 use crate::wire::Family;
 
 /// A service's lookup key in the datapath's representation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct VipKey {
     pub proto: u8,
     pub family: Family,
     pub vip: [u8; 16],
     pub port: u16,
+}
+
+// Words, not a byte slice: this is hashed for every packet that opens a connection.
+impl core::hash::Hash for VipKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        let mut a = [0u8; 8];
+        let mut b = [0u8; 8];
+        a.copy_from_slice(&self.vip[..8]);
+        b.copy_from_slice(&self.vip[8..]);
+        state.write_u64(u64::from_ne_bytes(a));
+        state.write_u64(u64::from_ne_bytes(b));
+        state.write_u64(
+            u64::from(self.port) << 16
+                | u64::from(self.proto) << 8
+                | (self.family == Family::V6) as u64,
+        );
+    }
 }
 
 pub(crate) fn raw_addr(ip: IpAddr) -> ([u8; 16], Family) {
