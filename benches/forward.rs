@@ -269,13 +269,13 @@ fn best_of_report(rounds: usize) {
         let (inbound, replies) = established(&mut fw, vip, false);
         let ns = best_of(rounds, per_round, |k| {
             frame.fill(&inbound[k % FLOWS], IF);
-            black_box(fw.process(now, &mut frame));
+            let _ = black_box(fw.process(now, &mut frame));
         });
         println!("forward/{name}/established {ns:.1}");
         if method == Method::Nat {
             let ns = best_of(rounds, per_round, |k| {
                 frame.fill(&replies[k % FLOWS], IF);
-                black_box(fw.process(now, &mut frame));
+                let _ = black_box(fw.process(now, &mut frame));
             });
             println!("forward/nat-reply/established {ns:.1}");
         }
@@ -294,7 +294,7 @@ fn best_of_report(rounds: usize) {
         bytes[25] = 0;
         let sum = ipv4_checksum(&bytes[14..34]);
         bytes[24..26].copy_from_slice(&sum.to_be_bytes());
-        black_box(fw.process(Duration::from_secs(1), &mut frame));
+        let _ = black_box(fw.process(Duration::from_secs(1), &mut frame));
     });
     println!("forward/dr/new-flow {ns:.1}");
     let template = &templates[0];
