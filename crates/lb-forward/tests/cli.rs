@@ -114,6 +114,20 @@ fn bad_arguments_exit_2_with_one_line() {
                 "0",
             ],
         ),
+        (
+            "forwarder",
+            &[
+                "--interface",
+                "eth0",
+                "--service",
+                "tcp:10.0.0.1:80",
+                "--real",
+                "10.0.0.2:80",
+                "--set",
+                "900",
+                "120",
+            ],
+        ),
         ("tunnel_endpoint", &["--interface", "eth0"]),
         (
             "tunnel_endpoint",
