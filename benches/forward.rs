@@ -17,9 +17,9 @@
 //!   figure above includes (a processed frame is rewritten in place, so each iteration
 //!   restores it first).
 //!
-//! On a shared machine criterion's means carry other tenants' load. `FORWARD_BEST_OF=30 cargo
-//! bench --bench forward` instead runs each IPv4 case above in 30 rounds of 200 000 packets
-//! and prints the fastest round's time per packet (fill included), the cost with the least
+//! On a shared machine criterion's means carry other tenants' load. `FORWARD_BEST_OF=N cargo
+//! bench --bench forward` instead runs each IPv4 case above in N rounds of 200 000 packets and
+//! prints the fastest round's time per packet (fill included), the cost with the least
 //! interference.
 
 use std::hint::black_box;
