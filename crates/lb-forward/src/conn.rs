@@ -72,41 +72,47 @@ impl FlowKey {
     }
 }
 
-/// One tracked connection. `repr(C)` keeps what every packet reads (the key compared by the
-/// lookup, state, timer, where to send) in the first cache lines, and what only setup and
-/// teardown read after.
+/// One tracked connection. `repr(C)` lays it out by use: the first cache line holds what the
+/// lookup compares and what every packet reads or updates except the timer, the second the
+/// timer, the service and real ids and the addresses rewrites need; the rest is read only when
+/// a connection opens or closes, or for NAT replies.
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub(crate) struct Conn {
     pub key_in: FlowKey,
-    pub expires: Duration,
-    pub service: u32,
-    pub service_gen: u32,
-    pub real: u32,
-    pub real_gen: u32,
-    /// Where replies to the client go (NAT): the interface and MAC the client's frames came from.
-    pub client_if: u32,
     /// Spreads tunnelled flows (GUE source port, IPv6 flow label) on the real's side.
     pub flow_hash: u32,
+    /// Where replies to the client go (NAT): the interface the client's frames came from.
+    pub client_if: u32,
     pub rport: u16,
     pub vport: u16,
-    pub client_mac: [u8; 6],
+    /// The slot holds a connection (the table's slab keeps dead slots for reuse).
+    pub live: bool,
     pub state: ConnState,
     /// No reply seen yet: TCP uses IPVS's INPUT_ONLY table.
     pub no_output: bool,
     /// Counted as active in the scheduler.
     pub active: bool,
     pub method: Method,
+    // Second line.
+    pub expires: Duration,
+    pub service: u32,
+    pub service_gen: u32,
+    pub real: u32,
+    pub real_gen: u32,
     pub raddr: [u8; 16],
     pub vip: [u8; 16],
+    // Cold.
+    /// The MAC the client's frames came from (NAT replies go back to it).
+    pub client_mac: [u8; 6],
+    pub family: Family,
+    pub proto: u8,
+    pub cport: u16,
     /// The reply tuple (real to client), indexed for NAT only.
     pub key_out: Option<FlowKey>,
     /// The hashes the index filed the keys under (set by [`ConnTable::insert`]).
     pub hash_in: u64,
     pub hash_out: u64,
-    pub family: Family,
-    pub proto: u8,
-    pub cport: u16,
     pub client: [u8; 16],
 }
 
@@ -119,7 +125,8 @@ pub(crate) struct Hit {
 }
 
 pub(crate) struct ConnTable {
-    slots: Vec<Option<Conn>>,
+    /// Connections by index; dead ones (`live == false`) are on the free list.
+    slots: Vec<Conn>,
     free: Vec<u32>,
     /// Entries are `slot << 1 | reply`.
     index: FlowIndex,
@@ -168,7 +175,7 @@ impl ConnTable {
     #[inline]
     pub(crate) fn lookup_hashed(&self, key: &FlowKey, hash: u64) -> Option<Hit> {
         let entry = self.index.find(hash, |e| {
-            let Some(Some(c)) = self.slots.get((e >> 1) as usize) else {
+            let Some(c) = self.slots.get((e >> 1) as usize).filter(|c| c.live) else {
                 return false;
             };
             if e & 1 == 0 {
@@ -185,12 +192,12 @@ impl ConnTable {
 
     #[inline]
     pub(crate) fn get(&self, index: u32) -> Option<&Conn> {
-        self.slots.get(index as usize)?.as_ref()
+        self.slots.get(index as usize).filter(|c| c.live)
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, index: u32) -> Option<&mut Conn> {
-        self.slots.get_mut(index as usize)?.as_mut()
+        self.slots.get_mut(index as usize).filter(|c| c.live)
     }
 
     /// Inserts a connection whose `key_in` the caller just looked up in vain, with
@@ -200,6 +207,7 @@ impl ConnTable {
         if self.is_full() {
             return None;
         }
+        conn.live = true;
         if let Some(out) = conn.key_out {
             conn.hash_out = self.hash(&out);
             if self.lookup_hashed(&out, conn.hash_out).is_some() {
@@ -208,7 +216,7 @@ impl ConnTable {
         }
         let index = match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = Some(conn);
+                self.slots[i as usize] = conn;
                 i
             }
             None => {
@@ -216,7 +224,7 @@ impl ConnTable {
                 let i = u32::try_from(self.slots.len())
                     .ok()
                     .filter(|i| *i < 1 << 31)?;
-                self.slots.push(Some(conn));
+                self.slots.push(conn);
                 i
             }
         };
@@ -229,7 +237,9 @@ impl ConnTable {
     }
 
     pub(crate) fn remove(&mut self, index: u32) -> Option<Conn> {
-        let conn = self.slots.get_mut(index as usize)?.take()?;
+        let slot = self.slots.get_mut(index as usize).filter(|c| c.live)?;
+        slot.live = false;
+        let conn = *slot;
         self.index.remove(conn.hash_in, index << 1);
         if conn.key_out.is_some() {
             self.index.remove(conn.hash_out, index << 1 | 1);
@@ -246,7 +256,7 @@ impl ConnTable {
     fn rebuild_index(&mut self) {
         self.index.clear();
         for (i, c) in self.slots.iter().enumerate() {
-            if let Some(c) = c {
+            if c.live {
                 let i = i as u32;
                 self.index.insert(c.hash_in, i << 1);
                 if c.key_out.is_some() {
@@ -264,7 +274,8 @@ impl ConnTable {
         }
         for _ in 0..budget.min(n) {
             self.hand = (self.hand + 1) % n;
-            if self.slots[self.hand].is_some_and(|c| c.expires <= now) {
+            let c = &self.slots[self.hand];
+            if c.live && c.expires <= now {
                 out(self.hand as u32);
             }
         }
@@ -279,10 +290,10 @@ impl ConnTable {
         }
         for _ in 0..EVICTION_PROBES.min(n) {
             self.hand = (self.hand + 1) % n;
-            let replaceable = |c: Conn| {
-                c.expires <= now || !matches!(c.state, ConnState::Established | ConnState::Udp)
-            };
-            if self.slots[self.hand].is_some_and(replaceable) {
+            let c = &self.slots[self.hand];
+            let replaceable =
+                c.expires <= now || !matches!(c.state, ConnState::Established | ConnState::Udp);
+            if c.live && replaceable {
                 return Some(self.hand as u32);
             }
         }
@@ -293,6 +304,7 @@ impl ConnTable {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| Some((i as u32, c.as_ref()?)))
+            .filter(|(_, c)| c.live)
+            .map(|(i, c)| (i as u32, c))
     }
 }

@@ -264,6 +264,7 @@ impl<S: Scheduler> Forwarder<S> {
             expires: expiry(now, self.settings.timeouts.get(state)),
             client_if: ingress.index,
             client_mac,
+            live: true,
             flow_hash: hash as u32,
             hash_in: hash,
             hash_out: 0,

@@ -249,25 +249,35 @@ impl Lab {
             .stderr
             .take()
             .ok_or_else(|| io::Error::other("no stderr"))?;
-        let ready = std::thread::spawn(move || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads stderr to the end (so the process never blocks on a full pipe), reporting
+        // whether "ready" came, or what came before the process ended.
+        std::thread::spawn(move || {
             use std::io::BufRead;
-            let mut lines = std::io::BufReader::new(stderr).lines();
             let mut seen = String::new();
-            while let Some(Ok(line)) = lines.next() {
-                seen.push_str(&line);
-                seen.push('\n');
-                if line.contains("ready") {
-                    // Keep draining so that the process never blocks on a full pipe.
-                    std::thread::spawn(move || for _ in lines {});
-                    return Ok(());
+            let mut told = false;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if !told {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                    if line.contains("ready") {
+                        let _ = tx.send(Ok(()));
+                        told = true;
+                    }
                 }
             }
-            Err(seen)
+            if !told {
+                let _ = tx.send(Err(seen));
+            }
         });
-        let result = ready
-            .join()
-            .map_err(|_| io::Error::other("reader panicked"))?;
-        result.map_err(|e| io::Error::other(format!("forwarder did not start: {e}")))?;
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Ok(())) => {}
+            Ok(Err(seen)) => return Err(io::Error::other(format!("forwarder exited: {seen}"))),
+            Err(_) => return Err(io::Error::other("forwarder not ready after 20 s")),
+        }
         self.procs.push(p);
         Ok(self.procs.len() - 1)
     }
