@@ -35,6 +35,8 @@ pub enum Mode {
 pub struct Lab {
     /// The processes started (dropped first).
     pub procs: Vec<Proc>,
+    /// The stdout lines of the forwarders, by process index.
+    outputs: std::collections::HashMap<usize, std::sync::mpsc::Receiver<String>>,
     /// The hosts: 0 client, 1 director, 2-4 reals.
     pub lan: Lan,
     _dirs: Vec<TempDir>,
@@ -109,6 +111,7 @@ impl Lab {
         ])?;
         let mut lab = Lab {
             procs: Vec::new(),
+            outputs: std::collections::HashMap::new(),
             lan,
             _dirs: Vec::new(),
         };
@@ -278,8 +281,67 @@ impl Lab {
             Ok(Err(seen)) => return Err(io::Error::other(format!("forwarder exited: {seen}"))),
             Err(_) => return Err(io::Error::other("forwarder not ready after 20 s")),
         }
+        let stdout = p
+            .child_mut()
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         self.procs.push(p);
+        self.outputs.insert(self.procs.len() - 1, rx);
         Ok(self.procs.len() - 1)
+    }
+
+    /// The statistics table of forwarder `idx` (asked for with SIGUSR1), waiting up to 10 s.
+    pub fn stats(&self, idx: usize) -> io::Result<String> {
+        let rx = self
+            .outputs
+            .get(&idx)
+            .ok_or_else(|| io::Error::other("not a forwarder"))?;
+        while rx.try_recv().is_ok() {}
+        self.procs[idx].signal("USR1")?;
+        let mut table = String::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    table.push_str(&line);
+                    table.push('\n');
+                    if line.starts_with("drops:") {
+                        return Ok(table);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        Err(io::Error::other(format!("no statistics table: {table}")))
+    }
+
+    /// Packets in and out of forwarder `idx`'s service (its table's first service line).
+    pub fn packets_in_out(&self, idx: usize) -> io::Result<(u64, u64)> {
+        let table = self.stats(idx)?;
+        let line = table
+            .lines()
+            .find(|l| l.starts_with("tcp:") || l.starts_with("udp:"))
+            .ok_or_else(|| io::Error::other(format!("no service line: {table}")))?;
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let num = |i: usize| -> io::Result<u64> {
+            cols.get(i)
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| io::Error::other(format!("bad service line: {line}")))
+        };
+        Ok((num(2)?, num(3)?))
     }
 
     /// `curl` from the client; the body (the real's name).
