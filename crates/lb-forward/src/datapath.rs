@@ -39,7 +39,6 @@ struct Route {
     vip: [u8; 16],
     vport: u16,
     client_if: u32,
-    client_mac: [u8; 6],
     flow_hash: u32,
 }
 
@@ -52,7 +51,6 @@ impl Route {
             vip: c.vip,
             vport: c.vport,
             client_if: c.client_if,
-            client_mac: c.client_mac,
             flow_hash: c.flow_hash,
         }
     }
@@ -340,7 +338,7 @@ impl<S: Scheduler> Forwarder<S> {
             .is_some_and(|r| r.generation == real_gen && r.real.is_some());
         let real_slot = if live {
             real_id
-        } else if let Some(slot) = self.bind_live_real(index, now) {
+        } else if let Some(slot) = self.bind_live_real(index) {
             slot
         } else {
             if self.settings.expire_nodest_conn {
@@ -390,7 +388,7 @@ impl<S: Scheduler> Forwarder<S> {
     /// The connection's real if it is still configured; if it was removed and a real with
     /// the same address and method was added back since, the connection moves to it (as
     /// IPVS revives a removed destination).
-    fn bind_live_real(&mut self, index: u32, _now: Duration) -> Option<RealId> {
+    fn bind_live_real(&mut self, index: u32) -> Option<RealId> {
         let c = *self.conns.get(index)?;
         let svc = self.live_service_mut(&c)?;
         if live_real(&mut svc.reals, &c).is_some() {
@@ -527,11 +525,14 @@ impl<S: Scheduler> Forwarder<S> {
         let Some(out) = self.interface(conn.client_if) else {
             return Verdict::Drop(DropReason::UnknownInterface);
         };
+        let Some(client_mac) = self.conns.get(index).map(|c| c.client_mac) else {
+            return Verdict::Drop(DropReason::RealRemoved);
+        };
         if !frame.resize(ETH_LEN + pkt.ip.total_len()) {
             return Verdict::Drop(DropReason::Truncated);
         }
         nat(frame.bytes_mut(), &pkt.ip, Side::Src, &conn.vip, conn.vport);
-        set_macs(frame.bytes_mut(), &conn.client_mac, &out.mac);
+        set_macs(frame.bytes_mut(), &client_mac, &out.mac);
         frame.interface = out.index;
         Verdict::Transmit
     }
@@ -576,6 +577,9 @@ impl<S: Scheduler> Forwarder<S> {
             let Some(out) = self.interface(conn.client_if) else {
                 return Verdict::Drop(DropReason::UnknownInterface);
             };
+            let Some(client_mac) = self.conns.get(index).map(|c| c.client_mac) else {
+                return Verdict::Drop(DropReason::RealRemoved);
+            };
             icmp::translate(
                 frame.bytes_mut(),
                 &pkt.ip,
@@ -584,7 +588,7 @@ impl<S: Scheduler> Forwarder<S> {
                 &conn.vip,
                 conn.vport,
             );
-            set_macs(frame.bytes_mut(), &conn.client_mac, &out.mac);
+            set_macs(frame.bytes_mut(), &client_mac, &out.mac);
             frame.interface = out.index;
             return Verdict::Transmit;
         }
