@@ -68,9 +68,9 @@ struct Cli {
     /// One-packet scheduling for a UDP service (ipvsadm -o).
     #[arg(long)]
     ops: bool,
-    /// Connection table size.
-    #[arg(long, default_value_t = 1 << 18, value_name = "N")]
-    max_connections: usize,
+    /// Connection table size (allocated at start, about 250 bytes per entry).
+    #[arg(long, default_value_t = 1 << 18, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
+    max_connections: u32,
     /// Connection timeouts in seconds, like `ipvsadm --set TCP TCPFIN UDP` (0 keeps a default:
     /// 900 120 300).
     #[arg(long = "set", num_args = 3, value_names = ["TCP", "TCPFIN", "UDP"])]
@@ -228,7 +228,7 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
         timeouts.set(secs(0), secs(1), secs(2));
     }
     let settings = Settings {
-        max_connections: cli.max_connections,
+        max_connections: cli.max_connections as usize,
         hash_seed: seed(),
         timeouts,
         expire_nodest_conn: cli.expire_nodest_conn,
