@@ -236,34 +236,18 @@ impl ConnTable {
         Some(index)
     }
 
-    pub(crate) fn remove(&mut self, index: u32) -> Option<Conn> {
+    /// Removes a connection; the reference shows it as it was until the slot is reused.
+    pub(crate) fn remove(&mut self, index: u32) -> Option<&Conn> {
         let slot = self.slots.get_mut(index as usize).filter(|c| c.live)?;
         slot.live = false;
-        let conn = *slot;
+        let conn = &self.slots[index as usize];
         self.index.remove(conn.hash_in, index << 1);
         if conn.key_out.is_some() {
             self.index.remove(conn.hash_out, index << 1 | 1);
         }
         self.free.push(index);
         self.len -= 1;
-        if self.index.needs_rebuild() {
-            self.rebuild_index();
-        }
         Some(conn)
-    }
-
-    /// Files every live connection anew, dropping the tombstones (memory is reused).
-    fn rebuild_index(&mut self) {
-        self.index.clear();
-        for (i, c) in self.slots.iter().enumerate() {
-            if c.live {
-                let i = i as u32;
-                self.index.insert(c.hash_in, i << 1);
-                if c.key_out.is_some() {
-                    self.index.insert(c.hash_out, i << 1 | 1);
-                }
-            }
-        }
     }
 
     /// The next `budget` slots under the clock hand whose connections expired at `now`.

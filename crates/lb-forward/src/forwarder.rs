@@ -529,17 +529,31 @@ impl<S: Scheduler> Forwarder<S> {
         let Some(c) = self.conns.remove(index) else {
             return;
         };
-        if let Some(svc) = self.live_service_mut(&c) {
-            let client = SocketAddr::new(ip_addr(&c.client, c.family), c.cport);
-            if let Some(r) = live_real(&mut svc.reals, &c) {
-                if c.active {
-                    r.active = r.active.saturating_sub(1);
-                } else {
-                    r.inactive = r.inactive.saturating_sub(1);
-                }
-                svc.scheduler.conn_closed(c.real, c.active, client, now);
-            }
+        let client = SocketAddr::new(ip_addr(&c.client, c.family), c.cport);
+        let (service, service_gen, real, real_gen, active) =
+            (c.service, c.service_gen, c.real, c.real_gen, c.active);
+        let Some(svc) = self
+            .services
+            .get_mut(service as usize)
+            .filter(|s| s.generation == service_gen)
+            .and_then(|s| s.service.as_mut())
+        else {
+            return;
+        };
+        let Some(r) = svc
+            .reals
+            .get_mut(real as usize)
+            .filter(|s| s.generation == real_gen)
+            .and_then(|s| s.real.as_mut())
+        else {
+            return;
+        };
+        if active {
+            r.active = r.active.saturating_sub(1);
+        } else {
+            r.inactive = r.inactive.saturating_sub(1);
         }
+        svc.scheduler.conn_closed(real, active, client, now);
     }
 
     pub(crate) fn live_service_mut(&mut self, c: &Conn) -> Option<&mut Service<S>> {
