@@ -16,12 +16,17 @@
 //! - `forward/baseline/fill`: copying a 64-byte template into the frame buffer, which every
 //!   figure above includes (a processed frame is rewritten in place, so each iteration
 //!   restores it first).
+//!
+//! On a shared machine criterion's means carry other tenants' load. `FORWARD_BEST_OF=N cargo
+//! bench --bench forward` instead runs each IPv4 case above in N rounds of 200 000 packets and
+//! prints the fastest round's time per packet (fill included), the cost with the least
+//! interference.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use lb::forward::testing::{self, ACK, SYN};
 use lb::forward::{
     Encap, Forwarder, Frame, InterfaceConfig, Method, NextHop, PoolScheduler, Protocol, RealConfig,
@@ -232,4 +237,82 @@ criterion_group! {
     config = Criterion::default().sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(1));
     targets = established_benches, new_flow, baseline
 }
-criterion_main!(benches);
+
+/// The fastest of `rounds` rounds of `per_round` calls of `step`, in ns per call.
+fn best_of(rounds: usize, per_round: usize, mut step: impl FnMut(usize)) -> f64 {
+    let mut best = f64::MAX;
+    let mut k = 0;
+    for _ in 0..rounds {
+        let start = std::time::Instant::now();
+        for _ in 0..per_round {
+            step(k);
+            k += 1;
+        }
+        best = best.min(start.elapsed().as_nanos() as f64 / per_round as f64);
+    }
+    best
+}
+
+fn best_of_report(rounds: usize) {
+    let per_round = 200_000;
+    let now = Duration::from_secs(2);
+    let mut frame = Frame::default();
+    let modes = [
+        ("dr", Method::Dr),
+        ("nat", Method::Nat),
+        ("tun-ipip", Method::Tunnel(Encap::Ip)),
+        ("tun-gue", Method::Tunnel(Encap::Gue { port: 6080 })),
+    ];
+    println!("best of {rounds} rounds of {per_round} packets, ns per packet (fill included)");
+    for (name, method) in modes {
+        let (mut fw, vip, _) = forwarder(method, false, 4 * FLOWS);
+        let (inbound, replies) = established(&mut fw, vip, false);
+        let ns = best_of(rounds, per_round, |k| {
+            frame.fill(&inbound[k % FLOWS], IF);
+            let _ = black_box(fw.process(now, &mut frame));
+        });
+        println!("forward/{name}/established {ns:.1}");
+        if method == Method::Nat {
+            let ns = best_of(rounds, per_round, |k| {
+                frame.fill(&replies[k % FLOWS], IF);
+                let _ = black_box(fw.process(now, &mut frame));
+            });
+            println!("forward/nat-reply/established {ns:.1}");
+        }
+    }
+    let (mut fw, vip, _) = forwarder(Method::Dr, false, 1 << 16);
+    let templates: Vec<Vec<u8>> = (0..4096)
+        .map(|i| testing::tcp(CLIENT, DIRECTOR, client(i * 7, false), vip, SYN, b""))
+        .collect();
+    let ns = best_of(rounds, per_round, |k| {
+        let n = k as u32;
+        frame.fill(&templates[k % templates.len()], IF);
+        let bytes = frame.bytes_mut();
+        bytes[34..36].copy_from_slice(&(n as u16).to_be_bytes());
+        bytes[28..30].copy_from_slice(&((n >> 16) as u16).to_be_bytes());
+        bytes[24] = 0;
+        bytes[25] = 0;
+        let sum = ipv4_checksum(&bytes[14..34]);
+        bytes[24..26].copy_from_slice(&sum.to_be_bytes());
+        let _ = black_box(fw.process(Duration::from_secs(1), &mut frame));
+    });
+    println!("forward/dr/new-flow {ns:.1}");
+    let template = &templates[0];
+    let ns = best_of(rounds, per_round, |_| {
+        frame.fill(black_box(template), IF);
+        black_box(frame.len());
+    });
+    println!("forward/baseline/fill {ns:.1}");
+}
+
+fn main() {
+    if let Some(rounds) = std::env::var("FORWARD_BEST_OF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        best_of_report(rounds);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

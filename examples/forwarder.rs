@@ -25,7 +25,7 @@ use lb::forward::io::{Driver, KernelRules, NextHopResolver, PacketIo, PnetIo, Ri
 use lb::forward::report::stats_table;
 use lb::forward::{
     Encap, Forwarder, Method, PoolScheduler, Protocol, RealConfig, ServiceConfig, ServiceKey,
-    ServiceStatus, Settings,
+    ServiceStatus, Settings, Timeouts,
 };
 use lb::sched::{Algorithm, Persistence, PoolConfig};
 
@@ -68,9 +68,20 @@ struct Cli {
     /// One-packet scheduling for a UDP service (ipvsadm -o).
     #[arg(long)]
     ops: bool,
-    /// Connection table size.
-    #[arg(long, default_value_t = 1 << 18, value_name = "N")]
-    max_connections: usize,
+    /// Connection table size (allocated at start, about 250 bytes per entry).
+    #[arg(long, default_value_t = 1 << 18, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
+    max_connections: u32,
+    /// Connection timeouts in seconds, like `ipvsadm --set TCP TCPFIN UDP` (0 keeps a default:
+    /// 900 120 300).
+    #[arg(long = "set", num_args = 3, value_names = ["TCP", "TCPFIN", "UDP"])]
+    timeouts: Option<Vec<u64>>,
+    /// Expire the connections of a removed real on their next packet (IPVS
+    /// `expire_nodest_conn`) instead of dropping their packets until they time out.
+    #[arg(long)]
+    expire_nodest_conn: bool,
+    /// Frames per receive / send batch (1 gives a one-frame-at-a-time loop, for comparison).
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    batch: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -211,10 +222,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Result<(), String> {
+    let mut timeouts = Timeouts::default();
+    if let Some(t) = &cli.timeouts {
+        let secs = |i: usize| Duration::from_secs(t.get(i).copied().unwrap_or(0));
+        timeouts.set(secs(0), secs(1), secs(2));
+    }
     let settings = Settings {
-        max_connections: cli.max_connections,
+        max_connections: cli.max_connections as usize,
         hash_seed: seed(),
-        ..Settings::default()
+        timeouts,
+        expire_nodest_conn: cli.expire_nodest_conn,
     };
     let mut fw = Forwarder::new(settings);
     let mut indices = Vec::new();
@@ -252,7 +269,7 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
         IoKind::Pnet => Box::new(PnetIo::open(&cli.interfaces).map_err(|e| format!("pnet: {e}"))?),
         IoKind::Fast => Box::new(RingIo::open(&indices).map_err(|e| format!("fast io: {e}"))?),
     };
-    let mut driver = Driver::new(fw, io, 64);
+    let mut driver = Driver::new(fw, io, usize::from(cli.batch));
     let term = Arc::new(AtomicBool::new(false));
     let usr1 = Arc::new(AtomicBool::new(false));
     for (sig, flag) in [

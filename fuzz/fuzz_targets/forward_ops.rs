@@ -1,7 +1,8 @@
 //! Drives the lb-forward datapath with arbitrary frames and arbitrary service changes.
 //!
 //! Contract held here:
-//! - nothing panics, whatever the bytes, the configuration changes or the clock;
+//! - nothing panics, whatever the bytes, the configuration changes or the clock (the tunnel
+//!   endpoint's decapsulator gets the raw bytes too);
 //! - every frame the forwarder emits for a well-formed input frame (built with valid
 //!   checksums) parses, with a valid checksum at every layer (IPv4 header, TCP, UDP, ICMP,
 //!   ICMPv6, through IPIP / IP6IP6 / GUE);
@@ -223,6 +224,9 @@ fuzz_target!(|input: Input| {
                 }
             }
             Op::Raw(other, bytes) => {
+                if let Ok(Some(d)) = lb_forward::decap::decapsulate(bytes, Some(GUE)) {
+                    assert!(d.inner.end <= bytes.len());
+                }
                 let mut f = Frame::from_bytes(bytes, if *other { OTHER_IF } else { IF });
                 let _ = fw.process(now, &mut f);
             }

@@ -2,22 +2,32 @@
 //! updates (RFC 1624, equation 3: `HC' = ~(~HC + ~m + m')`) for fields it rewrites, so that a
 //! rewrite costs a few additions whatever the payload size.
 
-/// Adds `data` as big-endian 16-bit words to a 32-bit accumulator (an odd last byte is padded
-/// with zero, as RFC 1071 says).
+/// Adds `data` as big-endian 16-bit words to an accumulator (an odd last byte is padded with
+/// zero, as RFC 1071 says). The result is at most 0x1fffe, so callers may add a few more
+/// 16-bit values before [`fold`].
+///
+/// Four bytes at a time into 64 bits: since 2^16 = 1 in one's complement arithmetic, a 32-bit
+/// word adds the same as its two halves, and the carries wait for the final fold instead of
+/// serialising every step.
 #[inline]
-pub(crate) fn sum(data: &[u8], mut acc: u32) -> u32 {
-    let mut words = data.chunks_exact(2);
+pub(crate) fn sum(data: &[u8], acc: u32) -> u32 {
+    let mut total = u64::from(acc);
+    let mut words = data.chunks_exact(4);
     for w in &mut words {
-        acc = acc.wrapping_add(u32::from(u16::from_be_bytes([w[0], w[1]])));
-        // Fold early so that very long inputs cannot overflow the accumulator.
-        if acc >= 0x8000_0000 {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
+        total += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
     }
-    if let [last] = words.remainder() {
-        acc = acc.wrapping_add(u32::from(*last) << 8);
+    let rest = words.remainder();
+    if rest.len() >= 2 {
+        total += u64::from(u16::from_be_bytes([rest[0], rest[1]]));
     }
-    acc
+    if rest.len() % 2 == 1 {
+        total += u64::from(rest[rest.len() - 1]) << 8;
+    }
+    let t = (total & 0xffff_ffff) + (total >> 32);
+    let t = (t & 0xffff_ffff) + (t >> 32);
+    let t = (t & 0xffff) + (t >> 16);
+    let t = (t & 0xffff) + (t >> 16);
+    t as u32
 }
 
 /// Folds a 32-bit accumulator into 16 bits of one's complement sum.
@@ -119,7 +129,26 @@ mod tests {
         assert_eq!(updated, 0x0000);
     }
 
+    fn naive(data: &[u8]) -> u16 {
+        let mut acc: u64 = 0;
+        for w in data.chunks(2) {
+            acc += u64::from(u16::from_be_bytes([w[0], w.get(1).copied().unwrap_or(0)]));
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
     proptest! {
+        #[test]
+        fn sum_is_rfc1071(data in proptest::collection::vec(any::<u8>(), 0..300), acc in 0u32..0x2_0000) {
+            let mut with = acc.to_be_bytes().to_vec();
+            with.extend_from_slice(&data);
+            prop_assert_eq!(fold(sum(&data, acc)), naive(&with));
+            prop_assert!(sum(&data, acc) <= 0x1fffe);
+        }
+
         #[test]
         fn incremental_equals_full(
             mut data in proptest::collection::vec(any::<u8>(), 4..200),

@@ -30,8 +30,16 @@ impl PartialEq for FlowKey {
 impl core::hash::Hash for FlowKey {
     #[inline]
     fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
-        for w in self.0 {
-            state.write_u64(w);
+        let w = &self.0;
+        // IPv4 addresses leave words 1 and 3 zero: three words carry the whole key.
+        if w[4] & 1 == 0 {
+            state.write_u64(w[0]);
+            state.write_u64(w[2]);
+            state.write_u64(w[4]);
+        } else {
+            for x in w {
+                state.write_u64(*x);
+            }
         }
     }
 }
@@ -64,39 +72,48 @@ impl FlowKey {
     }
 }
 
-/// One tracked connection.
+/// One tracked connection. `repr(C)` lays it out by use: the first cache line holds what the
+/// lookup compares and what every packet reads or updates except the timer, the second the
+/// timer, the service and real ids and the addresses rewrites need; the rest is read only when
+/// a connection opens or closes, or for NAT replies.
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub(crate) struct Conn {
     pub key_in: FlowKey,
-    /// The reply tuple (real to client), indexed for NAT only.
-    pub key_out: Option<FlowKey>,
-    /// The hashes the index filed the keys under (set by [`ConnTable::insert`]).
-    pub hash_in: u64,
-    pub hash_out: u64,
-    pub family: Family,
-    pub proto: u8,
-    pub client: [u8; 16],
-    pub cport: u16,
-    pub vip: [u8; 16],
-    pub vport: u16,
-    pub raddr: [u8; 16],
+    /// Spreads tunnelled flows (GUE source port, IPv6 flow label) on the real's side.
+    pub flow_hash: u32,
+    /// Where replies to the client go (NAT): the interface the client's frames came from.
+    pub client_if: u32,
     pub rport: u16,
-    pub method: Method,
-    pub service: u32,
-    pub service_gen: u32,
-    pub real: u32,
-    pub real_gen: u32,
+    pub vport: u16,
+    /// The slot holds a connection (the table's slab keeps dead slots for reuse).
+    pub live: bool,
     pub state: ConnState,
     /// No reply seen yet: TCP uses IPVS's INPUT_ONLY table.
     pub no_output: bool,
     /// Counted as active in the scheduler.
     pub active: bool,
+    pub method: Method,
+    // Second line.
     pub expires: Duration,
-    /// Where replies to the client go (NAT): the interface and MAC the client's frames came from.
-    pub client_if: u32,
+    pub service: u32,
+    pub service_gen: u32,
+    pub real: u32,
+    pub real_gen: u32,
+    pub raddr: [u8; 16],
+    pub vip: [u8; 16],
+    // Cold.
+    /// The MAC the client's frames came from (NAT replies go back to it).
     pub client_mac: [u8; 6],
-    /// Spreads tunnelled flows (GUE source port, IPv6 flow label) on the real's side.
-    pub flow_hash: u32,
+    pub family: Family,
+    pub proto: u8,
+    pub cport: u16,
+    /// The reply tuple (real to client), indexed for NAT only.
+    pub key_out: Option<FlowKey>,
+    /// The hashes the index filed the keys under (set by [`ConnTable::insert`]).
+    pub hash_in: u64,
+    pub hash_out: u64,
+    pub client: [u8; 16],
 }
 
 /// What a lookup found.
@@ -108,7 +125,8 @@ pub(crate) struct Hit {
 }
 
 pub(crate) struct ConnTable {
-    slots: Vec<Option<Conn>>,
+    /// Connections by index; dead ones (`live == false`) are on the free list.
+    slots: Vec<Conn>,
     free: Vec<u32>,
     /// Entries are `slot << 1 | reply`.
     index: FlowIndex,
@@ -150,8 +168,14 @@ impl ConnTable {
 
     #[inline]
     pub(crate) fn lookup(&self, key: &FlowKey) -> Option<Hit> {
-        let entry = self.index.find(self.hash(key), |e| {
-            let Some(Some(c)) = self.slots.get((e >> 1) as usize) else {
+        self.lookup_hashed(key, self.hash(key))
+    }
+
+    /// [`lookup`](Self::lookup) with the key's [`hash`](Self::hash) already computed.
+    #[inline]
+    pub(crate) fn lookup_hashed(&self, key: &FlowKey, hash: u64) -> Option<Hit> {
+        let entry = self.index.find(hash, |e| {
+            let Some(c) = self.slots.get((e >> 1) as usize).filter(|c| c.live) else {
                 return false;
             };
             if e & 1 == 0 {
@@ -168,27 +192,31 @@ impl ConnTable {
 
     #[inline]
     pub(crate) fn get(&self, index: u32) -> Option<&Conn> {
-        self.slots.get(index as usize)?.as_ref()
+        self.slots.get(index as usize).filter(|c| c.live)
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, index: u32) -> Option<&mut Conn> {
-        self.slots.get_mut(index as usize)?.as_mut()
+        self.slots.get_mut(index as usize).filter(|c| c.live)
     }
 
-    /// Inserts a connection; `None` when the table is full or one of its keys is taken.
+    /// Inserts a connection whose `key_in` the caller just looked up in vain, with
+    /// `conn.hash_in` set to its hash; `None` when the table is full or the reply key is taken.
     pub(crate) fn insert(&mut self, mut conn: Conn) -> Option<u32> {
-        if self.is_full()
-            || self.lookup(&conn.key_in).is_some()
-            || conn.key_out.is_some_and(|k| self.lookup(&k).is_some())
-        {
+        debug_assert_eq!(conn.hash_in, self.hash(&conn.key_in));
+        if self.is_full() {
             return None;
         }
-        conn.hash_in = self.hash(&conn.key_in);
-        conn.hash_out = conn.key_out.map_or(0, |k| self.hash(&k));
+        conn.live = true;
+        if let Some(out) = conn.key_out {
+            conn.hash_out = self.hash(&out);
+            if self.lookup_hashed(&out, conn.hash_out).is_some() {
+                return None;
+            }
+        }
         let index = match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = Some(conn);
+                self.slots[i as usize] = conn;
                 i
             }
             None => {
@@ -196,7 +224,7 @@ impl ConnTable {
                 let i = u32::try_from(self.slots.len())
                     .ok()
                     .filter(|i| *i < 1 << 31)?;
-                self.slots.push(Some(conn));
+                self.slots.push(conn);
                 i
             }
         };
@@ -208,32 +236,18 @@ impl ConnTable {
         Some(index)
     }
 
-    pub(crate) fn remove(&mut self, index: u32) -> Option<Conn> {
-        let conn = self.slots.get_mut(index as usize)?.take()?;
+    /// Removes a connection; the reference shows it as it was until the slot is reused.
+    pub(crate) fn remove(&mut self, index: u32) -> Option<&Conn> {
+        let slot = self.slots.get_mut(index as usize).filter(|c| c.live)?;
+        slot.live = false;
+        let conn = &self.slots[index as usize];
         self.index.remove(conn.hash_in, index << 1);
         if conn.key_out.is_some() {
             self.index.remove(conn.hash_out, index << 1 | 1);
         }
         self.free.push(index);
         self.len -= 1;
-        if self.index.needs_rebuild() {
-            self.rebuild_index();
-        }
         Some(conn)
-    }
-
-    /// Files every live connection anew, dropping the tombstones (memory is reused).
-    fn rebuild_index(&mut self) {
-        self.index.clear();
-        for (i, c) in self.slots.iter().enumerate() {
-            if let Some(c) = c {
-                let i = i as u32;
-                self.index.insert(c.hash_in, i << 1);
-                if c.key_out.is_some() {
-                    self.index.insert(c.hash_out, i << 1 | 1);
-                }
-            }
-        }
     }
 
     /// The next `budget` slots under the clock hand whose connections expired at `now`.
@@ -244,7 +258,8 @@ impl ConnTable {
         }
         for _ in 0..budget.min(n) {
             self.hand = (self.hand + 1) % n;
-            if self.slots[self.hand].is_some_and(|c| c.expires <= now) {
+            let c = &self.slots[self.hand];
+            if c.live && c.expires <= now {
                 out(self.hand as u32);
             }
         }
@@ -259,10 +274,10 @@ impl ConnTable {
         }
         for _ in 0..EVICTION_PROBES.min(n) {
             self.hand = (self.hand + 1) % n;
-            let replaceable = |c: Conn| {
-                c.expires <= now || !matches!(c.state, ConnState::Established | ConnState::Udp)
-            };
-            if self.slots[self.hand].is_some_and(replaceable) {
+            let c = &self.slots[self.hand];
+            let replaceable =
+                c.expires <= now || !matches!(c.state, ConnState::Established | ConnState::Udp);
+            if c.live && replaceable {
                 return Some(self.hand as u32);
             }
         }
@@ -273,6 +288,7 @@ impl ConnTable {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| Some((i as u32, c.as_ref()?)))
+            .filter(|(_, c)| c.live)
+            .map(|(i, c)| (i as u32, c))
     }
 }

@@ -39,7 +39,6 @@ struct Route {
     vip: [u8; 16],
     vport: u16,
     client_if: u32,
-    client_mac: [u8; 6],
     flow_hash: u32,
 }
 
@@ -52,7 +51,6 @@ impl Route {
             vip: c.vip,
             vport: c.vport,
             client_if: c.client_if,
-            client_mac: c.client_mac,
             flow_hash: c.flow_hash,
         }
     }
@@ -83,6 +81,7 @@ impl<S: Scheduler> Forwarder<S> {
         verdict
     }
 
+    #[inline(always)]
     fn handle(&mut self, now: Duration, frame: &mut Frame) -> Verdict {
         let Some(ingress) = self.interface(frame.interface) else {
             return Verdict::Drop(DropReason::UnknownInterface);
@@ -125,14 +124,21 @@ impl<S: Scheduler> Forwarder<S> {
                 flags: 0,
                 tcp_hdr_len: 0,
             },
-            L4::IcmpError(q) => return self.icmp_error(now, frame, &ingress, &pkt, &q),
+            L4::IcmpError => {
+                return match wire::quoted(frame.bytes(), &pkt.ip) {
+                    Ok(Some(q)) => self.icmp_error(now, frame, &ingress, &pkt, &q),
+                    Ok(None) => Verdict::Ignore,
+                    Err(reason) => Verdict::Drop(reason),
+                };
+            }
             L4::Other => return Verdict::Ignore,
         };
         let ip = &pkt.ip;
         let key = FlowKey::new(
             flow.proto, ip.family, &ip.src, flow.sport, &ip.dst, flow.dport,
         );
-        if let Some(hit) = self.conns.lookup(&key) {
+        let hash = self.conns.hash(&key);
+        if let Some(hit) = self.conns.lookup_hashed(&key, hash) {
             let expired = self.conns.get(hit.index).is_none_or(|c| c.expires <= now);
             if !expired {
                 return if hit.reply {
@@ -148,7 +154,7 @@ impl<S: Scheduler> Forwarder<S> {
         let Some(service) = self.service_for(flow.proto, ip.family, &ip.dst, flow.dport) else {
             return Verdict::Ignore;
         };
-        self.new_connection(now, frame, &ingress, &pkt, flow, key, service)
+        self.new_connection(now, frame, &ingress, &pkt, flow, (key, hash), service)
     }
 
     fn is_vip(&self, addr: &[u8; 16], family: Family) -> bool {
@@ -177,7 +183,7 @@ impl<S: Scheduler> Forwarder<S> {
         ingress: &InterfaceConfig,
         pkt: &Packet,
         flow: Flow,
-        key: FlowKey,
+        (key, hash): (FlowKey, u64),
         service: u32,
     ) -> Verdict {
         // IPVS schedules TCP on a SYN only, never on a RST.
@@ -256,8 +262,9 @@ impl<S: Scheduler> Forwarder<S> {
             expires: expiry(now, self.settings.timeouts.get(state)),
             client_if: ingress.index,
             client_mac,
-            flow_hash: self.conns.hash(&key) as u32,
-            hash_in: 0,
+            live: true,
+            flow_hash: hash as u32,
+            hash_in: hash,
             hash_out: 0,
         };
         svc.counters.conns += 1;
@@ -290,6 +297,7 @@ impl<S: Scheduler> Forwarder<S> {
     }
 
     /// A packet from the client side of a tracked connection.
+    #[inline(always)]
     fn inbound(
         &mut self,
         now: Duration,
@@ -309,6 +317,7 @@ impl<S: Scheduler> Forwarder<S> {
     /// Updates a connection's state, timeout, load counts and traffic counters for a packet
     /// in one direction; its real's next hop and MSS clamping, and a copy of the connection.
     /// `None` when its real is gone (the connection then follows `expire_nodest_conn`).
+    #[inline(always)]
     fn track(
         &mut self,
         now: Duration,
@@ -329,7 +338,7 @@ impl<S: Scheduler> Forwarder<S> {
             .is_some_and(|r| r.generation == real_gen && r.real.is_some());
         let real_slot = if live {
             real_id
-        } else if let Some(slot) = self.bind_live_real(index, now) {
+        } else if let Some(slot) = self.bind_live_real(index) {
             slot
         } else {
             if self.settings.expire_nodest_conn {
@@ -379,7 +388,7 @@ impl<S: Scheduler> Forwarder<S> {
     /// The connection's real if it is still configured; if it was removed and a real with
     /// the same address and method was added back since, the connection moves to it (as
     /// IPVS revives a removed destination).
-    fn bind_live_real(&mut self, index: u32, _now: Duration) -> Option<RealId> {
+    fn bind_live_real(&mut self, index: u32) -> Option<RealId> {
         let c = *self.conns.get(index)?;
         let svc = self.live_service_mut(&c)?;
         if live_real(&mut svc.reals, &c).is_some() {
@@ -410,6 +419,7 @@ impl<S: Scheduler> Forwarder<S> {
 
     /// Rewrites a client's packet for its real server according to the method.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn send_to_real(
         &mut self,
         frame: &mut Frame,
@@ -446,9 +456,12 @@ impl<S: Scheduler> Forwarder<S> {
                 if ip.total_len() > room {
                     return self.too_big(frame, ingress, pkt, room as u32);
                 }
+                // Built in registers: see `wire::v4_in_16`.
                 let src = match (ip.family, egress.ipv4, egress.ipv6) {
-                    (Family::V4, Some(a), _) => crate::forwarder::raw_addr(a.into()).0,
-                    (Family::V6, _, Some(a)) => crate::forwarder::raw_addr(a.into()).0,
+                    (Family::V4, Some(a), _) => {
+                        u128::from(u32::from_le_bytes(a.octets())).to_le_bytes()
+                    }
+                    (Family::V6, _, Some(a)) => a.octets(),
                     _ => return Verdict::Drop(DropReason::NoTunnelSource),
                 };
                 self.ip_id = self.ip_id.wrapping_add(1);
@@ -480,7 +493,7 @@ impl<S: Scheduler> Forwarder<S> {
     ) -> Verdict {
         let ip = &pkt.ip;
         let may_fragment = ip.family == Family::V4 && frame.bytes()[ip.off + 6] & 0x40 == 0;
-        if may_fragment || matches!(pkt.l4, L4::IcmpError(_)) {
+        if may_fragment || matches!(pkt.l4, L4::IcmpError) {
             return Verdict::Drop(DropReason::TooBig);
         }
         self.ip_id = self.ip_id.wrapping_add(1);
@@ -497,6 +510,7 @@ impl<S: Scheduler> Forwarder<S> {
 
     /// A NAT reply: the real's address and port become the VIP's again, and the frame goes
     /// back the way the client's came.
+    #[inline(always)]
     fn reply(
         &mut self,
         now: Duration,
@@ -511,11 +525,14 @@ impl<S: Scheduler> Forwarder<S> {
         let Some(out) = self.interface(conn.client_if) else {
             return Verdict::Drop(DropReason::UnknownInterface);
         };
+        let Some(client_mac) = self.conns.get(index).map(|c| c.client_mac) else {
+            return Verdict::Drop(DropReason::RealRemoved);
+        };
         if !frame.resize(ETH_LEN + pkt.ip.total_len()) {
             return Verdict::Drop(DropReason::Truncated);
         }
         nat(frame.bytes_mut(), &pkt.ip, Side::Src, &conn.vip, conn.vport);
-        set_macs(frame.bytes_mut(), &conn.client_mac, &out.mac);
+        set_macs(frame.bytes_mut(), &client_mac, &out.mac);
         frame.interface = out.index;
         Verdict::Transmit
     }
@@ -560,6 +577,9 @@ impl<S: Scheduler> Forwarder<S> {
             let Some(out) = self.interface(conn.client_if) else {
                 return Verdict::Drop(DropReason::UnknownInterface);
             };
+            let Some(client_mac) = self.conns.get(index).map(|c| c.client_mac) else {
+                return Verdict::Drop(DropReason::RealRemoved);
+            };
             icmp::translate(
                 frame.bytes_mut(),
                 &pkt.ip,
@@ -568,7 +588,7 @@ impl<S: Scheduler> Forwarder<S> {
                 &conn.vip,
                 conn.vport,
             );
-            set_macs(frame.bytes_mut(), &conn.client_mac, &out.mac);
+            set_macs(frame.bytes_mut(), &client_mac, &out.mac);
             frame.interface = out.index;
             return Verdict::Transmit;
         }

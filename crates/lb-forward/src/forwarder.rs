@@ -18,12 +18,29 @@ use crate::stats::{Counters, Stats};
 use crate::wire::Family;
 
 /// A service's lookup key in the datapath's representation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct VipKey {
     pub proto: u8,
     pub family: Family,
     pub vip: [u8; 16],
     pub port: u16,
+}
+
+// Words, not a byte slice: this is hashed for every packet that opens a connection.
+impl core::hash::Hash for VipKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        let mut a = [0u8; 8];
+        let mut b = [0u8; 8];
+        a.copy_from_slice(&self.vip[..8]);
+        b.copy_from_slice(&self.vip[8..]);
+        state.write_u64(u64::from_ne_bytes(a));
+        state.write_u64(u64::from_ne_bytes(b));
+        state.write_u64(
+            u64::from(self.port) << 16
+                | u64::from(self.proto) << 8
+                | (self.family == Family::V6) as u64,
+        );
+    }
 }
 
 pub(crate) fn raw_addr(ip: IpAddr) -> ([u8; 16], Family) {
@@ -153,6 +170,8 @@ pub struct Forwarder<S = PoolScheduler> {
     pub(crate) conns: ConnTable,
     pub(crate) stats: Stats,
     pub(crate) ip_id: u16,
+    /// When the schedulers were last ticked.
+    pub(crate) last_tick: Duration,
 }
 
 impl Forwarder<PoolScheduler> {
@@ -175,6 +194,7 @@ impl<S: Scheduler> Forwarder<S> {
             vips: HashMap::with_hasher(hasher),
             stats: Stats::default(),
             ip_id: 0,
+            last_tick: Duration::ZERO,
         }
     }
 
@@ -475,8 +495,15 @@ impl<S: Scheduler> Forwarder<S> {
 
     /// Expires up to `budget` table entries whose timeout passed, examining `budget` entries
     /// under a clock hand; returns how many expired. Call it regularly (for example once per
-    /// received batch with a budget of a few hundred): its cost is bounded by the budget.
+    /// received batch with a budget of a few hundred): its cost is bounded by the budget, plus,
+    /// once a second of `now`, each scheduler's [`Scheduler::tick`].
     pub fn expire(&mut self, now: Duration, budget: usize) -> usize {
+        if now.saturating_sub(self.last_tick) >= Duration::from_secs(1) {
+            self.last_tick = now;
+            for svc in self.services.iter_mut().filter_map(|s| s.service.as_mut()) {
+                svc.scheduler.tick(now);
+            }
+        }
         let mut expired = [0u32; 64];
         let mut total = 0;
         let mut left = budget;
@@ -502,17 +529,31 @@ impl<S: Scheduler> Forwarder<S> {
         let Some(c) = self.conns.remove(index) else {
             return;
         };
-        if let Some(svc) = self.live_service_mut(&c) {
-            let client = SocketAddr::new(ip_addr(&c.client, c.family), c.cport);
-            if let Some(r) = live_real(&mut svc.reals, &c) {
-                if c.active {
-                    r.active = r.active.saturating_sub(1);
-                } else {
-                    r.inactive = r.inactive.saturating_sub(1);
-                }
-                svc.scheduler.conn_closed(c.real, c.active, client, now);
-            }
+        let client = SocketAddr::new(ip_addr(&c.client, c.family), c.cport);
+        let (service, service_gen, real, real_gen, active) =
+            (c.service, c.service_gen, c.real, c.real_gen, c.active);
+        let Some(svc) = self
+            .services
+            .get_mut(service as usize)
+            .filter(|s| s.generation == service_gen)
+            .and_then(|s| s.service.as_mut())
+        else {
+            return;
+        };
+        let Some(r) = svc
+            .reals
+            .get_mut(real as usize)
+            .filter(|s| s.generation == real_gen)
+            .and_then(|s| s.real.as_mut())
+        else {
+            return;
+        };
+        if active {
+            r.active = r.active.saturating_sub(1);
+        } else {
+            r.inactive = r.inactive.saturating_sub(1);
         }
+        svc.scheduler.conn_closed(real, active, client, now);
     }
 
     pub(crate) fn live_service_mut(&mut self, c: &Conn) -> Option<&mut Service<S>> {

@@ -50,6 +50,7 @@ impl Frame {
 
     /// Replaces the content with a copy of `data` received on `interface`; `false` (frame
     /// emptied) when it does not fit.
+    #[inline]
     pub fn fill(&mut self, data: &[u8], interface: u32) -> bool {
         self.interface = interface;
         self.start = HEADROOM;
@@ -67,6 +68,7 @@ impl Frame {
     }
 
     /// The whole room after the headroom, to receive into; then call [`Frame::set_received`].
+    #[inline]
     pub fn receive_buffer(&mut self) -> &mut [u8] {
         self.start = HEADROOM;
         self.len = 0;
@@ -74,6 +76,7 @@ impl Frame {
     }
 
     /// Marks `len` bytes of [`Frame::receive_buffer`] as a frame received on `interface`.
+    #[inline]
     pub fn set_received(&mut self, len: usize, interface: u32) {
         self.start = HEADROOM;
         self.len = len.min(self.buf.len() - HEADROOM);
@@ -81,26 +84,31 @@ impl Frame {
     }
 
     /// The frame's bytes.
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         &self.buf[self.start..self.start + self.len]
     }
 
     /// The frame's bytes, writable.
+    #[inline]
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..self.start + self.len]
     }
 
     /// The frame's length.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the frame is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Grows the frame by `n` bytes at the front; `false` when the headroom is too small.
+    #[inline]
     pub(crate) fn push_front(&mut self, n: usize) -> bool {
         if n > self.start {
             return false;
@@ -111,6 +119,7 @@ impl Frame {
     }
 
     /// Sets the length, keeping the start; `false` when the buffer is too small.
+    #[inline]
     pub(crate) fn resize(&mut self, len: usize) -> bool {
         if self.start + len > self.buf.len() {
             return false;

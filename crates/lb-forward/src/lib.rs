@@ -68,8 +68,23 @@
 //! - **Bad input** never panics: every length is checked, and each dropped frame is counted
 //!   under a [`DropReason`] in [`Stats`].
 //!
+//! - **Statistics**: [`report::stats_table`] prints them like `ipvsadm -Ln --stats --rate`.
+//!
 //! What it does not do: reassemble fragments (fragments for a VIP are dropped and counted),
-//! fragment packets that do not fit a tunnel, or mix families between VIP and real.
+//! fragment packets that do not fit a tunnel, mix families between VIP and real, or verify TCP
+//! and UDP checksums on the way in (incremental updates keep a bad checksum bad, so the
+//! receiver still rejects it).
+//!
+//! # Around the core
+//!
+//! - `io` (feature `io`, Linux): the [`io::PacketIo`] batch trait with a pnet backend and a
+//!   `TPACKET_V3` ring backend, the [`io::Driver`] run loop, next hops from rtnetlink, the
+//!   nftables rules that keep the kernel off the forwarder's packets, and
+//!   [`io::TunnelEndpoint`], the userspace decapsulator for real servers without ipip.
+//!   `examples/forwarder.rs` and `examples/tunnel_endpoint.rs` at the workspace root are the
+//!   command-line tools built on them.
+//! - [`decap`]: finding the inner packet of an IPIP / IP6IP6 / GUE frame (sans-IO).
+//! - [`testing`]: frame builders and a checksum verifier for tests, benches and fuzzing.
 #![warn(clippy::unwrap_used)]
 
 mod checksum;

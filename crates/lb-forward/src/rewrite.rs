@@ -9,7 +9,7 @@ use crate::service::Encap;
 use crate::wire::{ETH_LEN, Family, Ip, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP};
 
 /// Sets the Ethernet destination and source.
-#[inline]
+#[inline(always)]
 pub(crate) fn set_macs(frame: &mut [u8], dst: &[u8; 6], src: &[u8; 6]) {
     frame[0..6].copy_from_slice(dst);
     frame[6..12].copy_from_slice(src);
@@ -32,6 +32,7 @@ fn l4_check_at(proto: u8) -> usize {
 /// Rewrites one address and port of a TCP or UDP packet and updates the IPv4 header
 /// checksum and the transport checksum incrementally. `buf` must hold the transport header's
 /// checksum (the caller checked the header length).
+#[inline]
 pub(crate) fn nat(buf: &mut [u8], ip: &Ip, side: Side, addr: &[u8; 16], port: u16) {
     let alen = ip.family.addr_len();
     let at = match side {

@@ -33,6 +33,13 @@ pub trait Scheduler {
     fn conn_changed(&mut self, id: RealId, active: bool);
     /// A connection to `id` ended; `client` sent it.
     fn conn_closed(&mut self, id: RealId, active: bool, client: SocketAddr, now: Duration);
+    /// Time passed: drop state that expired (persistence templates, locality caches). The
+    /// forwarder calls it about once a second of `now`, from [`Forwarder::expire`].
+    ///
+    /// [`Forwarder::expire`]: crate::Forwarder::expire
+    fn tick(&mut self, now: Duration) {
+        let _ = now;
+    }
 }
 
 /// A [`Scheduler`] on an lb-sched [`Pool`]: any of its algorithms, with persistence and slow
@@ -106,6 +113,9 @@ impl Scheduler for PoolScheduler {
         let _ = self.pool.conn_closed(BackendId(id), state(active));
         // A persistence template lives its timeout after the last connection it placed.
         self.pool.touch_persistence(client.ip(), now);
+    }
+
+    fn tick(&mut self, now: Duration) {
         self.pool.expire(now);
     }
 }

@@ -217,6 +217,7 @@ impl Default for Settings {
 }
 
 /// Settings shortcut: a connection that lives this long after its last packet.
+#[inline]
 pub(crate) fn expiry(now: Duration, timeout: Duration) -> Duration {
     now.saturating_add(timeout)
 }

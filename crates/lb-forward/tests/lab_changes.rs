@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use lab_support::{Lab, Mode, StartForwarder, VIP4, skip, tally};
+use lab_support::{ForwarderLab, Lab, Mode, VIP4, skip, tally};
 use lb_forward::io::{Driver, KernelRules, NextHopResolver, PnetIo, interface};
 use lb_forward::*;
 use lb_lab::{Netns, Proc, wait_until};
@@ -265,15 +265,6 @@ fn malformed_flood_is_counted_and_survived() {
             "10.0.0.5:80",
         ])
         .unwrap();
-    let stdout = lab.procs[idx].child_mut().stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
     assert!(
         lab.http_get(&format!("http://{VIP4}/"))
             .unwrap()
@@ -318,13 +309,8 @@ fn malformed_flood_is_counted_and_survived() {
 
     // The statistics table (SIGUSR1) counts the drops by reason.
     let drops = wait_until(Duration::from_secs(10), Duration::from_millis(200), || {
-        lab.procs[idx].signal("USR1").ok()?;
-        let line = rx
-            .recv_timeout(Duration::from_secs(2))
-            .ok()
-            .into_iter()
-            .chain(rx.try_iter())
-            .find(|l| l.starts_with("drops:"))?;
+        let table = lab.stats(idx).ok()?;
+        let line = table.lines().find(|l| l.starts_with("drops:"))?.to_owned();
         let total: u64 = line
             .split_whitespace()
             .filter_map(|kv| kv.rsplit_once('=')?.1.parse::<u64>().ok())
@@ -334,4 +320,75 @@ fn malformed_flood_is_counted_and_survived() {
     let line = drops.expect("the flood's drops were counted");
     assert!(line.contains("bad ip header="), "{line}");
     assert!(line.contains("truncated="), "{line}");
+}
+
+#[test]
+fn sigterm_removes_what_was_installed() {
+    if skip("sigterm_removes_what_was_installed") {
+        return;
+    }
+    let mut lab = Lab::new("fsig", [Mode::Tun, Mode::Dr, Mode::Dr]).unwrap();
+    let real = lab.real(0);
+    assert_eq!(
+        real.run(&["sysctl", "-n", "net.ipv4.conf.all.arp_ignore"])
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    assert!(
+        real.run(&["nft", "list", "tables"])
+            .unwrap()
+            .contains("lb_tunnel_")
+    );
+    let idx = lab
+        .forwarder(&[
+            "--service",
+            "tcp:10.0.0.100:80",
+            "--real",
+            "10.0.0.3:80,method=tun",
+        ])
+        .unwrap();
+    assert!(
+        lab.director()
+            .run(&["nft", "list", "tables"])
+            .unwrap()
+            .contains("lb_forward_")
+    );
+    assert!(
+        lab.http_get(&format!("http://{VIP4}/"))
+            .unwrap()
+            .starts_with("real-0")
+    );
+
+    lab.procs[idx].signal("TERM").unwrap();
+    let status = lab.procs[idx].wait_timeout(Duration::from_secs(5)).unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(
+        !lab.director()
+            .run(&["nft", "list", "tables"])
+            .unwrap()
+            .contains("lb_forward_")
+    );
+
+    // The tunnel endpoint was the first process started on real 0.
+    lab.procs[0].signal("TERM").unwrap();
+    let status = lab.procs[0].wait_timeout(Duration::from_secs(5)).unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let real = lab.real(0);
+    assert!(
+        !real
+            .run(&["nft", "list", "tables"])
+            .unwrap()
+            .contains("lb_tunnel_")
+    );
+    assert!(
+        real.run(&["ip", "link", "show", "lbtun0"]).is_err(),
+        "the TUN device is gone"
+    );
+    assert_eq!(
+        real.run(&["sysctl", "-n", "net.ipv4.conf.all.arp_ignore"])
+            .unwrap()
+            .trim(),
+        "0"
+    );
 }

@@ -6,7 +6,7 @@
 
 mod lab_support;
 
-use lab_support::{Lab, Mode, StartForwarder, VIP4, VIP6, skip, tally};
+use lab_support::{ForwarderLab, Lab, Mode, VIP4, VIP6, skip, tally};
 
 fn nine_http(lab: &Lab, url: &str) -> Vec<String> {
     (0..9).map(|_| lab.http_get(url).unwrap()).collect()
@@ -37,7 +37,7 @@ fn dr_tcp_and_udp_over_ipv4_and_ipv6() {
     let tcp = reals("80");
     let mut args = vec!["--service", "tcp:10.0.0.100:80", "--scheduler", "rr"];
     args.extend(tcp.iter().map(String::as_str));
-    lab.forwarder(&args).unwrap();
+    let web = lab.forwarder(&args).unwrap();
     let udp = reals("53");
     let mut args = vec![
         "--service",
@@ -60,6 +60,10 @@ fn dr_tcp_and_udp_over_ipv4_and_ipv6() {
     assert_round_robin(&nine_http(&lab, &format!("http://{VIP4}/")));
     assert_round_robin(&nine_udp(&lab, VIP4));
     assert_round_robin(&nine_http(&lab, &format!("http://[{VIP6}]/")));
+    // Replies went straight from the reals to the client: the director saw none.
+    let (inp, out) = lab.packets_in_out(web).unwrap();
+    assert!(inp >= 9 * 3, "{inp}");
+    assert_eq!(out, 0);
 }
 
 #[test]
@@ -68,19 +72,20 @@ fn nat_tcp_and_udp_replies_come_back_through_the_director() {
         return;
     }
     let mut lab = Lab::new("fnat", [Mode::Nat; 3]).unwrap();
-    lab.forwarder(&[
-        "--service",
-        "tcp:10.0.0.100:8080",
-        "--scheduler",
-        "rr",
-        "--real",
-        "10.0.0.3:80,method=nat",
-        "--real",
-        "10.0.0.4:80,method=nat",
-        "--real",
-        "10.0.0.5:80,method=nat",
-    ])
-    .unwrap();
+    let web = lab
+        .forwarder(&[
+            "--service",
+            "tcp:10.0.0.100:8080",
+            "--scheduler",
+            "rr",
+            "--real",
+            "10.0.0.3:80,method=nat",
+            "--real",
+            "10.0.0.4:80,method=nat",
+            "--real",
+            "10.0.0.5:80,method=nat",
+        ])
+        .unwrap();
     lab.forwarder(&[
         "--service",
         "udp:10.0.0.100:53",
@@ -113,6 +118,9 @@ fn nat_tcp_and_udp_replies_come_back_through_the_director() {
     assert_round_robin(&nine_http(&lab, &format!("http://{VIP4}:8080/")));
     assert_round_robin(&nine_udp(&lab, VIP4));
     assert_round_robin(&nine_http(&lab, &format!("http://[{VIP6}]:8080/")));
+    // Every reply came back through the director.
+    let (inp, out) = lab.packets_in_out(web).unwrap();
+    assert!(inp >= 9 * 3 && out >= 9 * 3, "{inp} {out}");
 }
 
 #[test]
@@ -121,20 +129,21 @@ fn tun_ipip_ip6ip6_and_gue_to_userspace_tunnel_endpoints() {
         return;
     }
     let mut lab = Lab::new("ftun", [Mode::Tun; 3]).unwrap();
-    lab.forwarder(&[
-        "--service",
-        "tcp:10.0.0.100:80",
-        "--scheduler",
-        "rr",
-        "--mss-clamp",
-        "--real",
-        "10.0.0.3:80,method=tun",
-        "--real",
-        "10.0.0.4:80,method=tun",
-        "--real",
-        "10.0.0.5:80,method=tun",
-    ])
-    .unwrap();
+    let web = lab
+        .forwarder(&[
+            "--service",
+            "tcp:10.0.0.100:80",
+            "--scheduler",
+            "rr",
+            "--mss-clamp",
+            "--real",
+            "10.0.0.3:80,method=tun",
+            "--real",
+            "10.0.0.4:80,method=tun",
+            "--real",
+            "10.0.0.5:80,method=tun",
+        ])
+        .unwrap();
     lab.forwarder(&[
         "--service",
         "udp:10.0.0.100:53",
@@ -166,4 +175,8 @@ fn tun_ipip_ip6ip6_and_gue_to_userspace_tunnel_endpoints() {
     assert_round_robin(&nine_http(&lab, &format!("http://{VIP4}/")));
     assert_round_robin(&nine_udp(&lab, VIP4));
     assert_round_robin(&nine_http(&lab, &format!("http://[{VIP6}]/")));
+    // Replies went straight from the reals (from the VIP, by their own routing).
+    let (inp, out) = lab.packets_in_out(web).unwrap();
+    assert!(inp >= 9 * 3, "{inp}");
+    assert_eq!(out, 0);
 }

@@ -424,3 +424,159 @@ fn own_frames_non_ip_and_fragments() {
     );
     assert_eq!(fw.connection_count(), 0);
 }
+
+#[test]
+fn the_tunnel_endpoint_finds_what_the_director_wrapped() {
+    use lb_forward::decap::decapsulate;
+    let gue = Method::Tunnel(Encap::Gue { port: GUE_PORT });
+    for (vip, client, real, method) in [
+        (
+            "10.0.0.100:80",
+            "10.0.0.1:40000",
+            "10.0.0.3:0",
+            Method::Tunnel(Encap::Ip),
+        ),
+        (
+            "[fd00::100]:80",
+            "[fd00::1]:40000",
+            "[fd00::3]:0",
+            Method::Tunnel(Encap::Ip),
+        ),
+        ("10.0.0.100:80", "10.0.0.1:40000", "10.0.0.3:0", gue),
+        ("[fd00::100]:80", "[fd00::1]:40000", "[fd00::3]:0", gue),
+    ] {
+        let mut fw = forwarder(Settings::default());
+        service(
+            &mut fw,
+            Protocol::Tcp,
+            vip,
+            pool(Algorithm::Rr),
+            &[(real, method)],
+        );
+        let mut f = tcp_in(client, vip, SYN, b"payload");
+        let inner = f.bytes()[14..].to_vec();
+        assert_eq!(fw.process(s(1), &mut f), Verdict::Transmit);
+        let d = decapsulate(f.bytes(), Some(GUE_PORT)).unwrap().unwrap();
+        assert_eq!(&f.bytes()[d.inner.clone()], &inner[..]);
+        assert_eq!(d.inner_dst, ip_of(vip));
+        // Without the GUE port, GUE frames are plain UDP to the endpoint.
+        if method == gue {
+            assert_eq!(decapsulate(f.bytes(), None), Ok(None));
+        }
+        // A cut frame is an error, not a panic.
+        let cut = &f.bytes()[..f.len() - 3];
+        assert!(decapsulate(cut, Some(GUE_PORT)).is_err());
+    }
+    // Plain traffic is not tunnelled.
+    let plain = tcp_in("10.0.0.1:1", "10.0.0.100:80", SYN, b"");
+    assert_eq!(decapsulate(plain.bytes(), Some(GUE_PORT)), Ok(None));
+}
+
+/// An ICMPv6 error (type 1, destination unreachable) from `src` to `dst` quoting `quoted`.
+fn icmp_v6(mac: [u8; 6], src: &str, dst: &str, quoted: &[u8]) -> Vec<u8> {
+    let src: std::net::Ipv6Addr = src.parse().unwrap();
+    let dst: std::net::Ipv6Addr = dst.parse().unwrap();
+    let mut msg = vec![1, 4, 0, 0, 0, 0, 0, 0];
+    msg.extend_from_slice(&quoted[..quoted.len().min(1232)]);
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    pseudo.extend_from_slice(&msg);
+    let c = !fold(&pseudo);
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut f = Vec::new();
+    f.extend_from_slice(&DIRECTOR_MAC);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x86, 0xdd]);
+    let mut h = [0u8; 40];
+    h[0] = 0x60;
+    h[4..6].copy_from_slice(&(msg.len() as u16).to_be_bytes());
+    h[6] = 58;
+    h[7] = 64;
+    h[8..24].copy_from_slice(&src.octets());
+    h[24..40].copy_from_slice(&dst.octets());
+    f.extend_from_slice(&h);
+    f.extend_from_slice(&msg);
+    f
+}
+
+#[test]
+fn icmpv6_errors_are_translated_for_nat() {
+    let mut fw = forwarder(Settings::default());
+    service(
+        &mut fw,
+        Protocol::Udp,
+        "[fd00::100]:53",
+        pool(Algorithm::Rr),
+        &[("[fd00::3]:5353", Method::Nat)],
+    );
+    let mut f = udp_in("[fd00::1]:5000", "[fd00::100]:53", b"query", true);
+    assert_eq!(fw.process(s(1), &mut f), Verdict::Transmit);
+    let to_real = f.bytes()[14..].to_vec();
+    let icmp = icmp_v6(real_mac(0), "fd00::3", "fd00::1", &to_real);
+    let mut e = Frame::from_bytes(&icmp, IF);
+    assert_eq!(fw.process(s(1), &mut e), Verdict::Transmit);
+    let b = e.bytes();
+    let c = verify(b);
+    assert_eq!(c.proto, 58);
+    assert_eq!(c.ips[0], (ip_of("[fd00::100]:0"), ip_of("[fd00::1]:0")));
+    assert_eq!(&b[0..6], &CLIENT_MAC);
+    // The quote names the VIP and the service port again.
+    let q = 14 + 40 + 8;
+    assert_eq!(
+        &b[q + 24..q + 40],
+        &ip_of("[fd00::100]:0")
+            .to_string()
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets()
+    );
+    assert_eq!(&b[q + 42..q + 44], &53u16.to_be_bytes());
+}
+
+#[test]
+fn ipv6_extension_headers_are_walked() {
+    let mut fw = forwarder(Settings::default());
+    service(
+        &mut fw,
+        Protocol::Tcp,
+        "[fd00::100]:80",
+        pool(Algorithm::Rr),
+        &[("[fd00::3]:8080", Method::Nat)],
+    );
+    // Insert an 8-byte hop-by-hop header (PadN) between the IPv6 header and TCP.
+    let plain = lb_forward::testing::tcp(
+        CLIENT_MAC,
+        DIRECTOR_MAC,
+        sa("[fd00::1]:4000"),
+        sa("[fd00::100]:80"),
+        SYN,
+        b"",
+    );
+    let mut f = plain[..14 + 40].to_vec();
+    f[14 + 6] = 0; // next header: hop-by-hop
+    let payload = u16::from_be_bytes([f[18], f[19]]) + 8;
+    f[18..20].copy_from_slice(&payload.to_be_bytes());
+    f.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+    f.extend_from_slice(&plain[14 + 40..]);
+    let mut frame = Frame::from_bytes(&f, IF);
+    assert_eq!(fw.process(s(1), &mut frame), Verdict::Transmit);
+    let c = check_frame_v6(frame.bytes());
+    assert_eq!(c.ports, Some((4000, 8080)));
+    // A fragment header instead: a fragment for the VIP, dropped and counted.
+    let mut frag = f.clone();
+    frag[14 + 40] = 6;
+    frag[14 + 6] = 44;
+    frag[14 + 40 + 1] = 0;
+    let mut frame = Frame::from_bytes(&frag, IF);
+    assert_eq!(
+        fw.process(s(1), &mut frame),
+        Verdict::Drop(DropReason::Fragment)
+    );
+}
+
+fn check_frame_v6(b: &[u8]) -> lb_forward::testing::Checked {
+    lb_forward::testing::check_frame(b, None).unwrap_or_else(|e| panic!("{e}"))
+}

@@ -166,6 +166,7 @@ proptest! {
     fn arbitrary_bytes_never_panic(frames in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..200), 1..50)) {
         let mut fw = lab();
         for bytes in &frames {
+            let _ = lb_forward::decap::decapsulate(bytes, Some(GUE_PORT));
             let mut f = Frame::from_bytes(bytes, IF);
             let _ = fw.process(core::time::Duration::ZERO, &mut f);
         }

@@ -161,3 +161,46 @@ fn one_packet_scheduling_spreads_datagrams_and_keeps_no_entry() {
     assert_eq!(fw.connection_count(), 0);
     assert_eq!(fw.status()[0].counters.conns, 6);
 }
+
+#[test]
+fn the_stats_table_reads_like_ipvsadm() {
+    let mut fw = forwarder(Settings::default());
+    let key = service(
+        &mut fw,
+        Protocol::Tcp,
+        "10.0.0.100:80",
+        pool(Algorithm::Rr),
+        &reals3(),
+    );
+    fw.edit_real(&key, sa("10.0.0.4:0"), 0, false, s(0))
+        .unwrap();
+    let before = fw.status();
+    for i in 0..4u16 {
+        let mut f = tcp_in(&format!("10.0.1.1:{}", 1000 + i), "10.0.0.100:80", SYN, b"");
+        assert_eq!(fw.process(s(1), &mut f), Verdict::Transmit);
+    }
+    let mut bad = Frame::from_bytes(&[0u8; 10], IF);
+    let _ = fw.process(s(1), &mut bad);
+    let table = lb_forward::report::stats_table(
+        &fw.status(),
+        Some((&before, core::time::Duration::from_secs(2))),
+        fw.stats(),
+        fw.connection_count(),
+    );
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("Prot LocalAddress:Port"), "{table}");
+    assert!(
+        lines[1].contains("Conns") && lines[1].contains("OutBPS"),
+        "{table}"
+    );
+    let svc = lines[2];
+    assert!(svc.starts_with("tcp:10.0.0.100:80"), "{table}");
+    // 4 connections, 4 packets in, over 2 s: CPS 2, InPPS 2.
+    let cols: Vec<&str> = svc.split_whitespace().collect();
+    assert_eq!(&cols[1..3], &["4", "4"], "{table}");
+    assert_eq!(&cols[6..8], &["2", "2"], "{table}");
+    assert!(lines[3].contains("-> 10.0.0.3:0 Route 1 0 2"), "{table}");
+    assert!(lines[4].contains("-> 10.0.0.4:0 Route 0 0 0"), "{table}");
+    assert!(table.contains("connections 4"), "{table}");
+    assert!(table.contains("drops: truncated=1"), "{table}");
+}

@@ -33,6 +33,10 @@ pub struct EndpointStats {
 /// kernel (which has no tunnel driver and would answer "protocol unreachable"); and, as every
 /// LVS-TUN real needs, `net.ipv4.conf.all.arp_ignore=1` and `arp_announce=2` so that the host
 /// does not answer ARP for the VIPs it now holds (the previous values come back on drop).
+///
+/// Reverse-path filtering is turned off on the TUN device only; a host-wide strict setting
+/// (`net.ipv4.conf.all.rp_filter=1`) still wins and drops the inner packets, so such a host
+/// needs loose mode (2).
 pub struct TunnelEndpoint {
     tun: tun_rs::SyncDevice,
     tun_name: String,

@@ -1,6 +1,8 @@
-//! The portable backend: pnet datalink channels. pnet reads and writes one frame per call;
-//! this backend drains every ready interface into a batch and waits on all of them at once
-//! with epoll, so that an idle interface never delays a busy one.
+//! The default backend: pnet datalink channels for receiving. pnet reads one frame per call
+//! (a `poll` and a `recvfrom`); this backend drains every ready interface into a batch and
+//! waits on all of them at once with epoll, so that an idle interface never delays a busy one.
+//! pnet's sender also costs a `poll` and a `sendto` per frame, so a batch leaves with one
+//! `sendmmsg` on the same socket instead.
 
 use std::io;
 use std::os::fd::{IntoRawFd, RawFd};
@@ -8,10 +10,11 @@ use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use pnet_datalink::{Channel, Config, DataLinkReceiver, DataLinkSender, NetworkInterface};
+use pnet_datalink::{Channel, Config, DataLinkReceiver, NetworkInterface};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::PacketIo;
+use super::mmsg::Scratch;
 use crate::frame::{DEFAULT_CAPACITY, Frame};
 
 /// `ETH_P_ALL`: every protocol.
@@ -19,7 +22,8 @@ const ETH_P_ALL: u16 = 0x0003;
 
 struct Port {
     index: u32,
-    tx: Box<dyn DataLinkSender>,
+    /// pnet's socket, kept open by `rx`; batches are sent on it.
+    fd: RawFd,
     rx: Box<dyn DataLinkReceiver>,
     /// Frames may be waiting (epoll is edge-triggered: a port is read until empty).
     ready: bool,
@@ -32,6 +36,7 @@ pub struct PnetIo {
     events: Events,
     /// Where the next batch starts reading, so that no interface starves the others.
     next: usize,
+    scratch: Scratch,
 }
 
 impl PnetIo {
@@ -67,15 +72,16 @@ impl PnetIo {
                 socket_fd: Some(fd),
                 ..Config::default()
             };
-            let (tx, rx) = match pnet_datalink::channel(iface, config)? {
-                Channel::Ethernet(tx, rx) => (tx, rx),
+            // pnet's sender is not used (see the module doc); its receiver holds the socket.
+            let rx = match pnet_datalink::channel(iface, config)? {
+                Channel::Ethernet(_tx, rx) => rx,
                 _ => return Err(io::Error::other("pnet: not an Ethernet channel")),
             };
             poll.registry()
                 .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)?;
             ports.push(Port {
                 index: iface.index,
-                tx,
+                fd,
                 rx,
                 ready: true,
             });
@@ -85,6 +91,7 @@ impl PnetIo {
             poll,
             events: Events::with_capacity(64),
             next: 0,
+            scratch: Scratch::default(),
         })
     }
 
@@ -130,16 +137,11 @@ impl PacketIo for PnetIo {
     }
 
     fn send_batch(&mut self, frames: &[Frame], send: &[bool]) -> io::Result<usize> {
-        let mut sent = 0;
-        for (frame, _) in frames.iter().zip(send).filter(|(_, s)| **s) {
-            let Some(port) = self.ports.iter_mut().find(|p| p.index == frame.interface) else {
-                continue;
-            };
-            if let Some(Ok(())) = port.tx.send_to(frame.bytes(), None) {
-                sent += 1;
-            }
+        let mut total = 0;
+        for port in &self.ports {
+            total += self.scratch.send(port.fd, port.index, frames, send)?;
         }
-        Ok(sent)
+        Ok(total)
     }
 
     fn name(&self) -> &'static str {
