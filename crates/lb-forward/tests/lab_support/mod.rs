@@ -9,7 +9,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-pub use lb_lab::l4::{Lab, Mode, Stream, VIP4, VIP6, skip, tally};
+pub use lb_lab::l4::{Lab, Mode, Stream, VIP4, VIP6, example, skip, tally};
 
 /// The stdout lines of each forwarder, by pid.
 fn outputs() -> &'static Mutex<HashMap<u32, Receiver<String>>> {
