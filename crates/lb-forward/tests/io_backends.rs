@@ -1,7 +1,6 @@
 //! The packet I/O backends on a real veth pair inside a network namespace: frames sent by one
 //! arrive intact, with the right interface, at the other; neither reads back what it sent.
 
-use std::fs::File;
 use std::time::Duration;
 
 use lb_forward::Frame;
@@ -45,11 +44,10 @@ fn backends_exchange_frames_and_skip_their_own() {
     }
     let ns = Netns::new("fio").unwrap();
     veth(&ns, "x0", &ns, "x1").unwrap();
-    let path = format!("/run/netns/{}", ns.name());
+    let name = ns.name().to_owned();
     // The sockets must live in the namespace: this thread enters it.
     std::thread::spawn(move || {
-        let f = File::open(path).unwrap();
-        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        lb_lab::enter_netns(&name).unwrap();
         let a = interface("x0").unwrap();
         let b = interface("x1").unwrap();
         let mut fast = MmsgIo::open(&[a.index]).unwrap();

@@ -5,7 +5,6 @@
 
 mod lab_support;
 
-use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -38,15 +37,14 @@ impl Drop for Running {
 }
 
 fn start(ns: &Netns, key: ServiceKey, reals: &[&str]) -> Running {
-    let path = format!("/run/netns/{}", ns.name());
+    let name = ns.name().to_owned();
     let reals: Vec<SocketAddr> = reals.iter().map(|r| r.parse().unwrap()).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();
     let thread = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
-            let netns = File::open(&path).unwrap();
-            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            lb_lab::enter_netns(&name).unwrap();
             let mut fw = Forwarder::new(Settings::default());
             fw.set_interface(interface("eth0").unwrap());
             let sched = PoolScheduler::new(PoolConfig::new(Algorithm::Rr), 1).unwrap();

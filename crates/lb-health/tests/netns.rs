@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
@@ -19,10 +18,9 @@ const MS: Duration = Duration::from_millis(1);
 
 /// Runs `f` on a thread inside `ns` and returns its result.
 fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{}", ns.name());
+    let name = ns.name().to_owned();
     std::thread::spawn(move || {
-        let file = File::open(&path).expect("namespace file");
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        lb_lab::enter_netns(&name).expect("setns");
         f()
     })
     .join()

@@ -22,7 +22,7 @@ pub mod l4;
 mod netns;
 mod process;
 
-pub use netns::{Host, Lan, Netns, ifname, veth};
+pub use netns::{Host, Lan, Netns, enter_netns, ifname, veth};
 pub use process::{Proc, wait_until};
 
 /// `true` (after printing why) when the current user is not root, so the calling lab test should

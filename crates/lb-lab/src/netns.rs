@@ -98,6 +98,13 @@ impl Drop for Netns {
     }
 }
 
+/// Moves the calling thread (only it: `setns` is per thread) into the namespace named `name`,
+/// so that the sockets it opens live there. Run it on a thread of its own.
+pub fn enter_netns(name: &str) -> io::Result<()> {
+    let file = std::fs::File::open(format!("/run/netns/{name}"))?;
+    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+}
+
 /// A veth pair created directly inside two namespaces: `a_if` in `a`, `b_if` in `b`, both up.
 /// Interface names are per namespace, so plain names like `eth0` never collide between tests.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> io::Result<()> {

@@ -151,12 +151,6 @@ pub(crate) fn wait_addr(
     })
 }
 
-/// Moves the calling thread into network namespace `ns` (an `ip netns` name).
-fn enter(ns: &str) -> io::Result<()> {
-    let file = File::open(format!("/var/run/netns/{ns}"))?;
-    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
-}
-
 /// Our router: the Linux driver running in a thread inside a host's namespace.
 pub(crate) struct Ours {
     stop: Arc<AtomicBool>,
@@ -200,7 +194,7 @@ impl Ours {
         let (s, g, e) = (stop.clone(), graceful.clone(), events.clone());
         let handle = std::thread::spawn(move || -> io::Result<Counters> {
             let setup = (|| -> io::Result<Driver> {
-                enter(&ns_name)?;
+                lb_lab::enter_netns(&ns_name)?;
                 let iface = Interface::lookup(&ifname)?;
                 for (config, _) in &mut routers {
                     config.primary = iface
@@ -360,7 +354,7 @@ pub(crate) fn inject_v4(host: &Host, packets: Vec<(u8, Vec<u8>)>) -> io::Result<
     let src = host.ipv4;
     let ifname = host.ifname.clone();
     std::thread::spawn(move || -> io::Result<()> {
-        enter(&ns_name)?;
+        lb_lab::enter_netns(&ns_name)?;
         let s = socket2::Socket::new(
             socket2::Domain::IPV4,
             socket2::Type::RAW,
