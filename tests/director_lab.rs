@@ -183,6 +183,15 @@ fn vrrp_pair_dr_service_health_failover_reload_and_shutdown() {
 /// Two directors running `mode` from configurations with priorities 150 and 100; the lab,
 /// their indices in `lab.procs`, configuration files and control sockets.
 fn pair(tag: &str, mode: Mode) -> (Lab, [usize; 2], [PathBuf; 2], [PathBuf; 2], Files) {
+    pair_with(tag, mode, [150, 100].map(|p| config_for(mode, p, 1)))
+}
+
+/// [`pair`] with these configurations.
+fn pair_with(
+    tag: &str,
+    mode: Mode,
+    configs: [String; 2],
+) -> (Lab, [usize; 2], [PathBuf; 2], [PathBuf; 2], Files) {
     let mut lab = Lab::with_directors(tag, 2, [mode; 3]).unwrap();
     let tmp = std::env::temp_dir();
     let id = format!("{}-{tag}", std::process::id());
@@ -190,8 +199,8 @@ fn pair(tag: &str, mode: Mode) -> (Lab, [usize; 2], [PathBuf; 2], [PathBuf; 2], 
     let socks = [0, 1].map(|i| tmp.join(format!("lb-dir-{id}-{i}.sock")));
     let files = Files(confs.iter().chain(&socks).cloned().collect());
     let mut procs = [0; 2];
-    for (i, priority) in [150, 100].into_iter().enumerate() {
-        std::fs::write(&confs[i], config_for(mode, priority, 1)).unwrap();
+    for (i, config) in configs.iter().enumerate() {
+        std::fs::write(&confs[i], config).unwrap();
         let (conf, sock) = (
             confs[i].display().to_string(),
             socks[i].display().to_string(),
@@ -258,4 +267,35 @@ fn tun_behind_a_vrrp_pair() {
         return;
     }
     distribution_and_failover("dirtun", Mode::Tun);
+}
+
+#[test]
+fn track_script_weight_moves_the_master_and_back() {
+    if skip("track_script_weight_moves_the_master_and_back") {
+        return;
+    }
+    let flag = std::env::temp_dir().join(format!("lb-dir-{}-fail", std::process::id()));
+    let _flag = Files(vec![flag.clone()]);
+    // keepalived's semantics: a negative weight applies while the script fails: 150 - 60 = 90,
+    // below the backup's 100, which preempts.
+    let script = format!(
+        "vrrp_script chk {{\n    script \"test ! -e {}\"\n    interval 0.2\n    weight -60\n    fall 1\n    rise 1\n}}\n",
+        flag.display()
+    );
+    let tracked = config_for(Mode::Dr, 150, 1).replace(
+        "    virtual_ipaddress {",
+        "    track_script {\n        chk\n    }\n    virtual_ipaddress {",
+    );
+    let (_lab, _, _, socks, _files) = pair_with(
+        "dirtrk",
+        Mode::Dr,
+        [script + &tracked, config_for(Mode::Dr, 100, 1)],
+    );
+    let master = |s: &PathBuf| list(s).contains("VRRP VI_1 MASTER");
+    wait_for(&socks[0], 10, |l| l.contains("VRRP VI_1 MASTER")).expect("A master at 150");
+    std::fs::write(&flag, "").unwrap();
+    wait_for(&socks[1], 10, |l| l.contains("VRRP VI_1 MASTER")).expect("B preempts A at 90");
+    assert!(!master(&socks[0]), "A backed off");
+    std::fs::remove_file(&flag).unwrap();
+    wait_for(&socks[0], 10, |l| l.contains("VRRP VI_1 MASTER")).expect("A preempts back at 150");
 }

@@ -28,6 +28,7 @@ mod liveness;
 mod metrics;
 mod plan;
 mod status;
+mod track;
 mod vrrp;
 
 use std::collections::HashMap;
@@ -39,7 +40,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use liveness::{Liveness, diff};
-pub use plan::{InstancePlan, Plan, RealPlan, ServicePlan, plan};
+pub use plan::{InstancePlan, Plan, RealPlan, ServicePlan, Tracked, plan};
 pub use status::Status;
 
 use crate::config::{self, Options as ReadOptions};

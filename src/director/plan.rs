@@ -14,7 +14,7 @@ use lb_health::probe::{
 use lb_health::{Check, Target, TrackerConfig};
 use lb_sched::{Algorithm, Persistence, PoolConfig};
 use lb_vrrp::wire::{Auth, Version};
-use lb_vrrp::{Announce, ChecksumMode};
+use lb_vrrp::{Announce, ChecksumMode, Track};
 
 use crate::config::{
     self, CheckKind, Config, ForwardingMethod, Granularity, Location, ServiceAddress, Warning,
@@ -45,6 +45,17 @@ pub struct InstancePlan {
     pub prefixes: Vec<u8>,
     /// Scripts run on transitions.
     pub notify: config::Notify,
+    /// What feeds each of `vrrp.tracks`, in order.
+    pub tracked: Vec<Tracked>,
+}
+
+/// The source of one tracked input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tracked {
+    /// `track_interface`: up while the interface is running.
+    Interface(String),
+    /// `track_script`: up while the script succeeds (with its rise and fall).
+    Script(config::VrrpScript),
 }
 
 impl InstancePlan {
@@ -111,7 +122,7 @@ pub fn plan(config: &Config) -> (Plan, Vec<Warning>) {
     let instances = config
         .vrrp_instances
         .iter()
-        .filter_map(|i| instance(i, &mut warnings))
+        .filter_map(|i| instance(config, i, &mut warnings))
         .collect();
     let services = config
         .virtual_servers
@@ -135,7 +146,11 @@ fn warn(warnings: &mut Vec<Warning>, at: &Location, message: String) {
     });
 }
 
-fn instance(inst: &config::VrrpInstance, warnings: &mut Vec<Warning>) -> Option<InstancePlan> {
+fn instance(
+    config: &Config,
+    inst: &config::VrrpInstance,
+    warnings: &mut Vec<Warning>,
+) -> Option<InstancePlan> {
     let vips: Vec<IpAddr> = inst.virtual_addresses.iter().map(|v| v.addr).collect();
     let placeholder = if inst.ipv6 {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
@@ -178,27 +193,25 @@ fn instance(inst: &config::VrrpInstance, warnings: &mut Vec<Warning>) -> Option<
         delay: garp.master_delay,
         refresh: garp.master_refresh,
     };
+    // Tracked inputs in the router's order: interfaces, then scripts. keepalived's weight
+    // semantics are lb-vrrp's: positive adds while up, negative adds while down, none (0) FAULT.
+    let mut tracked = Vec::new();
     for t in &inst.track_interfaces {
-        warn(
-            warnings,
-            &inst.at,
-            format!(
-                "vrrp_instance {}: track_interface {} is not run by the director yet; ignored",
-                inst.name, t.name
-            ),
-        );
+        vrrp.tracks.push(Track {
+            name: t.name.clone(),
+            weight: t.weight.unwrap_or(0),
+        });
+        tracked.push(Tracked::Interface(t.name.clone()));
     }
     for t in &inst.track_scripts {
-        // Feeding a script's result into a running lb-vrrp driver needs a hook the driver does
-        // not have yet; an unfed track would count as up and add its weight for ever.
-        warn(
-            warnings,
-            &inst.at,
-            format!(
-                "vrrp_instance {}: track_script {} is not run by the director yet; ignored",
-                inst.name, t.name
-            ),
-        );
+        let Some(script) = config.vrrp_scripts.iter().find(|s| s.name == t.name) else {
+            continue; // the reader warned about the unknown name
+        };
+        vrrp.tracks.push(Track {
+            name: t.name.clone(),
+            weight: t.weight.unwrap_or(script.weight),
+        });
+        tracked.push(Tracked::Script(script.clone()));
     }
     if let Err(e) = vrrp.validate().or_else(|e| match e {
         // The placeholder primary is checked again once the interface's address is known.
@@ -218,6 +231,7 @@ fn instance(inst: &config::VrrpInstance, warnings: &mut Vec<Warning>) -> Option<
         primary_configured: inst.source_ip.is_some(),
         prefixes: inst.virtual_addresses.iter().map(|v| v.prefix).collect(),
         notify: inst.notify.clone(),
+        tracked,
         vrrp,
     })
 }

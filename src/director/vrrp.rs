@@ -8,10 +8,13 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use lb_vrrp::linux::{Driver, Interface};
-use lb_vrrp::{Event, State};
+use std::time::Duration;
+
+use lb_vrrp::{Event, Router, State};
 
 use super::datapath::Command;
 use super::plan::InstancePlan;
+use super::track::Inputs;
 use super::{Report, notify, unix_ms};
 
 /// The state of every instance, shared with the control socket.
@@ -87,7 +90,13 @@ pub(crate) fn run(
         // Announcements are the driver's; later kinds are reported by nobody yet.
         _ => {}
     };
-    if let Err(e) = driver.run(stop, &mut on_event) {
+    let mut inputs = Inputs::new(&plan.tracked);
+    let mut on_tick = |now: Duration, routers: &mut [Router]| {
+        if let Some(router) = routers.first_mut() {
+            inputs.tick(now, router, &plan.name, report);
+        }
+    };
+    if let Err(e) = driver.run_with(stop, &mut on_event, &mut on_tick) {
         report(&format!("{}: {e}", plan.name));
     }
     if let Err(e) = driver.shutdown(&mut on_event) {

@@ -185,6 +185,18 @@ impl Driver {
     /// acted on (addresses installed on becoming master, removed on leaving, announced), then
     /// handed to `on_event`.
     pub fn run(&mut self, stop: &AtomicBool, on_event: &mut dyn FnMut(&Event)) -> io::Result<()> {
+        self.run_with(stop, on_event, &mut |_, _| {})
+    }
+
+    /// [`run`](Self::run), calling `on_tick` with the routers' clock and the routers at least
+    /// every 20 ms: the place to feed tracked inputs ([`Router::set_track`]) from scripts,
+    /// files or other interfaces while the driver runs. What they change is acted on at once.
+    pub fn run_with(
+        &mut self,
+        stop: &AtomicBool,
+        on_event: &mut dyn FnMut(&Event),
+        on_tick: &mut dyn FnMut(Duration, &mut [Router]),
+    ) -> io::Result<()> {
         let now = self.now();
         let running = Interface::lookup(&self.iface.name)?.running;
         for r in &mut self.routers {
@@ -227,6 +239,8 @@ impl Driver {
                     self.flush(i, on_event)?;
                 }
             }
+            on_tick(now, &mut self.routers);
+            self.flush_all(on_event)?;
             if self.link_checked.elapsed() >= LINK_CHECK {
                 self.link_checked = Instant::now();
                 let running = Interface::lookup(&self.iface.name).is_ok_and(|i| i.running);
