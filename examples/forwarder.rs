@@ -327,24 +327,7 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
 }
 
 fn resolve(resolver: &mut NextHopResolver, fw: &mut Forwarder, wait: Duration) {
-    for addr in fw.real_addresses() {
-        match resolver.resolve_wait(addr, wait) {
-            Ok(Some(nh)) if fw.interfaces().iter().any(|i| i.index == nh.interface) => {
-                fw.set_next_hop(addr, Some(nh))
-            }
-            Ok(Some(nh)) => {
-                eprintln!(
-                    "forwarder: {addr} is reached through interface #{}, which is not one of ours",
-                    nh.interface
-                );
-                fw.set_next_hop(addr, None);
-            }
-            Ok(None) => {
-                if !wait.is_zero() {
-                    eprintln!("forwarder: no MAC for {addr} yet; retrying every second");
-                }
-            }
-            Err(e) => eprintln!("forwarder: resolving {addr}: {e}"),
-        }
+    for note in resolver.refresh(fw, wait) {
+        eprintln!("forwarder: {note}");
     }
 }

@@ -198,21 +198,8 @@ fn refresh_next_hops(
     wait: Duration,
     report: &Report,
 ) {
-    for addr in fw.real_addresses() {
-        match resolver.resolve_wait(addr, wait) {
-            Ok(Some(nh)) if fw.interfaces().iter().any(|i| i.index == nh.interface) => {
-                fw.set_next_hop(addr, Some(nh))
-            }
-            Ok(Some(nh)) => {
-                report(&format!(
-                    "{addr} is reached through interface #{}, which the datapath does not use",
-                    nh.interface
-                ));
-                fw.set_next_hop(addr, None);
-            }
-            Ok(None) => {}
-            Err(e) => report(&format!("resolving {addr}: {e}")),
-        }
+    for note in resolver.refresh(fw, wait) {
+        report(&note);
     }
 }
 

@@ -64,6 +64,37 @@ impl NextHopResolver {
         Ok(None)
     }
 
+    /// Sets the next hop of every real of `fw` from the kernel's tables (waiting up to `wait`
+    /// per real for neighbour resolution). A real reached through an interface `fw` does not
+    /// use gets none. Returns what a driver should tell its operator.
+    pub fn refresh<S: crate::Scheduler>(
+        &mut self,
+        fw: &mut crate::Forwarder<S>,
+        wait: Duration,
+    ) -> Vec<String> {
+        let mut notes = Vec::new();
+        for addr in fw.real_addresses() {
+            match self.resolve_wait(addr, wait) {
+                Ok(Some(nh)) if fw.interfaces().iter().any(|i| i.index == nh.interface) => {
+                    fw.set_next_hop(addr, Some(nh))
+                }
+                Ok(Some(nh)) => {
+                    notes.push(format!(
+                        "{addr} is reached through interface #{}, which is not one of ours",
+                        nh.interface
+                    ));
+                    fw.set_next_hop(addr, None);
+                }
+                Ok(None) if !wait.is_zero() => {
+                    notes.push(format!("no MAC for {addr} yet; retrying every second"));
+                }
+                Ok(None) => {}
+                Err(e) => notes.push(format!("resolving {addr}: {e}")),
+            }
+        }
+        notes
+    }
+
     /// [`resolve`](Self::resolve), retrying for up to `wait` while resolution runs.
     pub fn resolve_wait(&mut self, addr: IpAddr, wait: Duration) -> Result<Option<NextHop>, Error> {
         let step = Duration::from_millis(20);
