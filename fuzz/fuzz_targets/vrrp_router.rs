@@ -1,6 +1,6 @@
-//! Drives a `Router` (and a two-member `SyncGroup`) with an arbitrary configuration and an
-//! arbitrary sequence of inputs: startups, shutdowns, well-formed adverts of any priority,
-//! version, interval and source, raw bytes, timeouts, tracked inputs and link changes.
+//! Drives a `Router` with an arbitrary configuration and an arbitrary sequence of inputs:
+//! startups, shutdowns, well-formed adverts of any priority, version, interval and source, raw
+//! bytes, timeouts, tracked inputs and link changes (`vrrp_sync_group` drives sync groups).
 //!
 //! Contract held here:
 //! - nothing panics;

@@ -172,31 +172,8 @@ impl Lan {
         let mut hosts = Vec::with_capacity(n);
         for i in 0..n {
             let ns = Netns::new(&format!("{tag}{i}"))?;
-            let port = ifname("p", i);
-            veth(&ns, "eth0", &switch, &port)?;
-            switch.run(&["ip", "link", "set", &port, "master", "br0"])?;
             let last = u8::try_from(i + 1).expect("n < 250");
-            let mac = [2, 0, 0, 0, 0, last];
-            let mac_text = mac.map(|b| format!("{b:02x}")).join(":");
-            let ipv4 = Ipv4Addr::new(10, 0, 0, last);
-            let ipv6 = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(last));
-            ns.run(&["ip", "link", "set", "eth0", "address", &mac_text])?;
-            ns.run(&["ip", "addr", "add", &format!("{ipv4}/24"), "dev", "eth0"])?;
-            ns.run(&[
-                "ip",
-                "-6",
-                "addr",
-                "add",
-                &format!("{ipv6}/64"),
-                "dev",
-                "eth0",
-                "nodad",
-            ])?;
-            if offloads {
-                ns.run(&[
-                    "ethtool", "-K", "eth0", "tx", "off", "gso", "off", "gro", "off", "tso", "off",
-                ])?;
-            }
+            let (ipv4, ipv6, mac) = plug(&switch, &ns, 0, last, offloads)?;
             hosts.push(Host {
                 ns,
                 ifname: "eth0".into(),
@@ -207,6 +184,71 @@ impl Lan {
         }
         Ok(Lan { hosts, switch })
     }
+
+    /// Plugs `hosts` (indices into [`Lan::hosts`]) into a second segment `n` (1-9): bridge
+    /// `br{n}` in the switch namespace, and in each host `eth{n}` with `10.n.0.(i+1)/24`,
+    /// `fd00:n::(i+1)/64` and MAC `02:00:00:00:0n:(i+1)`. [`Lan::port`] names a host's port
+    /// on the bridge: setting it down takes the host's carrier away.
+    pub fn add_segment(&self, n: u8, hosts: &[usize]) -> io::Result<()> {
+        assert!((1..=9).contains(&n), "segments 1-9");
+        let bridge = format!("br{n}");
+        self.switch
+            .run(&["ip", "link", "add", &bridge, "type", "bridge"])?;
+        self.switch.run(&["ip", "link", "set", &bridge, "up"])?;
+        let offloads = crate::require_tools(&["ethtool"]).is_ok();
+        for &i in hosts {
+            let last = u8::try_from(i + 1).expect("n < 250");
+            plug(&self.switch, &self.hosts[i].ns, n, last, offloads)?;
+        }
+        Ok(())
+    }
+
+    /// The switch-side port of host `host` on segment `n` (0: the LAN itself).
+    pub fn port(n: u8, host: usize) -> String {
+        if n == 0 {
+            ifname("p", host)
+        } else {
+            ifname(&format!("s{n}p"), host)
+        }
+    }
+}
+
+/// Connects `ns` to segment `n`'s bridge as host `last` (1-249): `eth{n}` with the segment's
+/// addresses and MAC, checksum and segmentation offloads off with `offloads` (`ethtool`).
+fn plug(
+    switch: &Netns,
+    ns: &Netns,
+    n: u8,
+    last: u8,
+    offloads: bool,
+) -> io::Result<(Ipv4Addr, Ipv6Addr, [u8; 6])> {
+    let eth = format!("eth{n}");
+    let port = Lan::port(n, usize::from(last) - 1);
+    let bridge = format!("br{n}");
+    veth(ns, &eth, switch, &port)?;
+    switch.run(&["ip", "link", "set", &port, "master", &bridge])?;
+    let mac = [2, 0, 0, 0, n, last];
+    let mac_text = mac.map(|b| format!("{b:02x}")).join(":");
+    let ipv4 = Ipv4Addr::new(10, n, 0, last);
+    let ipv6 = Ipv6Addr::new(0xfd00, u16::from(n), 0, 0, 0, 0, 0, u16::from(last));
+    ns.run(&["ip", "link", "set", &eth, "address", &mac_text])?;
+    ns.run(&["ip", "addr", "add", &format!("{ipv4}/24"), "dev", &eth])?;
+    ns.run(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        &format!("{ipv6}/64"),
+        "dev",
+        &eth,
+        "nodad",
+    ])?;
+    if offloads {
+        ns.run(&[
+            "ethtool", "-K", &eth, "tx", "off", "gso", "off", "gro", "off", "tso", "off",
+        ])?;
+    }
+    Ok((ipv4, ipv6, mac))
 }
 
 fn run_checked(cmd: &mut Command) -> io::Result<String> {

@@ -230,4 +230,16 @@ pub enum Event {
         /// What is wrong.
         warning: InteropWarning,
     },
+    /// Every member of a sync group is now in `to` (keepalived runs the group's
+    /// `notify_master` / `notify_backup` / `notify_fault` here; `Initialize` after shutdown is
+    /// its `notify_stop`). Reported after the members' own changes.
+    GroupStateChanged {
+        /// The group: 0 for a [`SyncGroup`](crate::SyncGroup), the order of creation in a
+        /// driver.
+        group: usize,
+        /// The state the members last shared.
+        from: State,
+        /// The state they now share.
+        to: State,
+    },
 }

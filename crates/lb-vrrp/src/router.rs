@@ -8,6 +8,7 @@ use core::time::Duration;
 use crate::config::{ChecksumMode, Config};
 use crate::error::{Counters, DropReason, Error};
 use crate::event::{Event, InteropWarning, Reason, State};
+use crate::sync_group::SyncMember;
 use crate::timers::{master_down_interval, skew_time};
 use crate::wire::{Addresses, AdvertRepr, ChecksumForm, Family, IpMeta, Packet, Version};
 
@@ -41,7 +42,8 @@ pub struct Router {
     state: State,
     track_up: Vec<bool>,
     link_up: bool,
-    pub(crate) sync_fault: bool,
+    /// Its part in a sync group, if any.
+    pub(crate) sync: SyncMember,
     /// The interval a backup times the master by: learned from its adverts in VRRPv3.
     master_adver_interval: Duration,
     adver_at: Option<Duration>,
@@ -62,8 +64,6 @@ pub struct Router {
     events: VecDeque<Event>,
     warned: VecDeque<InteropWarning>,
     counters: Counters,
-    /// The last state change not forced by a sync group, for the group to propagate.
-    pub(crate) sync_pending: Option<State>,
 }
 
 impl Router {
@@ -77,7 +77,7 @@ impl Router {
             state: State::Initialize,
             track_up: vec![true; config.tracks.len()],
             link_up: true,
-            sync_fault: false,
+            sync: SyncMember::default(),
             master_adver_interval: config.interval,
             adver_at: None,
             down_at: None,
@@ -94,7 +94,6 @@ impl Router {
             events: VecDeque::new(),
             warned: VecDeque::new(),
             counters: Counters::default(),
-            sync_pending: None,
             config,
         })
     }
@@ -169,10 +168,10 @@ impl Router {
         if self.state != State::Initialize {
             return;
         }
-        if let Some(name) = self.fault_cause() {
-            self.enter(State::Fault, Reason::TrackDown { name });
+        if let Some(reason) = self.fault_reason() {
+            self.enter(State::Fault, reason);
         } else if self.config.priority == 255 {
-            self.become_master(now, Reason::Owner);
+            self.owner_takes_over(now, Reason::Owner, Reason::Startup);
         } else {
             self.become_backup(now, Reason::Startup, self.config.interval);
         }
@@ -241,7 +240,14 @@ impl Router {
                             down_interval: self.master_down_interval(),
                         }
                     };
-                    self.become_master(now, reason);
+                    if self.sync.grouped {
+                        // keepalived's vrrp_sync_can_goto_master: the group decides; until
+                        // then the down timer runs again.
+                        self.sync.want_master = Some(reason);
+                        self.down_at = Some(now + self.master_down_interval());
+                    } else {
+                        self.become_master(now, reason);
+                    }
                 }
             }
             State::Initialize | State::Fault => {}
@@ -422,6 +428,8 @@ impl Router {
             self.preempt_candidate = None;
             self.preempt_hold_until = None;
         }
+        // Following this master: no longer wanting to be master (keepalived's wantstate).
+        self.sync.want_master = None;
         self.master_adver_interval = interval;
         self.resigned_from = None;
         self.down_at = Some(now + self.master_down_interval());
@@ -432,12 +440,11 @@ impl Router {
         self.adver_at = Some(now + self.config.interval);
     }
 
-    fn fault_cause(&self) -> Option<String> {
+    /// What holds this router in FAULT by itself: the link (`link`) or a tracked input with
+    /// weight 0.
+    pub(crate) fn own_fault(&self) -> Option<String> {
         if !self.link_up {
             return Some("link".into());
-        }
-        if self.sync_fault {
-            return Some("sync group member".into());
         }
         self.config
             .tracks
@@ -447,26 +454,44 @@ impl Router {
             .map(|(t, _)| t.name.clone())
     }
 
+    fn fault_reason(&self) -> Option<Reason> {
+        match (self.own_fault(), self.sync.fault) {
+            (Some(name), _) => Some(Reason::TrackDown { name }),
+            (None, Some(vrid)) => Some(Reason::SyncGroup { vrid }),
+            (None, None) => None,
+        }
+    }
+
     /// After a tracked input, the link or the group changed: enter or leave FAULT, or
     /// advertise a changed priority.
     pub(crate) fn reevaluate(&mut self, now: Duration) {
-        let cause = self.fault_cause();
-        match (self.state, cause) {
-            (State::Backup | State::Master, Some(name)) => {
+        match (self.state, self.fault_reason()) {
+            (State::Backup | State::Master, Some(reason)) => {
                 if self.state == State::Master && self.link_up {
                     self.pending_adverts.push_back(0);
                 }
-                self.enter(State::Fault, Reason::TrackDown { name });
+                self.enter(State::Fault, reason);
             }
             (State::Fault, None) => {
                 if self.config.priority == 255 {
-                    self.become_master(now, Reason::FaultCleared);
+                    self.owner_takes_over(now, Reason::FaultCleared, Reason::FaultCleared);
                 } else {
                     self.become_backup(now, Reason::FaultCleared, self.config.interval);
                 }
             }
             (State::Master, None) => self.send_now(now),
             _ => {}
+        }
+    }
+
+    /// The address owner becomes master at once; in a sync group it waits in Backup, wanting
+    /// master, for the group (keepalived lets a group be master only when every member wants).
+    fn owner_takes_over(&mut self, now: Duration, reason: Reason, held: Reason) {
+        if self.sync.grouped {
+            self.become_backup(now, held, self.config.interval);
+            self.sync.want_master = Some(reason);
+        } else {
+            self.become_master(now, reason);
         }
     }
 
@@ -500,8 +525,9 @@ impl Router {
         self.announce_at = None;
         self.second_burst_at = None;
         self.refresh_at = None;
+        self.sync.want_master = None;
         if !matches!(reason, Reason::SyncGroup { .. }) {
-            self.sync_pending = Some(to);
+            self.sync.changed_to = Some(to);
         }
         self.events.push_back(Event::StateChanged {
             vrid: self.config.vrid,
@@ -511,15 +537,32 @@ impl Router {
         });
     }
 
-    /// Forced by a sync group: follow another member into `to`.
-    pub(crate) fn follow(&mut self, now: Duration, to: State, vrid: u8) {
-        let reason = Reason::SyncGroup { vrid };
-        match to {
-            State::Master if self.state == State::Backup => self.become_master(now, reason),
-            State::Backup if self.state == State::Master => {
-                self.become_backup(now, reason, self.config.interval);
-            }
-            _ => {}
+    /// Forced by a sync group: member `vrid` left master for backup (keepalived's
+    /// vrrp_sync_backup), so a master follows it (without a priority-0 advert).
+    pub(crate) fn sync_backup(&mut self, now: Duration, vrid: u8) {
+        if self.state == State::Master {
+            self.become_backup(now, Reason::SyncGroup { vrid }, self.config.interval);
+        }
+    }
+
+    /// Released by a sync group whose members all want master (keepalived's
+    /// vrrp_sync_master): a backup becomes master, for its own reason when it had one.
+    pub(crate) fn sync_master(&mut self, now: Duration, vrid: u8) {
+        if self.state == State::Backup {
+            let reason = self
+                .sync
+                .want_master
+                .take()
+                .unwrap_or(Reason::SyncGroup { vrid });
+            self.become_master(now, reason);
+        }
+    }
+
+    /// Sets (or clears) the group member whose fault holds this router in FAULT.
+    pub(crate) fn set_sync_fault(&mut self, now: Duration, vrid: Option<u8>) {
+        if self.sync.fault != vrid {
+            self.sync.fault = vrid;
+            self.reevaluate(now);
         }
     }
 

@@ -1,14 +1,17 @@
-//! The run loop: virtual routers on one interface, one thread.
+//! The run loop: virtual routers on any interfaces, in both families, and their sync groups,
+//! in one thread.
 
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::builder::DriverBuilder;
 use super::{AdvertSender, AdvertSocket, Announcer, Interface, RouteNetlink};
 use crate::Config;
 use crate::event::{Event, State};
 use crate::router::Router;
+use crate::sync_group::Members;
 use crate::wire::{Family, MAX_LEN, virtual_mac};
 
 /// The longest a wait lasts, so a stop request and link changes are seen promptly.
@@ -24,22 +27,39 @@ struct Vmac {
     announcer: Announcer,
 }
 
-/// Runs [`Router`]s of one family on one interface in the calling thread: sends and receives
-/// their adverts on one socket (handing each advert to the router with its VRID), installs,
-/// removes and announces the virtual addresses, and turns a link without carrier into FAULT.
+/// One (interface, family) the routers run on: a socket for their adverts and an announcer.
+#[derive(Debug)]
+struct Link {
+    iface: Interface,
+    socket: AdvertSocket,
+    announcer: Announcer,
+    /// Router index by VRID.
+    by_vrid: [Option<usize>; 256],
+    /// The router that counts adverts for VRIDs nobody here runs.
+    first: usize,
+}
+
+/// Runs [`Router`]s in the calling thread, on any interfaces and in both families: sends and
+/// receives their adverts on one socket per (interface, family) (handing each advert to the
+/// router with its VRID there), waits on all of them at once, installs, removes and announces
+/// the virtual addresses, turns a link without carrier into FAULT, and runs sync groups
+/// (members change state together with [`SyncGroup`](crate::SyncGroup)'s rules).
 ///
-/// Time for the routers is the time since the driver was created.
+/// [`Driver::new`] and [`Driver::with_routers`] run routers on one interface;
+/// [`Driver::builder`] anything else. Time for the routers is the time since the driver was
+/// created.
 #[derive(Debug)]
 pub struct Driver {
     routers: Vec<Router>,
     /// `prefixes[r][i]`: the prefix length of router `r`'s `vips[i]`.
     prefixes: Vec<Vec<u8>>,
-    /// Router index by VRID.
-    by_vrid: [Option<u8>; 256],
-    iface: Interface,
-    socket: AdvertSocket,
+    /// `links[link_of[r]]` carries router `r`'s adverts.
+    link_of: Vec<usize>,
+    links: Vec<Link>,
+    groups: Vec<Members>,
+    /// Router index to its group's index.
+    group_of: Vec<Option<usize>>,
     table: RouteNetlink,
-    announcer: Announcer,
     /// Per router: its virtual-MAC macvlan, when enabled.
     vmacs: Vec<Option<Vmac>>,
     epoch: Instant,
@@ -58,55 +78,81 @@ impl Driver {
         Driver::with_routers(interface, vec![(config, prefixes)])
     }
 
-    /// Several routers (at most 255, distinct VRIDs, one family and one primary address) on
-    /// `interface`, each with its virtual addresses' prefix lengths.
+    /// Several routers (at most 255 per family, distinct VRIDs, one primary address per
+    /// family) on `interface`, each with its virtual addresses' prefix lengths.
     pub fn with_routers(interface: &str, routers: Vec<(Config, Vec<u8>)>) -> io::Result<Driver> {
-        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_owned());
-        let (first, _) = routers
-            .first()
-            .ok_or_else(|| invalid("no virtual router"))?;
-        let (family, primary) = (first.family(), first.primary);
-        let mut by_vrid = [None; 256];
-        for (i, (config, prefixes)) in routers.iter().enumerate() {
-            if prefixes.len() != config.vips.len() {
-                return Err(invalid("one prefix length per virtual address"));
-            }
-            if config.primary != primary {
-                return Err(invalid(
-                    "all virtual routers of a driver share one primary address",
-                ));
-            }
-            let slot = &mut by_vrid[usize::from(config.vrid)];
-            if slot.is_some() || i > 254 {
-                return Err(invalid("at most 255 virtual routers with distinct VRIDs"));
-            }
-            *slot = u8::try_from(i).ok();
+        let mut builder = Driver::builder();
+        for (config, prefixes) in routers {
+            builder.router(interface, config, prefixes);
         }
-        let iface = Interface::lookup(interface)?;
-        let socket = AdvertSocket::open(&iface, family, primary)?;
-        let link_local = match (family, primary) {
-            (Family::Ipv6, IpAddr::V6(ll)) => Some(ll),
-            _ => None,
-        };
-        let announcer = Announcer::open(&iface, link_local)?;
-        let table = RouteNetlink::open()?;
-        let mut built = Vec::with_capacity(routers.len());
-        let mut prefixes = Vec::with_capacity(routers.len());
-        for (config, p) in routers {
-            built.push(
-                Router::new(config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        builder.build()
+    }
+
+    /// Routers on several interfaces and in both families, and sync groups of them.
+    pub fn builder() -> DriverBuilder {
+        DriverBuilder::default()
+    }
+
+    /// Opens what a checked `builder` needs: one socket and announcer per (interface,
+    /// family), one netlink socket.
+    pub(super) fn open(builder: DriverBuilder) -> io::Result<Driver> {
+        let mut routers = Vec::with_capacity(builder.routers.len());
+        for spec in &builder.routers {
+            routers.push(
+                Router::new(spec.config.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             );
-            prefixes.push(p);
         }
+        let mut links: Vec<Link> = Vec::new();
+        let mut link_of = Vec::with_capacity(routers.len());
+        for (i, spec) in builder.routers.iter().enumerate() {
+            let (family, primary) = (spec.config.family(), spec.config.primary);
+            let l = match links
+                .iter()
+                .position(|l| l.iface.name == spec.interface && l.socket.family() == family)
+            {
+                Some(l) => l,
+                None => {
+                    let named =
+                        |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", spec.interface));
+                    let iface = Interface::lookup(&spec.interface).map_err(named)?;
+                    let socket = AdvertSocket::open(&iface, family, primary).map_err(named)?;
+                    let link_local = match (family, primary) {
+                        (Family::Ipv6, IpAddr::V6(ll)) => Some(ll),
+                        _ => None,
+                    };
+                    let announcer = Announcer::open(&iface, link_local).map_err(named)?;
+                    links.push(Link {
+                        iface,
+                        socket,
+                        announcer,
+                        by_vrid: [None; 256],
+                        first: i,
+                    });
+                    links.len() - 1
+                }
+            };
+            links[l].by_vrid[usize::from(spec.config.vrid)] = Some(i);
+            link_of.push(l);
+        }
+        let mut group_of = vec![None; routers.len()];
+        let mut groups = Vec::with_capacity(builder.groups.len());
+        for (g, members) in builder.groups.into_iter().enumerate() {
+            for &m in &members {
+                group_of[m] = Some(g);
+            }
+            groups.push(Members::new(members, &mut routers));
+        }
+        let table = RouteNetlink::open()?;
         let now = Instant::now();
         Ok(Driver {
-            routers: built,
-            prefixes,
-            by_vrid,
-            iface,
-            socket,
+            routers,
+            prefixes: builder.routers.into_iter().map(|s| s.prefixes).collect(),
+            link_of,
+            links,
+            groups,
+            group_of,
             table,
-            announcer,
             vmacs: Vec::new(),
             epoch: now,
             link_checked: now,
@@ -125,20 +171,23 @@ impl Driver {
     /// virtual address with the parent's MAC (keepalived sets the same). The macvlans are deleted when the driver is
     /// dropped. Call before [`run`](Self::run).
     pub fn enable_vmac(&mut self) -> io::Result<()> {
-        if self.iface.primary(Family::Ipv4, &[]).is_none()
-            || self.routers[0].config().family() != Family::Ipv4
+        if self
+            .routers
+            .iter()
+            .any(|r| r.config().family() != Family::Ipv4)
         {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "virtual MACs are implemented for IPv4 only",
             ));
         }
-        set_arp_sysctls(&self.iface.name)?;
-        for router in &self.routers {
+        for (router, &link) in self.routers.iter().zip(&self.link_of) {
+            let parent = &self.links[link].iface;
+            set_arp_sysctls(&parent.name)?;
             let vrid = router.vrid();
             let name = format!("vrrp.{vrid}");
             let mac = virtual_mac(Family::Ipv4, vrid);
-            let index = self.table.create_macvlan(self.iface.index, &name, mac)?;
+            let index = self.table.create_macvlan(parent.index, &name, mac)?;
             // Recorded at once, so a failure below still deletes it on drop.
             self.vmacs.push(Some(Vmac {
                 index,
@@ -197,83 +246,170 @@ impl Driver {
         on_event: &mut dyn FnMut(&Event),
         on_tick: &mut dyn FnMut(Duration, &mut [Router]),
     ) -> io::Result<()> {
+        self.run_indexed(stop, &mut |_, event| on_event(event), on_tick)
+    }
+
+    /// [`run_with`](Self::run_with), handing `on_event` the index (in
+    /// [`routers`](Self::routers)) of the router each event comes from; `None` for
+    /// [`Event::GroupStateChanged`], which names its group.
+    pub fn run_indexed(
+        &mut self,
+        stop: &AtomicBool,
+        on_event: &mut dyn FnMut(Option<usize>, &Event),
+        on_tick: &mut dyn FnMut(Duration, &mut [Router]),
+    ) -> io::Result<()> {
         let now = self.now();
-        let running = Interface::lookup(&self.iface.name)?.running;
-        for r in &mut self.routers {
+        let mut running = Vec::with_capacity(self.links.len());
+        for link in &self.links {
+            running.push(Interface::lookup(&link.iface.name)?.running);
+        }
+        for (r, &link) in self.routers.iter_mut().zip(&self.link_of) {
             if r.state() == State::Initialize {
-                r.set_link(now, running);
+                r.set_link(now, running[link]);
                 r.handle_startup(now);
             }
         }
-        self.flush_all(on_event)?;
+        self.act_on_all(now, on_event)?;
         while !stop.load(Ordering::Relaxed) {
             let now = self.now();
             let next = self.routers.iter().filter_map(Router::poll_timeout).min();
             let wait = next
                 .map_or(MAX_WAIT, |t| t.saturating_sub(now))
                 .min(MAX_WAIT);
-            if self.socket.wait(wait)? {
-                loop {
-                    let rx = match self.socket.recv(&mut self.rx_buf) {
-                        Ok(Some(rx)) => rx,
-                        Ok(None) => break,
-                        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                            self.bad_ip_headers += 1;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    let bytes = &self.rx_buf[rx.range];
-                    // Another VRID's advert goes to the first router, which counts it.
-                    let vrid = bytes.get(1).copied().unwrap_or(0);
-                    let i = usize::from(self.by_vrid[usize::from(vrid)].unwrap_or(0));
-                    let now = self.epoch.elapsed();
-                    self.routers[i].handle_advert(now, &rx.meta, bytes);
-                    self.flush(i, on_event)?;
+            if AdvertSocket::wait_any(self.links.iter().map(|l| &l.socket), wait)? {
+                for l in 0..self.links.len() {
+                    self.receive(l, on_event)?;
                 }
             }
             let now = self.now();
             for i in 0..self.routers.len() {
                 if self.routers[i].poll_timeout().is_some_and(|t| t <= now) {
                     self.routers[i].handle_timeout(now);
-                    self.flush(i, on_event)?;
+                    self.act_on(i, now, on_event)?;
                 }
             }
             on_tick(now, &mut self.routers);
-            self.flush_all(on_event)?;
+            self.act_on_all(now, on_event)?;
             if self.link_checked.elapsed() >= LINK_CHECK {
                 self.link_checked = Instant::now();
-                let running = Interface::lookup(&self.iface.name).is_ok_and(|i| i.running);
-                for r in &mut self.routers {
-                    r.set_link(now, running);
+                for l in 0..self.links.len() {
+                    let running =
+                        Interface::lookup(&self.links[l].iface.name).is_ok_and(|i| i.running);
+                    for (r, _) in self
+                        .routers
+                        .iter_mut()
+                        .zip(&self.link_of)
+                        .filter(|(_, link)| **link == l)
+                    {
+                        r.set_link(now, running);
+                    }
                 }
-                self.flush_all(on_event)?;
+                self.act_on_all(now, on_event)?;
             }
         }
         Ok(())
     }
 
+    /// Hands every advert queued on link `l` to its router.
+    fn receive(
+        &mut self,
+        l: usize,
+        on_event: &mut dyn FnMut(Option<usize>, &Event),
+    ) -> io::Result<()> {
+        loop {
+            let link = &self.links[l];
+            let rx = match link.socket.recv(&mut self.rx_buf) {
+                Ok(Some(rx)) => rx,
+                Ok(None) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    self.bad_ip_headers += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let bytes = &self.rx_buf[rx.range];
+            // Another VRID's advert goes to the link's first router, which counts it.
+            let vrid = bytes.get(1).copied().unwrap_or(0);
+            let i = link.by_vrid[usize::from(vrid)].unwrap_or(link.first);
+            let now = self.epoch.elapsed();
+            self.routers[i].handle_advert(now, &rx.meta, bytes);
+            self.act_on(i, now, on_event)?;
+        }
+    }
+
     /// Graceful stop: masters send their priority-0 adverts and remove their addresses.
     pub fn shutdown(&mut self, on_event: &mut dyn FnMut(&Event)) -> io::Result<()> {
+        self.shutdown_indexed(&mut |_, event| on_event(event))
+    }
+
+    /// [`shutdown`](Self::shutdown) with router indices, as [`run_indexed`](Self::run_indexed).
+    pub fn shutdown_indexed(
+        &mut self,
+        on_event: &mut dyn FnMut(Option<usize>, &Event),
+    ) -> io::Result<()> {
         let now = self.now();
         for r in &mut self.routers {
             r.handle_shutdown(now);
         }
-        self.flush_all(on_event)
+        self.act_on_all(now, on_event)
     }
 
-    fn flush_all(&mut self, on_event: &mut dyn FnMut(&Event)) -> io::Result<()> {
+    /// After an input to router `i`: its sync group's rules, then what it (or its group)
+    /// wants done.
+    fn act_on(
+        &mut self,
+        i: usize,
+        now: Duration,
+        on_event: &mut dyn FnMut(Option<usize>, &Event),
+    ) -> io::Result<()> {
+        match self.group_of[i] {
+            Some(g) => self.act_on_group(g, now, on_event),
+            None => self.flush(i, on_event),
+        }
+    }
+
+    fn act_on_all(
+        &mut self,
+        now: Duration,
+        on_event: &mut dyn FnMut(Option<usize>, &Event),
+    ) -> io::Result<()> {
+        for g in 0..self.groups.len() {
+            self.act_on_group(g, now, on_event)?;
+        }
         for i in 0..self.routers.len() {
+            if self.group_of[i].is_none() {
+                self.flush(i, on_event)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn act_on_group(
+        &mut self,
+        g: usize,
+        now: Duration,
+        on_event: &mut dyn FnMut(Option<usize>, &Event),
+    ) -> io::Result<()> {
+        self.groups[g].propagate(now, &mut self.routers);
+        for k in 0..self.groups[g].indices().len() {
+            let i = self.groups[g].indices()[k];
             self.flush(i, on_event)?;
+        }
+        if let Some(event) = self.groups[g].poll_event(g, &self.routers) {
+            on_event(None, &event);
         }
         Ok(())
     }
 
     /// Sends what router `i` wants sent and acts on its events.
-    fn flush(&mut self, i: usize, on_event: &mut dyn FnMut(&Event)) -> io::Result<()> {
+    fn flush(
+        &mut self,
+        i: usize,
+        on_event: &mut dyn FnMut(Option<usize>, &Event),
+    ) -> io::Result<()> {
         let sender = match self.vmacs.get(i) {
             Some(Some(vmac)) => &vmac.sender,
-            _ => self.socket.sender(),
+            _ => self.links[self.link_of[i]].socket.sender(),
         };
         while let Some(tx) = self.routers[i].poll_transmit(&mut self.tx_buf) {
             if sender.send(&self.tx_buf, tx.dst).is_err() {
@@ -292,7 +428,7 @@ impl Driver {
                 Event::Announce { .. } => {
                     let announcer = match self.vmacs.get_mut(i) {
                         Some(Some(vmac)) => &mut vmac.announcer,
-                        _ => &mut self.announcer,
+                        _ => &mut self.links[self.link_of[i]].announcer,
                     };
                     for vip in &self.routers[i].config().vips {
                         // A lost announcement is repeated by the schedule; not fatal.
@@ -301,7 +437,7 @@ impl Driver {
                 }
                 _ => {}
             }
-            on_event(&event);
+            on_event(Some(i), &event);
         }
         Ok(())
     }
@@ -310,7 +446,7 @@ impl Driver {
         let router = &self.routers[i];
         let index = match self.vmacs.get(i) {
             Some(Some(vmac)) => vmac.index,
-            _ => self.iface.index,
+            _ => self.links[self.link_of[i]].iface.index,
         };
         for (vip, prefix) in router.config().vips.iter().zip(&self.prefixes[i]) {
             if install {

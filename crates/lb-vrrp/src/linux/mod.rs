@@ -1,4 +1,5 @@
-//! The Linux driver (feature `linux`): runs a [`Router`](crate::Router) on one interface.
+//! The Linux driver (feature `linux`): runs [`Router`](crate::Router)s on one or several
+//! interfaces, and their sync groups.
 //!
 //! - [`AdvertSocket`]: raw IP sockets for protocol 112, joined to 224.0.0.18 / ff02::12 on the
 //!   interface, TTL / hop limit 255, multicast loopback off (the router also drops adverts from
@@ -9,9 +10,10 @@
 //! - [`Announcer`]: gratuitous ARP (an ARP request for the address, from the address) through
 //!   an `AF_PACKET` socket, unsolicited neighbour advertisements (R and O set, target
 //!   link-layer option) through a raw ICMPv6 socket.
-//! - [`Driver`]: the run loop: poll the socket until the router's next timeout, feed adverts
-//!   and timeouts, send adverts, install / remove / announce addresses, watch the link (down:
-//!   FAULT).
+//! - [`Driver`]: the run loop: poll the sockets (one per interface and family) until the
+//!   routers' next timeout, feed adverts and timeouts, apply the sync groups' rules, send
+//!   adverts, install / remove / announce addresses, watch the links (down: FAULT).
+//!   [`DriverBuilder`] puts routers on several interfaces and groups them.
 //!
 //! Everything is opened in the calling thread's network namespace. Needs `CAP_NET_RAW` and
 //! `CAP_NET_ADMIN`.
@@ -35,12 +37,14 @@
 //! ```
 
 mod announce;
+mod builder;
 mod driver;
 mod interface;
 mod netlink;
 mod socket;
 
 pub use announce::Announcer;
+pub use builder::DriverBuilder;
 pub use driver::Driver;
 pub use interface::Interface;
 pub use netlink::RouteNetlink;

@@ -127,14 +127,31 @@ impl AdvertSocket {
         &self.tx
     }
 
+    /// The family of the adverts it carries.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
     /// Waits up to `timeout` (rounded up to a millisecond) for the receive socket to be
     /// readable; `true` when it is.
     pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
+        AdvertSocket::wait_any([self], timeout)
+    }
+
+    /// Waits up to `timeout` (rounded up to a millisecond) until any of `sockets` is
+    /// readable; `true` when one is.
+    pub fn wait_any<'a>(
+        sockets: impl IntoIterator<Item = &'a AdvertSocket>,
+        timeout: Duration,
+    ) -> io::Result<bool> {
         let ms = timeout
             .as_nanos()
             .div_ceil(1_000_000)
             .min(u128::from(u16::MAX)) as u16;
-        let mut fds = [PollFd::new(self.rx.as_fd(), PollFlags::POLLIN)];
+        let mut fds: Vec<PollFd<'_>> = sockets
+            .into_iter()
+            .map(|s| PollFd::new(s.rx.as_fd(), PollFlags::POLLIN))
+            .collect();
         match poll(&mut fds, PollTimeout::from(ms)) {
             Ok(n) => Ok(n > 0),
             Err(nix::errno::Errno::EINTR) => Ok(false),

@@ -54,19 +54,24 @@ impl Keepalived {
     /// Starts keepalived with one `vrrp_instance V1 { ... }` holding `instance` (the interface
     /// line is added).
     pub(crate) fn start(host: &Host, instance: &str) -> io::Result<Keepalived> {
-        let dir = temp_dir()?;
-        let conf = dir.join("keepalived.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "global_defs {{\n router_id lab\n}}\nvrrp_instance V1 {{\n interface {}\n{instance}\n}}\n",
+        Keepalived::start_conf(
+            host,
+            &format!(
+                "vrrp_instance V1 {{\n interface {}\n{instance}\n}}\n",
                 host.ifname
             ),
-        )?;
+        )
+    }
+
+    /// Starts keepalived with `conf` after a `global_defs` block.
+    pub(crate) fn start_conf(host: &Host, conf: &str) -> io::Result<Keepalived> {
+        let dir = temp_dir()?;
+        let path = dir.join("keepalived.conf");
+        std::fs::write(&path, format!("global_defs {{\n router_id lab\n}}\n{conf}"))?;
         let log = File::create(dir.join("log"))?;
         let mut cmd = host.ns.command("keepalived");
         cmd.args(["-n", "-l", "-D", "--vrrp", "-f"])
-            .arg(&conf)
+            .arg(&path)
             .arg("-p")
             .arg(dir.join("keepalived.pid"))
             .arg("-r")
@@ -130,8 +135,13 @@ impl Drop for Keepalived {
 
 /// Whether `addr` is on `host`'s LAN interface.
 pub(crate) fn has_addr(host: &Host, addr: &str) -> bool {
+    has_addr_on(host, &host.ifname, addr)
+}
+
+/// Whether `addr` is on `host`'s interface `dev`.
+pub(crate) fn has_addr_on(host: &Host, dev: &str, addr: &str) -> bool {
     host.ns
-        .run(&["ip", "-o", "addr", "show", "dev", &host.ifname])
+        .run(&["ip", "-o", "addr", "show", "dev", dev])
         .map(|out| {
             out.split_whitespace()
                 .any(|w| w.split('/').next() == Some(addr))
@@ -185,28 +195,33 @@ impl Ours {
         mut routers: Vec<(Config, Vec<u8>)>,
         vmac: bool,
     ) -> io::Result<Ours> {
+        let ifname = host.ifname.clone();
+        Ours::start_driver(host, move || {
+            let iface = Interface::lookup(&ifname)?;
+            for (config, _) in &mut routers {
+                config.primary = primary(&iface, config)?;
+            }
+            let mut driver = Driver::with_routers(&ifname, routers)?;
+            if vmac {
+                driver.enable_vmac()?;
+            }
+            Ok(driver)
+        })
+    }
+
+    /// Runs the driver `build` makes inside `host`'s namespace, in a thread.
+    pub(crate) fn start_driver(
+        host: &Host,
+        build: impl FnOnce() -> io::Result<Driver> + Send + 'static,
+    ) -> io::Result<Ours> {
         let stop = Arc::new(AtomicBool::new(false));
         let graceful = Arc::new(AtomicBool::new(false));
         let events = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = mpsc::channel();
         let ns_name = host.ns.name().to_owned();
-        let ifname = host.ifname.clone();
         let (s, g, e) = (stop.clone(), graceful.clone(), events.clone());
         let handle = std::thread::spawn(move || -> io::Result<Counters> {
-            let setup = (|| -> io::Result<Driver> {
-                lb_lab::enter_netns(&ns_name)?;
-                let iface = Interface::lookup(&ifname)?;
-                for (config, _) in &mut routers {
-                    config.primary = iface
-                        .primary(config.family(), &config.vips)
-                        .ok_or_else(|| io::Error::other("no primary address"))?;
-                }
-                let mut driver = Driver::with_routers(&ifname, routers)?;
-                if vmac {
-                    driver.enable_vmac()?;
-                }
-                Ok(driver)
-            })();
+            let setup = lb_lab::enter_netns(&ns_name).and_then(|()| build());
             let mut driver = match setup {
                 Ok(d) => {
                     // This thread's id, to read its CPU time from /proc.
@@ -266,6 +281,33 @@ impl Ours {
             .ok()
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())?;
         Some(Duration::from_millis(ticks * 1000 / hz))
+    }
+
+    /// The last state router `vrid` entered (Initialize before the first change).
+    pub(crate) fn state_of(&self, vrid: u8) -> State {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find_map(|(_, e)| match e {
+                Event::StateChanged { vrid: v, to, .. } if *v == vrid => Some(*to),
+                _ => None,
+            })
+            .unwrap_or(State::Initialize)
+    }
+
+    /// The sync groups' changes so far: (group, from, to).
+    pub(crate) fn group_changes(&self) -> Vec<(usize, State, State)> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::GroupStateChanged { group, from, to } => Some((*group, *from, *to)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The last state entered (Initialize before the first change).
@@ -345,6 +387,13 @@ impl Drop for Ours {
             let _ = h.join();
         }
     }
+}
+
+/// The address `config`'s adverts leave `iface` from (its primary address).
+pub(crate) fn primary(iface: &Interface, config: &Config) -> io::Result<IpAddr> {
+    iface
+        .primary(config.family(), &config.vips)
+        .ok_or_else(|| io::Error::other("no primary address"))
 }
 
 /// Sends raw IPv4 packets of protocol 112 with the given TTL from `host` to 224.0.0.18, each
