@@ -201,10 +201,11 @@ fn check_config(file: &std::path::Path, instance: Option<String>) -> ExitCode {
         .filter(|w| w.kind == WarningKind::Unknown)
         .count();
     println!(
-        "{}: {} vrrp_instance(s) ({} runnable), {} virtual_server(s) ({} runnable), {reals} real_server(s), {checks} check(s); {} warning(s), {unknown} unknown keyword(s)",
+        "{}: {} vrrp_instance(s) ({} runnable, {} sync group(s)), {} virtual_server(s) ({} runnable), {reals} real_server(s), {checks} check(s); {} warning(s), {unknown} unknown keyword(s)",
         file.display(),
         c.vrrp_instances.len(),
         plan.instances.len(),
+        plan.groups.len(),
         c.virtual_servers.len(),
         plan.services.len(),
         loaded.warnings.len() + notes.len(),

@@ -266,6 +266,19 @@ fn cross_check(ctx: &mut values::Ctx, config: &Config) {
         }
     }
     for group in &config.sync_groups {
+        for t in group
+            .track_scripts
+            .iter()
+            .filter(|t| !scripts.contains(t.name.as_str()))
+        {
+            ctx.warnings.push(Warning::new(
+                group.at.clone(),
+                format!(
+                    "vrrp_sync_group {} tracks unknown vrrp_script '{}'",
+                    group.name, t.name
+                ),
+            ));
+        }
         for member in group
             .instances
             .iter()

@@ -239,6 +239,13 @@ pub struct SyncGroup {
     pub instances: Vec<String>,
     /// `notify*` scripts of the group.
     pub notify: Notify,
+    /// `track_interface { ... }`: tracked by every member.
+    pub track_interfaces: Vec<Tracked>,
+    /// `track_script { ... }`: tracked by every member.
+    pub track_scripts: Vec<Tracked>,
+    /// `sync_group_tracking_weight` (or the deprecated `global_tracking`): the members' own
+    /// tracking weights apply; without it keepalived 2.2.7 ignores them.
+    pub tracking_weight: bool,
 }
 
 /// The transport protocol of a virtual service.

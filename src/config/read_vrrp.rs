@@ -559,6 +559,9 @@ pub(crate) fn sync_group(ctx: &mut Ctx, node: &Node) -> Option<SyncGroup> {
     let name = ctx.word(node)?.to_owned();
     let mut instances = Vec::new();
     let mut notify_scripts = Notify::default();
+    let mut track_interfaces = Vec::new();
+    let mut track_scripts = Vec::new();
+    let mut tracking_weight = false;
     for n in ctx.block(node) {
         match n.keyword() {
             "group" => {
@@ -566,15 +569,22 @@ pub(crate) fn sync_group(ctx: &mut Ctx, node: &Node) -> Option<SyncGroup> {
                     instances.extend(member.words.iter().map(|w| w.text.clone()));
                 }
             }
+            "track_interface" => track_interfaces.extend(tracked(ctx, n)),
+            "track_script" => track_scripts.extend(tracked(ctx, n)),
+            "sync_group_tracking_weight" => tracking_weight = true,
+            "global_tracking" => {
+                ctx.warn(
+                    n,
+                    WarningKind::Deprecated,
+                    "global_tracking is deprecated; read as sync_group_tracking_weight",
+                );
+                tracking_weight = true;
+            }
             _ if notify(ctx, n, &mut notify_scripts) => {}
             "smtp_alert"
-            | "track_interface"
-            | "track_script"
             | "track_file"
             | "track_process"
             | "track_bfd"
-            | "global_tracking"
-            | "sync_group_tracking_weight"
             | "notify_priority_changes" => {
                 ctx.unsupported(n);
             }
@@ -586,5 +596,8 @@ pub(crate) fn sync_group(ctx: &mut Ctx, node: &Node) -> Option<SyncGroup> {
         name,
         instances,
         notify: notify_scripts,
+        track_interfaces,
+        track_scripts,
+        tracking_weight,
     })
 }

@@ -11,16 +11,19 @@
 //! 3. The health thread runs every checker in one reactor; a real lives while all its checks
 //!    are up ([`Liveness`]); a dead real is removed, or kept at weight 0 with
 //!    `inhibit_on_failure`; below the quorum the sorry server serves alone.
-//! 4. One thread per VRRP instance runs lb-vrrp's Linux driver: the master holds the VIPs, and
-//!    the datapath forwards only while some instance here is master.
+//! 4. One thread runs every VRRP instance in lb-vrrp's Linux driver, with the sync groups
+//!    (members change state together; the groups' notify scripts run on their transitions):
+//!    the master holds the VIPs, and the datapath forwards only while some instance here is
+//!    master. Each `vrrp_script` runs once however many instances track it.
 //! 5. A control socket answers `list` with the service table (`ipvsadm -Ln`, with `--stats`
 //!    and `--rate`) and the VRRP states; optionally `GET /metrics` serves the same in
 //!    Prometheus's format.
 //!
 //! Reload (SIGHUP in the example): the file is read again, services and reals are changed in
-//! place (established connections stay in the datapath's table), checks restart, and VRRP
-//! instances whose settings changed restart. Stop: every master resigns with a priority-0
-//! advert and removes its addresses, and the nftables rules go.
+//! place (established connections stay in the datapath's table), checks restart, and when any
+//! VRRP instance or sync group changed, the VRRP thread restarts (every instance resigns and
+//! starts again as backup). Stop: every master resigns with a priority-0 advert and removes its
+//! addresses, and the nftables rules go.
 
 mod datapath;
 mod health;
@@ -40,7 +43,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use liveness::{Liveness, diff};
-pub use plan::{InstancePlan, Plan, RealPlan, ServicePlan, Tracked, plan};
+pub use plan::{GroupPlan, InstancePlan, Plan, RealPlan, ServicePlan, Tracked, plan};
 pub use status::Status;
 
 use crate::config::{self, Options as ReadOptions};
@@ -92,7 +95,11 @@ pub fn run(
     let mut running = Running::start(path, options)?;
     report(&format!(
         "running {} vrrp instance(s) and {} virtual service(s) from {}",
-        running.instances.len(),
+        if running.vrrp.is_some() {
+            running.plan.instances.len()
+        } else {
+            0
+        },
         running
             .plan
             .services
@@ -140,7 +147,8 @@ struct Running {
     commands: Option<Sender<Command>>,
     datapath: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     health: Option<(Arc<AtomicBool>, JoinHandle<health::Health>)>,
-    instances: Vec<(InstancePlan, Arc<AtomicBool>, JoinHandle<()>)>,
+    /// The VRRP thread: every instance and sync group.
+    vrrp: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     control: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     metrics: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
@@ -153,6 +161,7 @@ impl Running {
         let mut running = Running {
             plan: Plan {
                 instances: Vec::new(),
+                groups: Vec::new(),
                 services: Vec::new(),
             },
             status,
@@ -160,7 +169,7 @@ impl Running {
             commands: None,
             datapath: None,
             health: None,
-            instances: Vec::new(),
+            vrrp: None,
             control: None,
             metrics: None,
         };
@@ -192,11 +201,8 @@ impl Running {
             running.health =
                 Some(running.start_health(plan.services.clone(), liveness, options)?);
         }
-        if options.vrrp {
-            for instance in &plan.instances {
-                let started = running.start_instance(instance.clone(), options)?;
-                running.instances.push(started);
-            }
+        if options.vrrp && !plan.instances.is_empty() {
+            running.vrrp = Some(running.start_vrrp(&plan, options)?);
         }
         if let Some(path) = &options.control {
             running.control = Some(status::serve(
@@ -231,26 +237,24 @@ impl Running {
         Ok((stop, std::thread::spawn(move || health.run(&s, &tx, &r))))
     }
 
-    fn start_instance(
+    fn start_vrrp(
         &self,
-        instance: InstancePlan,
+        plan: &Plan,
         options: &Options,
-    ) -> Result<(InstancePlan, Arc<AtomicBool>, JoinHandle<()>), String> {
-        let driver = vrrp::open(&instance)?;
+    ) -> Result<(Arc<AtomicBool>, JoinHandle<()>), String> {
+        let driver = vrrp::open(&plan.instances, &plan.groups)?;
         let stop = Arc::new(AtomicBool::new(false));
         let commands = self.commands.clone().unwrap_or_else(|| mpsc::channel().0);
-        let (s, st, r, p) = (
-            stop.clone(),
-            self.states.clone(),
-            options.report.clone(),
-            instance.clone(),
-        );
-        let handle = std::thread::spawn(move || vrrp::run(driver, p, &s, &st, &commands, &r));
-        Ok((instance, stop, handle))
+        let (s, st, r) = (stop.clone(), self.states.clone(), options.report.clone());
+        let (instances, groups) = (plan.instances.clone(), plan.groups.clone());
+        let handle = std::thread::spawn(move || {
+            vrrp::run(driver, &instances, &groups, &s, &st, &commands, &r);
+        });
+        Ok((stop, handle))
     }
 
-    /// Applies a new plan: services and reals changed in place, checks restarted, changed VRRP
-    /// instances restarted.
+    /// Applies a new plan: services and reals changed in place, checks restarted, VRRP
+    /// restarted when an instance or sync group changed.
     fn reload(&mut self, plan: Plan, options: &Options) {
         let report = &options.report;
         if let Some(tx) = self.commands.clone() {
@@ -328,28 +332,19 @@ impl Running {
                 Err(e) => report(&format!("reload: health checks not restarted: {e}")),
             }
         }
-        if options.vrrp {
-            let mut kept = Vec::new();
-            for (instance, stop, handle) in std::mem::take(&mut self.instances) {
-                if plan.instances.contains(&instance) {
-                    kept.push((instance, stop, handle));
-                } else {
-                    stop.store(true, Ordering::Relaxed);
-                    let _ = handle.join();
-                    if let Ok(mut s) = self.states.lock() {
-                        s.remove(&instance.name);
-                    }
+        let vrrp_changed = plan.instances != self.plan.instances || plan.groups != self.plan.groups;
+        if options.vrrp && vrrp_changed {
+            report("reload: VRRP instances or sync groups changed; restarting VRRP");
+            stop_thread(self.vrrp.take());
+            if let Ok(mut s) = self.states.lock() {
+                s.clear();
+            }
+            if !plan.instances.is_empty() {
+                match self.start_vrrp(&plan, options) {
+                    Ok(started) => self.vrrp = Some(started),
+                    Err(e) => report(&format!("reload: {e}")),
                 }
             }
-            for instance in &plan.instances {
-                if !kept.iter().any(|(i, _, _)| i == instance) {
-                    match self.start_instance(instance.clone(), options) {
-                        Ok(started) => kept.push(started),
-                        Err(e) => report(&format!("reload: {e}")),
-                    }
-                }
-            }
-            self.instances = kept;
         }
         self.plan = plan;
     }
@@ -359,9 +354,7 @@ impl Running {
 /// the datapath removes its nftables rules.
 impl Drop for Running {
     fn drop(&mut self) {
-        for (_, flag, handle) in self.instances.drain(..) {
-            stop_thread(Some((flag, handle)));
-        }
+        stop_thread(self.vrrp.take());
         stop_thread(self.health.take());
         stop_thread(self.datapath.take());
         stop_thread(self.control.take());

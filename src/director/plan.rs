@@ -1,8 +1,9 @@
 //! What a keepalived configuration asks each crate to do: one [`lb_vrrp::Config`] per
-//! `vrrp_instance`, one forwarder service per `virtual_server` (several for a group), one
-//! health target per checker (per URL for HTTP). Pure: nothing here touches the system, so a
+//! `vrrp_instance` (grouped by `vrrp_sync_group`), one forwarder service per `virtual_server`
+//! (several for a group), one health target per checker (per URL for HTTP). Pure: nothing here touches the system, so a
 //! configuration can be checked (`director --check-config`) and reloads can be diffed.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +27,8 @@ use crate::config::{
 pub struct Plan {
     /// The VRRP instances.
     pub instances: Vec<InstancePlan>,
+    /// The sync groups of those instances.
+    pub groups: Vec<GroupPlan>,
     /// The virtual services.
     pub services: Vec<ServicePlan>,
 }
@@ -47,6 +50,17 @@ pub struct InstancePlan {
     pub notify: config::Notify,
     /// What feeds each of `vrrp.tracks`, in order.
     pub tracked: Vec<Tracked>,
+}
+
+/// One `vrrp_sync_group`: its members change state together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupPlan {
+    /// Its name (for events and notify scripts).
+    pub name: String,
+    /// Its members: indices into [`Plan::instances`].
+    pub members: Vec<usize>,
+    /// Scripts run when every member has changed state.
+    pub notify: config::Notify,
 }
 
 /// The source of one tracked input.
@@ -109,20 +123,19 @@ pub struct ServicePlan {
 /// Builds the plan; what cannot be run becomes a warning (and is left out).
 pub fn plan(config: &Config) -> (Plan, Vec<Warning>) {
     let mut warnings = Vec::new();
-    for group in &config.sync_groups {
-        warn(
-            &mut warnings,
-            &group.at,
-            format!(
-                "vrrp_sync_group {}: its instances run, but not yet as a group (lb-vrrp's driver runs no sync groups)",
-                group.name
-            ),
-        );
-    }
-    let instances = config
+    let membership = memberships(config, &mut warnings);
+    let instances: Vec<InstancePlan> = config
         .vrrp_instances
         .iter()
-        .filter_map(|i| instance(config, i, &mut warnings))
+        .filter_map(|i| {
+            let group = membership.get(i.name.as_str()).copied();
+            instance(config, i, group, &mut warnings)
+        })
+        .collect();
+    let groups = config
+        .sync_groups
+        .iter()
+        .filter_map(|g| group(config, g, &membership, &instances, &mut warnings))
         .collect();
     let services = config
         .virtual_servers
@@ -132,10 +145,99 @@ pub fn plan(config: &Config) -> (Plan, Vec<Warning>) {
     (
         Plan {
             instances,
+            groups,
             services,
         },
         warnings,
     )
+}
+
+/// The sync group of each instance named in one: the first group naming it (keepalived 2.2.7
+/// ignores it in the others).
+fn memberships<'a>(
+    config: &'a Config,
+    warnings: &mut Vec<Warning>,
+) -> HashMap<&'a str, &'a config::SyncGroup> {
+    let mut membership: HashMap<&str, &config::SyncGroup> = HashMap::new();
+    for g in &config.sync_groups {
+        for name in &g.instances {
+            match membership.get(name.as_str()) {
+                Some(first) if first.name != g.name => warnings.push(Warning {
+                    at: g.at.clone(),
+                    kind: WarningKind::Invalid,
+                    message: format!(
+                        "vrrp_sync_group {}: {name} is already in sync group {}; ignored here",
+                        g.name, first.name
+                    ),
+                }),
+                Some(_) => {}
+                None => {
+                    membership.insert(name.as_str(), g);
+                }
+            }
+        }
+    }
+    membership
+}
+
+/// A sync group of the planned instances it holds (none: left out, as keepalived does).
+fn group(
+    config: &Config,
+    g: &config::SyncGroup,
+    membership: &HashMap<&str, &config::SyncGroup>,
+    instances: &[InstancePlan],
+    warnings: &mut Vec<Warning>,
+) -> Option<GroupPlan> {
+    let mut members: Vec<usize> = Vec::new();
+    for (i, inst) in instances.iter().enumerate() {
+        if membership
+            .get(inst.name.as_str())
+            .is_some_and(|m| m.name == g.name)
+        {
+            members.push(i);
+        }
+    }
+    let mut note = |message: String| {
+        warnings.push(Warning {
+            at: g.at.clone(),
+            kind: WarningKind::Invalid,
+            message,
+        })
+    };
+    match members.len() {
+        0 => {
+            note(format!(
+                "vrrp_sync_group {}: no instance of it runs; group ignored",
+                g.name
+            ));
+            return None;
+        }
+        1 => note(format!(
+            "vrrp_sync_group {} has only one instance; probably not what you want",
+            g.name
+        )),
+        _ => {}
+    }
+    let owner = members.iter().find(|&&i| instances[i].vrrp.priority == 255);
+    let weighted = g
+        .track_interfaces
+        .iter()
+        .any(|t| t.weight.unwrap_or(0) != 0)
+        || g.track_scripts.iter().any(|t| {
+            let script = config.vrrp_scripts.iter().find(|s| s.name == t.name);
+            t.weight.or(script.map(|s| s.weight)).unwrap_or(0) != 0
+        });
+    if let (Some(&i), true) = (owner, weighted) {
+        note(format!(
+            "vrrp_sync_group {}: weights of its tracks cleared, {} owns its addresses (priority 255)",
+            g.name, instances[i].name
+        ));
+    }
+    Some(GroupPlan {
+        name: g.name.clone(),
+        members,
+        notify: g.notify.clone(),
+    })
 }
 
 fn warn(warnings: &mut Vec<Warning>, at: &Location, message: String) {
@@ -149,6 +251,7 @@ fn warn(warnings: &mut Vec<Warning>, at: &Location, message: String) {
 fn instance(
     config: &Config,
     inst: &config::VrrpInstance,
+    group: Option<&config::SyncGroup>,
     warnings: &mut Vec<Warning>,
 ) -> Option<InstancePlan> {
     let vips: Vec<IpAddr> = inst.virtual_addresses.iter().map(|v| v.addr).collect();
@@ -193,26 +296,8 @@ fn instance(
         delay: garp.master_delay,
         refresh: garp.master_refresh,
     };
-    // Tracked inputs in the router's order: interfaces, then scripts. keepalived's weight
-    // semantics are lb-vrrp's: positive adds while up, negative adds while down, none (0) FAULT.
-    let mut tracked = Vec::new();
-    for t in &inst.track_interfaces {
-        vrrp.tracks.push(Track {
-            name: t.name.clone(),
-            weight: t.weight.unwrap_or(0),
-        });
-        tracked.push(Tracked::Interface(t.name.clone()));
-    }
-    for t in &inst.track_scripts {
-        let Some(script) = config.vrrp_scripts.iter().find(|s| s.name == t.name) else {
-            continue; // the reader warned about the unknown name
-        };
-        vrrp.tracks.push(Track {
-            name: t.name.clone(),
-            weight: t.weight.unwrap_or(script.weight),
-        });
-        tracked.push(Tracked::Script(script.clone()));
-    }
+    let (tracks, tracked) = tracking(config, inst, group, warnings);
+    vrrp.tracks = tracks;
     if let Err(e) = vrrp.validate().or_else(|e| match e {
         // The placeholder primary is checked again once the interface's address is known.
         lb_vrrp::Error::MixedFamilies(_) if inst.source_ip.is_none() => Ok(()),
@@ -234,6 +319,96 @@ fn instance(
         tracked,
         vrrp,
     })
+}
+
+/// An instance's tracked inputs in the router's order: its interfaces, its scripts, then its
+/// sync group's. keepalived's weight semantics are lb-vrrp's: positive adds while up, negative
+/// adds while down, none (0) FAULT. keepalived 2.2.7's rules for sync groups: a member's own
+/// weights are ignored unless the group sets `sync_group_tracking_weight` (a weighted interface
+/// then only FAULTs, a weighted script is not tracked); the group's tracks apply to every
+/// member with their weights, cleared when a member owns its addresses (priority 255); a
+/// group's track replaces the member's own one of the same name.
+fn tracking(
+    config: &Config,
+    inst: &config::VrrpInstance,
+    group: Option<&config::SyncGroup>,
+    warnings: &mut Vec<Warning>,
+) -> (Vec<Track>, Vec<Tracked>) {
+    let ignore_weights = group.is_some_and(|g| !g.tracking_weight);
+    let mut ignored = |what: String| {
+        warnings.push(Warning {
+            at: inst.at.clone(),
+            kind: WarningKind::Invalid,
+            message: format!(
+                "vrrp_instance {}: {what}: a sync group member's weights apply only with sync_group_tracking_weight",
+                inst.name
+            ),
+        });
+    };
+    let script = |name: &str| config.vrrp_scripts.iter().find(|s| s.name == name);
+    let mut inputs: Vec<(Track, Tracked)> = Vec::new();
+    for t in &inst.track_interfaces {
+        let mut weight = t.weight.unwrap_or(0);
+        if ignore_weights && weight != 0 {
+            ignored(format!(
+                "track_interface {} weight {weight} ignored",
+                t.name
+            ));
+            weight = 0;
+        }
+        let source = Tracked::Interface(t.name.clone());
+        inputs.push((track(&t.name, weight), source));
+    }
+    for t in &inst.track_scripts {
+        let Some(s) = script(&t.name) else {
+            continue; // the reader warned about the unknown name
+        };
+        let weight = t.weight.unwrap_or(s.weight);
+        if ignore_weights && weight != 0 {
+            ignored(format!(
+                "track_script {} with weight {weight} not tracked",
+                t.name
+            ));
+            continue;
+        }
+        inputs.push((track(&t.name, weight), Tracked::Script(s.clone())));
+    }
+    if let Some(g) = group {
+        let has_owner = config
+            .vrrp_instances
+            .iter()
+            .any(|i| g.instances.contains(&i.name) && i.priority == 255);
+        let interfaces = g
+            .track_interfaces
+            .iter()
+            .map(|t| (t, Some(Tracked::Interface(t.name.clone())), 0));
+        let scripts = g.track_scripts.iter().map(|t| {
+            let s = script(&t.name);
+            (
+                t,
+                s.map(|s| Tracked::Script(s.clone())),
+                s.map_or(0, |s| s.weight),
+            )
+        });
+        for (t, source, default) in interfaces.chain(scripts) {
+            let Some(source) = source else { continue };
+            let weight = if has_owner {
+                0
+            } else {
+                t.weight.unwrap_or(default)
+            };
+            inputs.retain(|(_, s)| *s != source);
+            inputs.push((track(&t.name, weight), source));
+        }
+    }
+    inputs.into_iter().unzip()
+}
+
+fn track(name: &str, weight: i32) -> Track {
+    Track {
+        name: name.to_owned(),
+        weight,
+    }
 }
 
 fn method(m: ForwardingMethod) -> Method {

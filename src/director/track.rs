@@ -1,8 +1,10 @@
-//! Tracked inputs of a VRRP instance, run from the driver's tick: `track_interface` (up while
-//! the interface is running) and `track_script` (keepalived's rules: the command runs every
-//! `interval` through `sh -c`, a run longer than `timeout` is killed and fails, `rise`
-//! successes bring it up and `fall` failures down, `init_fail` starts it down). Each change
-//! goes to the router with [`Router::set_track`]; the router applies the weight.
+//! Tracked inputs of the VRRP instances, run from the driver's tick: `track_interface` (up
+//! while the interface is running) and `track_script` (keepalived's rules: the command runs
+//! every `interval` through `sh -c`, a run longer than `timeout` is killed and fails, `rise`
+//! successes bring it up and `fall` failures down, `init_fail` starts it down). As in
+//! keepalived, each script (and interface) is watched once however many instances track it;
+//! each change goes to every router tracking it with [`Router::set_track`], and each router
+//! applies its own weight.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use lb_vrrp::Router;
 use lb_vrrp::linux::Interface;
 
 use super::Report;
-use super::plan::Tracked;
+use super::plan::{InstancePlan, Tracked};
 
 const INTERFACE_CHECK: Duration = Duration::from_millis(200);
 
@@ -26,22 +28,43 @@ struct Input {
     fails: u32,
 }
 
-/// The tracked inputs of one instance, in the router's track order.
+/// Who is told about an input: router `router`'s track `track` (the instance's index and its
+/// index in the router's tracks).
+struct Subscriber {
+    router: usize,
+    track: usize,
+    instance: String,
+}
+
+/// The distinct tracked inputs of all instances, each with the routers tracking it.
 pub(crate) struct Inputs {
-    inputs: Vec<Input>,
+    inputs: Vec<(Input, Vec<Subscriber>)>,
 }
 
 impl Inputs {
-    pub(crate) fn new(tracked: &[Tracked]) -> Inputs {
+    /// The inputs of `instances`, whose routers are the driver's in the same order.
+    pub(crate) fn new(instances: &[InstancePlan]) -> Inputs {
         let now = Instant::now();
-        let inputs = tracked
-            .iter()
-            .map(|source| {
+        let mut inputs: Vec<(Input, Vec<Subscriber>)> = Vec::new();
+        for (router, plan) in instances.iter().enumerate() {
+            for (track, source) in plan.tracked.iter().enumerate() {
+                let subscriber = Subscriber {
+                    router,
+                    track,
+                    instance: plan.name.clone(),
+                };
+                if let Some((_, subs)) = inputs
+                    .iter_mut()
+                    .find(|(i, _)| same_source(&i.source, source))
+                {
+                    subs.push(subscriber);
+                    continue;
+                }
                 let up = match source {
                     Tracked::Script(s) => !s.init_fail,
                     Tracked::Interface(_) => true,
                 };
-                Input {
+                let input = Input {
                     source: source.clone(),
                     up,
                     told: false,
@@ -49,22 +72,18 @@ impl Inputs {
                     running: None,
                     passes: 0,
                     fails: 0,
-                }
-            })
-            .collect();
+                };
+                inputs.push((input, vec![subscriber]));
+            }
+        }
         Inputs { inputs }
     }
 
-    /// Runs what is due and tells `router` what changed (`now` is the router's clock).
-    pub(crate) fn tick(
-        &mut self,
-        now: Duration,
-        router: &mut Router,
-        instance: &str,
-        report: &Report,
-    ) {
+    /// Runs what is due and tells the routers tracking it what changed (`now` is the
+    /// routers' clock).
+    pub(crate) fn tick(&mut self, now: Duration, routers: &mut [Router], report: &Report) {
         let wall = Instant::now();
-        for (index, input) in self.inputs.iter_mut().enumerate() {
+        for (input, subscribers) in &mut self.inputs {
             let before = input.up;
             match &input.source {
                 Tracked::Interface(name) => {
@@ -100,9 +119,7 @@ impl Inputs {
                             .spawn()
                         {
                             Ok(child) => input.running = Some((child, wall)),
-                            Err(e) => {
-                                report(&format!("{instance}: track_script {}: {e}", script.name))
-                            }
+                            Err(e) => report(&format!("track_script {}: {e}", script.name)),
                         }
                     }
                 }
@@ -113,23 +130,34 @@ impl Inputs {
                         Tracked::Interface(n) => format!("track_interface {n}"),
                         Tracked::Script(s) => format!("track_script {}", s.name),
                     };
-                    report(&format!(
-                        "{instance}: {name} {}",
-                        if input.up { "up" } else { "down" }
-                    ));
+                    report(&format!("{name} {}", if input.up { "up" } else { "down" }));
                 }
                 input.told = true;
-                if let Err(e) = router.set_track(now, index, input.up) {
-                    report(&format!("{instance}: {e}"));
+                for sub in subscribers.iter() {
+                    let result = routers
+                        .get_mut(sub.router)
+                        .map(|r| r.set_track(now, sub.track, input.up));
+                    if let Some(Err(e)) = result {
+                        report(&format!("{}: {e}", sub.instance));
+                    }
                 }
             }
         }
     }
 }
 
+/// One script (by name) or interface, however many instances track it.
+fn same_source(a: &Tracked, b: &Tracked) -> bool {
+    match (a, b) {
+        (Tracked::Interface(a), Tracked::Interface(b)) => a == b,
+        (Tracked::Script(a), Tracked::Script(b)) => a.name == b.name,
+        _ => false,
+    }
+}
+
 impl Drop for Inputs {
     fn drop(&mut self) {
-        for input in &mut self.inputs {
+        for (input, _) in &mut self.inputs {
             if let Some((mut child, _)) = input.running.take() {
                 let _ = child.kill();
                 let _ = child.wait();
