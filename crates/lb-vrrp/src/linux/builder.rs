@@ -62,9 +62,8 @@ impl DriverBuilder {
         self.groups.len() - 1
     }
 
-    /// Checks the routers (valid configurations; per interface and family distinct VRIDs and
-    /// one primary address) and the groups (not empty; each router in at most one), then
-    /// opens the sockets.
+    /// Checks the routers (valid configurations; distinct VRIDs per interface and family) and
+    /// the groups (not empty; each router in at most one), then opens the sockets.
     pub fn build(self) -> io::Result<Driver> {
         self.check()?;
         Driver::open(self)
@@ -88,12 +87,6 @@ impl DriverBuilder {
                     return invalid(format!(
                         "VRID {} twice on {} (at most 255 virtual routers with distinct VRIDs per interface and family)",
                         a.config.vrid, a.interface
-                    ));
-                }
-                if b.config.primary != a.config.primary {
-                    return invalid(format!(
-                        "all virtual routers of a family on {} share one primary address",
-                        a.interface
                     ));
                 }
             }

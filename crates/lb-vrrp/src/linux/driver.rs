@@ -27,10 +27,12 @@ struct Vmac {
     announcer: Announcer,
 }
 
-/// One (interface, family) the routers run on: a socket for their adverts and an announcer.
+/// One (interface, family, source address) routers run on: a socket for their adverts and an
+/// announcer.
 #[derive(Debug)]
 struct Link {
     iface: Interface,
+    primary: IpAddr,
     socket: AdvertSocket,
     announcer: Announcer,
     /// Router index by VRID.
@@ -40,8 +42,8 @@ struct Link {
 }
 
 /// Runs [`Router`]s in the calling thread, on any interfaces and in both families: sends and
-/// receives their adverts on one socket per (interface, family) (handing each advert to the
-/// router with its VRID there), waits on all of them at once, installs, removes and announces
+/// receives their adverts on one socket per (interface, family, source address) (handing each
+/// advert to the router with its VRID there), waits on all of them at once, installs, removes and announces
 /// the virtual addresses, turns a link without carrier into FAULT, and runs sync groups
 /// (members change state together with [`SyncGroup`](crate::SyncGroup)'s rules).
 ///
@@ -78,8 +80,8 @@ impl Driver {
         Driver::with_routers(interface, vec![(config, prefixes)])
     }
 
-    /// Several routers (at most 255 per family, distinct VRIDs, one primary address per
-    /// family) on `interface`, each with its virtual addresses' prefix lengths.
+    /// Several routers (at most 255 per family, with distinct VRIDs) on `interface`, each with
+    /// its virtual addresses' prefix lengths.
     pub fn with_routers(interface: &str, routers: Vec<(Config, Vec<u8>)>) -> io::Result<Driver> {
         let mut builder = Driver::builder();
         for (config, prefixes) in routers {
@@ -94,7 +96,7 @@ impl Driver {
     }
 
     /// Opens what a checked `builder` needs: one socket and announcer per (interface,
-    /// family), one netlink socket.
+    /// family, source address), one netlink socket.
     pub(super) fn open(builder: DriverBuilder) -> io::Result<Driver> {
         let mut routers = Vec::with_capacity(builder.routers.len());
         for spec in &builder.routers {
@@ -109,7 +111,7 @@ impl Driver {
             let (family, primary) = (spec.config.family(), spec.config.primary);
             let l = match links
                 .iter()
-                .position(|l| l.iface.name == spec.interface && l.socket.family() == family)
+                .position(|l| l.iface.name == spec.interface && l.primary == primary)
             {
                 Some(l) => l,
                 None => {
@@ -124,6 +126,7 @@ impl Driver {
                     let announcer = Announcer::open(&iface, link_local).map_err(named)?;
                     links.push(Link {
                         iface,
+                        primary,
                         socket,
                         announcer,
                         by_vrid: [None; 256],

@@ -10,7 +10,7 @@
 //! - [`Announcer`]: gratuitous ARP (an ARP request for the address, from the address) through
 //!   an `AF_PACKET` socket, unsolicited neighbour advertisements (R and O set, target
 //!   link-layer option) through a raw ICMPv6 socket.
-//! - [`Driver`]: the run loop: poll the sockets (one per interface and family) until the
+//! - [`Driver`]: the run loop: poll the sockets (one per interface, family and source) until the
 //!   routers' next timeout, feed adverts and timeouts, apply the sync groups' rules, send
 //!   adverts, install / remove / announce addresses, watch the links (down: FAULT).
 //!   [`DriverBuilder`] puts routers on several interfaces and groups them.

@@ -127,11 +127,6 @@ impl AdvertSocket {
         &self.tx
     }
 
-    /// The family of the adverts it carries.
-    pub fn family(&self) -> Family {
-        self.family
-    }
-
     /// Waits up to `timeout` (rounded up to a millisecond) for the receive socket to be
     /// readable; `true` when it is.
     pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
