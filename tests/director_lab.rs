@@ -4,7 +4,11 @@
 //! whose check fails leaves the table and comes back; the backup takes over when the master
 //! host dies and traffic goes on; SIGHUP applies a changed weight; SIGTERM resigns and cleans
 //! up; Prometheus metrics count per real. For LVS-NAT (the reals' gateway is a second VIP) and LVS-TUN (reals decapsulate in
-//! userspace): distribution, and traffic on through a failover.
+//! userspace): distribution, and traffic on through a failover. A `track_script` weight moves
+//! the master and back. A `vrrp_sync_group` of two instances on two interfaces: the master's
+//! `track_interface` going down moves both instances (and their VIPs) to the other director
+//! with traffic going on, and back with preemption; the group's `notify` runs on each group
+//! transition.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -192,7 +196,18 @@ fn pair_with(
     mode: Mode,
     configs: [String; 2],
 ) -> (Lab, [usize; 2], [PathBuf; 2], [PathBuf; 2], Files) {
+    pair_with_setup(tag, mode, configs, |_| Ok(()))
+}
+
+/// [`pair_with`], changing the lab with `setup` before the directors start.
+fn pair_with_setup(
+    tag: &str,
+    mode: Mode,
+    configs: [String; 2],
+    setup: impl FnOnce(&Lab) -> std::io::Result<()>,
+) -> (Lab, [usize; 2], [PathBuf; 2], [PathBuf; 2], Files) {
     let mut lab = Lab::with_directors(tag, 2, [mode; 3]).unwrap();
+    setup(&lab).unwrap();
     let tmp = std::env::temp_dir();
     let id = format!("{}-{tag}", std::process::id());
     let confs = [0, 1].map(|i| tmp.join(format!("lb-dir-{id}-{i}.conf")));
@@ -298,4 +313,136 @@ fn track_script_weight_moves_the_master_and_back() {
     assert!(!master(&socks[0]), "A backed off");
     std::fs::remove_file(&flag).unwrap();
     wait_for(&socks[0], 10, |l| l.contains("VRRP VI_1 MASTER")).expect("A preempts back at 150");
+}
+
+/// A sync group of two instances on two interfaces: VI_1 holds the service VIP on the client
+/// side (eth0) and tracks an uplink (eth2); VI_2 holds a VIP on a second segment (eth1).
+fn sync_group_config(priority: u8, notify: &std::path::Path) -> String {
+    let reals: String = (4..=6)
+        .map(|i| format!("    real_server 10.0.0.{i} 80 {{\n        TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n"))
+        .collect();
+    let instance = |name: &str, dev: &str, vrid: u8, vip: &str, extra: &str| {
+        format!(
+            "vrrp_instance {name} {{\n    state BACKUP\n    interface {dev}\n    virtual_router_id {vrid}\n    priority {priority}\n    \
+             advert_int 0.1\n    version 3\n    virtual_ipaddress {{\n        {vip}/32\n    }}\n{extra}}}\n"
+        )
+    };
+    format!(
+        "vrrp_sync_group G {{\n    group {{\n        VI_1\n        VI_2\n    }}\n    notify {notify}\n}}\n{}{}\
+         virtual_server {VIP4} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n{reals}}}\n",
+        instance(
+            "VI_1",
+            "eth0",
+            51,
+            VIP4,
+            "    track_interface {\n        eth2\n    }\n"
+        ),
+        instance("VI_2", "eth1", 52, "10.1.0.100", ""),
+        notify = notify.display(),
+    )
+}
+
+fn holds_both(lab: &Lab, director: usize) -> bool {
+    let ns = lab.director_n(director);
+    let on = |dev: &str, vip: &str| {
+        ns.run(&["ip", "-br", "addr", "show", "dev", dev])
+            .is_ok_and(|o| o.contains(vip))
+    };
+    on("eth0", VIP4) && on("eth1", "10.1.0.100")
+}
+
+#[test]
+fn sync_group_track_interface_moves_both_instances_and_back() {
+    if skip("sync_group_track_interface_moves_both_instances_and_back") {
+        return;
+    }
+    let tmp = std::env::temp_dir();
+    let id = std::process::id();
+    let logs = [0, 1].map(|i| tmp.join(format!("lb-dir-{id}-sg-notify-{i}.log")));
+    let scripts = [0, 1].map(|i| tmp.join(format!("lb-dir-{id}-sg-notify-{i}.sh")));
+    let _files = Files(logs.iter().chain(&scripts).cloned().collect());
+    for (script, log) in scripts.iter().zip(&logs) {
+        std::fs::write(
+            script,
+            format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+        )
+        .unwrap();
+        let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(script, executable).unwrap();
+    }
+    let configs = [0, 1].map(|i| sync_group_config([150, 100][i], &scripts[i]));
+    // The second segment and the tracked uplink exist before the directors start.
+    let (lab, _, _, socks, _conf_files) = pair_with_setup("dirsg", Mode::Dr, configs, |lab| {
+        lab.lan.add_segment(1, &[1, 2])?;
+        lab.lan.add_segment(2, &[1, 2])
+    });
+    let both = |l: &str, state: &str| {
+        l.contains(&format!("VRRP VI_1 {state}")) && l.contains(&format!("VRRP VI_2 {state}"))
+    };
+    wait_for(&socks[0], 10, |l| {
+        both(l, "MASTER") && l.contains("serving")
+    })
+    .expect("director A is master of both");
+    wait_for(&socks[1], 5, |l| both(l, "BACKUP")).expect("director B backup of both");
+    assert!(holds_both(&lab, 0) && !holds_both(&lab, 1));
+    let answered = |lab: &Lab| {
+        let answers = curls(lab, 6);
+        assert!(
+            answers.iter().all(|a| a.starts_with("real-")),
+            "{answers:?}"
+        );
+    };
+    answered(&lab);
+
+    // A's tracked uplink goes down: VI_1 FAULT, and VI_2 with it; B takes both VIPs.
+    lab.director_n(0)
+        .run(&["ip", "link", "set", "eth2", "down"])
+        .unwrap();
+    wait_for(&socks[1], 5, |l| both(l, "MASTER") && l.contains("serving"))
+        .expect("director B takes both");
+    wait_for(&socks[0], 5, |l| {
+        both(l, "FAULT") && l.contains("standing by")
+    })
+    .expect("director A in FAULT with both");
+    assert!(holds_both(&lab, 1), "VIPs on B");
+    assert!(!holds_both(&lab, 0), "VIPs gone from A");
+    answered(&lab);
+
+    // The uplink returns: A's group goes back to backup, then preempts B with both.
+    lab.director_n(0)
+        .run(&["ip", "link", "set", "eth2", "up"])
+        .unwrap();
+    wait_for(&socks[0], 5, |l| both(l, "MASTER") && l.contains("serving"))
+        .expect("director A master of both again");
+    wait_for(&socks[1], 5, |l| {
+        both(l, "BACKUP") && l.contains("standing by")
+    })
+    .expect("director B back to backup");
+    assert!(holds_both(&lab, 0) && !holds_both(&lab, 1));
+    answered(&lab);
+
+    // keepalived's group notify: `notify GROUP NAME STATE 0` on each group transition.
+    let group_lines = |i: usize| -> Vec<String> {
+        std::fs::read_to_string(&logs[i])
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("GROUP"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let expect_a = [
+        "GROUP G BACKUP 0",
+        "GROUP G MASTER 0",
+        "GROUP G FAULT 0",
+        "GROUP G BACKUP 0",
+        "GROUP G MASTER 0",
+    ];
+    let a = wait_until(Duration::from_secs(2), Duration::from_millis(50), || {
+        Some(group_lines(0)).filter(|l| l.len() >= expect_a.len())
+    });
+    assert_eq!(a.unwrap_or_else(|| group_lines(0)), expect_a);
+    assert_eq!(
+        group_lines(1),
+        ["GROUP G BACKUP 0", "GROUP G MASTER 0", "GROUP G BACKUP 0"]
+    );
 }
