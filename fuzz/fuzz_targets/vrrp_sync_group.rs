@@ -26,11 +26,24 @@ const MAX_OPS: usize = 400;
 enum Op {
     Startup,
     Shutdown,
-    Advert { member: bool, from: u8, priority: u8 },
-    Wait { ms: u16 },
+    Advert {
+        member: bool,
+        from: u8,
+        priority: u8,
+    },
+    Wait {
+        ms: u16,
+    },
     WaitForTimeout,
-    Track { member: bool, weighted: bool, up: bool },
-    Link { member: bool, up: bool },
+    Track {
+        member: bool,
+        weighted: bool,
+        up: bool,
+    },
+    Link {
+        member: bool,
+        up: bool,
+    },
 }
 
 fn ip(last: u8) -> IpAddr {
