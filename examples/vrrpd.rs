@@ -52,7 +52,9 @@ struct Cli {
     /// After first hearing a lower-priority master, wait this long before preempting it.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     preempt_delay_ms: u64,
-    /// Accept packets addressed to the virtual addresses as a non-owner master (v3).
+    /// Accept packets addressed to the virtual addresses as a non-owner master. Without it
+    /// (RFC 9568 §6.4.3, RFC 3768 §6.4.3) an nftables table drops them, ARP and neighbour
+    /// discovery excepted; keepalived accepts by default unless vrrp_strict. Needs `nft`.
     #[arg(long)]
     accept: bool,
     /// Send adverts to these peers instead of the multicast group (keepalived unicast_peer).

@@ -7,7 +7,8 @@
 #   ka-ka   keepalived master, keepalived backup (as shared/lab/anchor-vrrp-failover.sh)
 #   lb-lb   vrrpd master, vrrpd backup
 #   ka-lb   keepalived master, vrrpd backup (our takeover from keepalived)
-# The VIP is polled with `ip addr` every 2 ms, the same for every pair.
+# The VIP is polled with `ip addr` every 2 ms, the same for every pair. vrrpd runs with --accept,
+# keepalived's default without vrrp_strict (no nftables rules on either side).
 #
 # Usage: benches/lab/vrrp-failover.sh [RUNS]                  the table: v2 1 s, v3 100 ms, v3 10 ms
 #        benches/lab/vrrp-failover.sh one PAIR V INT KILL|TERM one measurement (INT in seconds)
@@ -51,7 +52,7 @@ one() {
         ip netns exec ${p}$n keepalived -n -l -D --vrrp -f "$d/k$n.conf" -p "$d/$n.pid" -r "$d/${n}r.pid" >"$d/$n.log" 2>&1 &
       else
         ip netns exec ${p}$n "$VRRPD" --interface ${p}v$n --vrid 51 --priority $prio --vip 10.204.0.100/24 \
-          --version "$V" --interval-ms "$ms" --checksum pseudo-header >"$d/$n.log" 2>&1 &
+          --version "$V" --interval-ms "$ms" --checksum pseudo-header --accept >"$d/$n.log" 2>&1 &
         echo $! >"$d/$n.pid"
       fi
     }
@@ -93,7 +94,7 @@ stability() {
         printf 'global_defs { router_id R%s\n}\nvrrp_instance V1 { state BACKUP\n interface %sv%s\n version 3\n virtual_router_id 51\n priority %s\n advert_int 0.01\n virtual_ipaddress { 10.205.0.100/24 } }\n' $n $p $n $prio >"$d/k$n.conf"
         ip netns exec ${p}$n "${rt[@]}" keepalived -n -l -D --vrrp -f "$d/k$n.conf" -p "$d/$n.pid" -r "$d/${n}r.pid" >"$d/$n.log" 2>&1 &
       else
-        ip netns exec ${p}$n "${rt[@]}" "$VRRPD" --interface ${p}v$n --vrid 51 --priority $prio --vip 10.205.0.100/24 --interval-ms 10 >"$d/$n.log" 2>&1 &
+        ip netns exec ${p}$n "${rt[@]}" "$VRRPD" --interface ${p}v$n --vrid 51 --priority $prio --vip 10.205.0.100/24 --interval-ms 10 --accept >"$d/$n.log" 2>&1 &
         echo $! >"$d/$n.pid"
       fi
       sleep 1

@@ -239,7 +239,10 @@ fn rfc9568_7_3_virtual_mac_through_a_macvlan() {
     }
     let lan = Lan::new("vvmac", 2).unwrap();
     let ka = Keepalived::start(&lan.hosts[1], &ka_v3(100, "")).unwrap();
-    let ours = Ours::start_with(&lan.hosts[0], vec![(ours_v3(200), vec![24])], true).unwrap();
+    // Accept mode (keepalived's default without vrrp_strict), so the VIP answers the ping.
+    let mut conf = ours_v3(200);
+    conf.accept = true;
+    let ours = Ours::start_with(&lan.hosts[0], vec![(conf, vec![24])], true).unwrap();
     assert!(
         ours.wait_state(State::Master, Instant::now() - SEC, SETTLE_V3)
             .is_some()

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{AdvertSender, AdvertSocket, Announcer, Interface, RouteNetlink};
+use super::{AcceptFilter, AdvertSender, AdvertSocket, Announcer, Interface, RouteNetlink};
 use crate::Config;
 use crate::event::{Event, State};
 use crate::router::Router;
@@ -20,6 +20,7 @@ const LINK_CHECK: Duration = Duration::from_millis(200);
 #[derive(Debug)]
 struct Vmac {
     index: u32,
+    name: String,
     sender: AdvertSender,
     announcer: Announcer,
 }
@@ -40,6 +41,8 @@ pub struct Driver {
     socket: AdvertSocket,
     table: RouteNetlink,
     announcer: Announcer,
+    /// Accept mode for the routers that must not accept traffic to their addresses.
+    accept: AcceptFilter,
     /// Per router: its virtual-MAC macvlan, when enabled.
     vmacs: Vec<Option<Vmac>>,
     epoch: Instant,
@@ -90,6 +93,10 @@ impl Driver {
         };
         let announcer = Announcer::open(&iface, link_local)?;
         let table = RouteNetlink::open()?;
+        let mut accept = AcceptFilter::new();
+        if routers.iter().any(|(c, _)| !c.accepts_vip_traffic()) {
+            accept.prepare(family)?;
+        }
         let mut built = Vec::with_capacity(routers.len());
         let mut prefixes = Vec::with_capacity(routers.len());
         for (config, p) in routers {
@@ -107,6 +114,7 @@ impl Driver {
             socket,
             table,
             announcer,
+            accept,
             vmacs: Vec::new(),
             epoch: now,
             link_checked: now,
@@ -142,6 +150,7 @@ impl Driver {
             // Recorded at once, so a failure below still deletes it on drop.
             self.vmacs.push(Some(Vmac {
                 index,
+                name: name.clone(),
                 sender: AdvertSender::open(&Interface::lookup(&name)?, router.config().primary)?,
                 announcer: Announcer::open(&Interface::lookup(&name)?, None)?,
             }));
@@ -308,16 +317,24 @@ impl Driver {
 
     fn set_vips(&mut self, i: usize, install: bool) -> io::Result<()> {
         let router = &self.routers[i];
-        let index = match self.vmacs.get(i) {
-            Some(Some(vmac)) => vmac.index,
-            _ => self.iface.index,
+        let (index, ifname) = match self.vmacs.get(i) {
+            Some(Some(vmac)) => (vmac.index, &vmac.name),
+            _ => (self.iface.index, &self.iface.name),
         };
+        // Accept mode: dropping starts before the addresses arrive and ends after they left.
+        let filtered = !router.config().accepts_vip_traffic();
+        if install && filtered {
+            self.accept.block(ifname, &router.config().vips)?;
+        }
         for (vip, prefix) in router.config().vips.iter().zip(&self.prefixes[i]) {
             if install {
                 self.table.add(index, *vip, *prefix)?;
             } else {
                 self.table.remove(index, *vip, *prefix)?;
             }
+        }
+        if !install && filtered {
+            self.accept.unblock(ifname, &router.config().vips)?;
         }
         Ok(())
     }

@@ -9,6 +9,9 @@
 //! - [`Announcer`]: gratuitous ARP (an ARP request for the address, from the address) through
 //!   an `AF_PACKET` socket, unsolicited neighbour advertisements (R and O set, target
 //!   link-layer option) through a raw ICMPv6 socket.
+//! - [`AcceptFilter`]: accept mode: an nftables table that drops packets to the virtual
+//!   addresses of a non-owner master without [`Config::accept`](crate::Config::accept), as
+//!   keepalived 2.2.7 does (neighbour discovery and ARP still pass). Needs the `nft` program.
 //! - [`Driver`]: the run loop: poll the socket until the router's next timeout, feed adverts
 //!   and timeouts, send adverts, install / remove / announce addresses, watch the link (down:
 //!   FAULT).
@@ -34,12 +37,14 @@
 //! # }
 //! ```
 
+mod accept;
 mod announce;
 mod driver;
 mod interface;
 mod netlink;
 mod socket;
 
+pub use accept::AcceptFilter;
 pub use announce::Announcer;
 pub use driver::Driver;
 pub use interface::Interface;
