@@ -5,25 +5,17 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{AcceptFilter, AdvertSender, AdvertSocket, Announcer, Interface, RouteNetlink};
+use super::vmac::Vmac;
+use super::{AcceptFilter, AdvertSocket, Announcer, Interface, RouteNetlink};
 use crate::Config;
 use crate::event::{Event, State};
 use crate::router::Router;
-use crate::wire::{Family, MAX_LEN, virtual_mac};
+use crate::wire::{Family, MAX_LEN};
 
 /// The longest a wait lasts, so a stop request and link changes are seen promptly.
 const MAX_WAIT: Duration = Duration::from_millis(20);
 /// How often the link state is read.
 const LINK_CHECK: Duration = Duration::from_millis(200);
-
-/// A router's macvlan carrying its virtual MAC (keepalived `use_vmac`).
-#[derive(Debug)]
-struct Vmac {
-    index: u32,
-    name: String,
-    sender: AdvertSender,
-    announcer: Announcer,
-}
 
 /// Runs [`Router`]s of one family on one interface in the calling thread: sends and receives
 /// their adverts on one socket (handing each advert to the router with its VRID), installs,
@@ -125,36 +117,18 @@ impl Driver {
         })
     }
 
-    /// Gives every router the virtual MAC `00-00-5e-00-01-VRID` (IPv4 only), as keepalived's
-    /// `use_vmac`: a private-mode macvlan `vrrp.VRID` on the interface carries the router's
-    /// adverts, its gratuitous ARPs and its virtual addresses, so neighbours keep one MAC for
-    /// the VIP across failovers. Sets `arp_ignore` 1 and `arp_announce` 2 on the interface and
-    /// the macvlans, so each answers ARP only for its own addresses and never announces a
-    /// virtual address with the parent's MAC (keepalived sets the same). The macvlans are deleted when the driver is
-    /// dropped. Call before [`run`](Self::run).
+    /// Gives every router its virtual MAC, `00-00-5e-00-01-VRID` (IPv4) or
+    /// `00-00-5e-00-02-VRID` (IPv6), as keepalived's `use_vmac`: a private-mode macvlan
+    /// (`vrrp.VRID`, `vrrp6.VRID`) on the interface carries the router's adverts, its
+    /// gratuitous ARPs or unsolicited neighbour advertisements and its virtual addresses, so
+    /// neighbours keep one MAC for the VIP across failovers. The interface settings are
+    /// keepalived's (see the `vmac` module: `arp_ignore` / `arp_announce` for IPv4, no
+    /// generated link-local address and the parent's one for IPv6). The macvlans are deleted
+    /// when the driver is dropped. Call before [`run`](Self::run).
     pub fn enable_vmac(&mut self) -> io::Result<()> {
-        if self.iface.primary(Family::Ipv4, &[]).is_none()
-            || self.routers[0].config().family() != Family::Ipv4
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "virtual MACs are implemented for IPv4 only",
-            ));
-        }
-        set_arp_sysctls(&self.iface.name)?;
         for router in &self.routers {
-            let vrid = router.vrid();
-            let name = format!("vrrp.{vrid}");
-            let mac = virtual_mac(Family::Ipv4, vrid);
-            let index = self.table.create_macvlan(self.iface.index, &name, mac)?;
-            // Recorded at once, so a failure below still deletes it on drop.
-            self.vmacs.push(Some(Vmac {
-                index,
-                name: name.clone(),
-                sender: AdvertSender::open(&Interface::lookup(&name)?, router.config().primary)?,
-                announcer: Announcer::open(&Interface::lookup(&name)?, None)?,
-            }));
-            set_arp_sysctls(&name)?;
+            let vmac = Vmac::create(&mut self.table, &self.iface, router.config())?;
+            self.vmacs.push(Some(vmac));
         }
         Ok(())
     }
@@ -347,14 +321,4 @@ impl Drop for Driver {
             let _ = self.table.delete_link(vmac.index);
         }
     }
-}
-
-/// `arp_ignore = 1`: answer ARP only for addresses configured on the interface asked;
-/// `arp_announce = 2`: ask with the interface's own address as the sender, so replies from a
-/// virtual address that leave by the parent do not teach neighbours the parent's MAC for it.
-fn set_arp_sysctls(ifname: &str) -> io::Result<()> {
-    // /proc/sys/net resolves to the calling thread's network namespace.
-    let conf = format!("/proc/sys/net/ipv4/conf/{ifname}");
-    std::fs::write(format!("{conf}/arp_ignore"), "1")?;
-    std::fs::write(format!("{conf}/arp_announce"), "2")
 }

@@ -43,6 +43,7 @@ mod driver;
 mod interface;
 mod netlink;
 mod socket;
+mod vmac;
 
 pub use accept::AcceptFilter;
 pub use announce::Announcer;
