@@ -74,7 +74,10 @@
 //! [`ChecksumMode::Auto`] next to it. It drops adverts of another version, another VRRPv2
 //! interval, another authentication or another address set; this crate reports each of those as
 //! an [`InteropWarning`] so a silent dual-master has a named cause.
-#![forbid(unsafe_code)]
+// The sans-IO core never uses `unsafe`; only the Linux driver's `realtime` module does (the
+// scheduler call nix does not wrap), so the `linux` feature relaxes forbid to deny.
+#![cfg_attr(not(feature = "linux"), forbid(unsafe_code))]
+#![cfg_attr(feature = "linux", deny(unsafe_code))]
 
 mod config;
 mod error;

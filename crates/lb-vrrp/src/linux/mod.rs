@@ -12,6 +12,9 @@
 //! - [`AcceptFilter`]: accept mode: an nftables table that drops packets to the virtual
 //!   addresses of a non-owner master without [`Config::accept`](crate::Config::accept), as
 //!   keepalived 2.2.7 does (neighbour discovery and ARP still pass). Needs the `nft` program.
+//! - [`realtime`]: `SCHED_RR` for the driver's thread and locked memory (keepalived
+//!   `vrrp_rt_priority`, `vrrp_no_swap`), what keeps a 10 ms interval free of spurious
+//!   takeovers on a loaded machine.
 //! - [`Driver`]: the run loop: poll the socket until the router's next timeout, feed adverts
 //!   and timeouts, send adverts, install / remove / announce addresses, watch the link (down:
 //!   FAULT).
@@ -42,6 +45,7 @@ mod announce;
 mod driver;
 mod interface;
 mod netlink;
+pub mod realtime;
 mod socket;
 mod vmac;
 
