@@ -174,8 +174,8 @@ fn master(host: &Host, vips: Vec<IpAddr>, priority: u8, accept: bool) -> Ours {
 }
 
 #[test]
-fn rfc3768_6_4_3_non_owner_master_without_accept_mode_drops_vip_traffic() {
-    if skip("rfc3768_6_4_3_non_owner_master_without_accept_mode_drops_vip_traffic") {
+fn rfc9568_6_4_3_non_owner_master_without_accept_mode_drops_vip_traffic() {
+    if skip("rfc9568_6_4_3_non_owner_master_without_accept_mode_drops_vip_traffic") {
         return;
     }
     let lan = Lan::new("vacc", 2).unwrap();
