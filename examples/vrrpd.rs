@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! vrrpd --interface eth0 --vrid 51 --priority 150 --vip 10.0.0.100/24 --interval-ms 100
+//! vrrpd --interface eth0 --vrid 51 --priority 150 --vip 10.0.0.100/24 --interval-ms 10 \
+//!       --realtime 50 --no-swap    # short intervals: real-time scheduling, no swapping
 //! ```
 //!
 //! Prints each state change on stdout as `<unix-time-ms> <vrid> MASTER|BACKUP|FAULT <reason>`
@@ -19,7 +21,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
-use lb::vrrp::linux::{Driver, Interface};
+use lb::vrrp::linux::{Driver, Interface, realtime};
 use lb::vrrp::wire::{Auth, Family, Version};
 use lb::vrrp::{ChecksumMode, Config, Event, State};
 
@@ -52,7 +54,9 @@ struct Cli {
     /// After first hearing a lower-priority master, wait this long before preempting it.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     preempt_delay_ms: u64,
-    /// Accept packets addressed to the virtual addresses as a non-owner master (v3).
+    /// Accept packets addressed to the virtual addresses as a non-owner master. Without it
+    /// (RFC 9568 §6.4.3, RFC 3768 §6.4.3) an nftables table drops them, ARP and neighbour
+    /// discovery excepted; keepalived accepts by default unless vrrp_strict. Needs `nft`.
     #[arg(long)]
     accept: bool,
     /// Send adverts to these peers instead of the multicast group (keepalived unicast_peer).
@@ -68,6 +72,14 @@ struct Cli {
     /// Run `CMD INSTANCE STATE` (through sh) on each state change, like keepalived's notify.
     #[arg(long, value_name = "CMD")]
     notify: Option<String>,
+    /// Run the router under the real-time SCHED_RR policy at this priority (1-99), like
+    /// keepalived's vrrp_rt_priority: what keeps a 10 ms interval free of spurious takeovers
+    /// on a busy machine. Notify commands still run under the normal scheduler.
+    #[arg(long, value_name = "PRIO", value_parser = clap::value_parser!(u8).range(1..=99))]
+    realtime: Option<u8>,
+    /// Lock the process in memory so it never waits for swap (keepalived's vrrp_no_swap).
+    #[arg(long)]
+    no_swap: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -177,6 +189,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(priority) = cli.realtime {
+        if let Err(e) = realtime::set_realtime(priority) {
+            eprintln!("vrrpd: real-time priority {priority}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if cli.no_swap {
+        if let Err(e) = realtime::lock_memory() {
+            eprintln!("vrrpd: locking memory: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {

@@ -7,13 +7,20 @@
 #   ka-ka   keepalived master, keepalived backup (as shared/lab/anchor-vrrp-failover.sh)
 #   lb-lb   vrrpd master, vrrpd backup
 #   ka-lb   keepalived master, vrrpd backup (our takeover from keepalived)
-# The VIP is polled with `ip addr` every 2 ms, the same for every pair.
+# The VIP is polled with `ip addr` every 2 ms, the same for every pair. vrrpd runs with --accept,
+# keepalived's default without vrrp_strict (no nftables rules on either side).
 #
 # Usage: benches/lab/vrrp-failover.sh [RUNS]                  the table: v2 1 s, v3 100 ms, v3 10 ms
 #        benches/lab/vrrp-failover.sh one PAIR V INT KILL|TERM one measurement (INT in seconds)
 #        benches/lab/vrrp-failover.sh stability PAIR SECS      v3 10 ms pair left alone SECS seconds:
 #                                                              counts state changes after settling
-#                                                              (RT=1: both daemons under chrt -f 50)
+#                                                              (RT=1: both daemons under chrt -f 50;
+#                                                              RT=native: their own real-time options,
+#                                                              keepalived vrrp_rt_priority 50 +
+#                                                              vrrp_no_swap, vrrpd --realtime 50
+#                                                              --no-swap)
+#        benches/lab/vrrp-failover.sh stability-all SECS       ka-ka and lb-lb, RT=native and default
+#                                                              scheduling: four pairs at the same time
 #        benches/lab/vrrp-failover.sh cpu SECS                 255 VRIDs at 1 s in one driver thread:
 #                                                              its CPU share over SECS seconds
 # Needs root, keepalived, iproute2, python3; builds vrrpd in release mode (or set VRRPD=path).
@@ -51,7 +58,7 @@ one() {
         ip netns exec ${p}$n keepalived -n -l -D --vrrp -f "$d/k$n.conf" -p "$d/$n.pid" -r "$d/${n}r.pid" >"$d/$n.log" 2>&1 &
       else
         ip netns exec ${p}$n "$VRRPD" --interface ${p}v$n --vrid 51 --priority $prio --vip 10.204.0.100/24 \
-          --version "$V" --interval-ms "$ms" --checksum pseudo-header >"$d/$n.log" 2>&1 &
+          --version "$V" --interval-ms "$ms" --checksum pseudo-header --accept >"$d/$n.log" 2>&1 &
         echo $! >"$d/$n.pid"
       fi
     }
@@ -77,8 +84,12 @@ one() {
 }
 
 stability() {
-  local pair=$1 secs=$2 p=lbs$$ d rt=(); d=$(mktemp -d)
-  [ "${RT:-0}" = 1 ] && rt=(chrt -f 50)
+  local pair=$1 secs=$2 p=lbs$BASHPID d rt=() ka_rt='' lb_rt=() label=''; d=$(mktemp -d)
+  case "${RT:-0}" in
+    1) rt=(chrt -f 50); label=' (chrt -f 50)' ;;
+    native) ka_rt=' vrrp_rt_priority 50\n vrrp_no_swap\n'; lb_rt=(--realtime 50 --no-swap)
+            label=' (vrrp_rt_priority 50 + vrrp_no_swap / --realtime 50 --no-swap)' ;;
+  esac
   (
     cleanup() { set +e; for f in "$d"/*.pid; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done; sleep 0.1; ip netns del ${p}a; ip netns del ${p}b; rm -rf "$d"; }
     trap cleanup EXIT
@@ -90,10 +101,10 @@ stability() {
     for n in a b; do
       prio=$([ $n = a ] && echo 150 || echo 100)
       if [ "$pair" = ka-ka ]; then
-        printf 'global_defs { router_id R%s\n}\nvrrp_instance V1 { state BACKUP\n interface %sv%s\n version 3\n virtual_router_id 51\n priority %s\n advert_int 0.01\n virtual_ipaddress { 10.205.0.100/24 } }\n' $n $p $n $prio >"$d/k$n.conf"
+        printf "global_defs { router_id R%s\n$ka_rt}\nvrrp_instance V1 { state BACKUP\n interface %sv%s\n version 3\n virtual_router_id 51\n priority %s\n advert_int 0.01\n virtual_ipaddress { 10.205.0.100/24 } }\n" $n $p $n $prio >"$d/k$n.conf"
         ip netns exec ${p}$n "${rt[@]}" keepalived -n -l -D --vrrp -f "$d/k$n.conf" -p "$d/$n.pid" -r "$d/${n}r.pid" >"$d/$n.log" 2>&1 &
       else
-        ip netns exec ${p}$n "${rt[@]}" "$VRRPD" --interface ${p}v$n --vrid 51 --priority $prio --vip 10.205.0.100/24 --interval-ms 10 >"$d/$n.log" 2>&1 &
+        ip netns exec ${p}$n "${rt[@]}" "$VRRPD" --interface ${p}v$n --vrid 51 --priority $prio --vip 10.205.0.100/24 --interval-ms 10 --accept "${lb_rt[@]}" >"$d/$n.log" 2>&1 &
         echo $! >"$d/$n.pid"
       fi
       sleep 1
@@ -103,7 +114,7 @@ stability() {
     before=$(changes | wc -l)
     sleep "$secs"
     after=$(changes | wc -l)
-    echo "$pair v3 10 ms${rt:+ (chrt -f 50)}, ${secs} s at steady state: $((after - before)) state changes (after settling with $before)"
+    echo "$pair v3 10 ms$label, ${secs} s at steady state: $((after - before)) state changes (after settling with $before)"
     [ "$after" -gt "$before" ] && { echo "the first changes after settling:"; changes | sort | sed -n "$((before + 1)),$((before + 6))p"; }
     exec 2>/dev/null
   )
@@ -116,6 +127,12 @@ case "${1:-}" in
     ;;
   one) one "$2" "$3" "$4" "$5" ;;
   stability) stability "$2" "$3" ;;
+  stability-all)
+    for rt in native 0; do
+      for pair in ka-ka lb-lb; do RT=$rt stability $pair "$2" & done
+    done
+    wait
+    ;;
   *)
     runs=${1:-5}
     echo "VRRP takeover: seconds from the master's signal until the backup holds the VIP (median, min-max of $runs runs)"

@@ -83,9 +83,14 @@ pub struct Config {
     /// keepalived `preempt_delay`: after first hearing a lower-priority master, wait this long
     /// before preempting it.
     pub preempt_delay: Duration,
-    /// VRRPv3 Accept_Mode: a non-owner master accepts packets addressed to the virtual
-    /// addresses. Reported by [`Router::accepts_vip_traffic`](crate::Router::accepts_vip_traffic);
-    /// enforcing it is the driver's job.
+    /// Accept_Mode: a non-owner master accepts packets addressed to the virtual addresses.
+    /// Default false, as RFC 9568 §6.1 (VRRPv3) and RFC 3768 §6.4.3 (VRRPv2 has no
+    /// Accept_Mode: a non-owner master MUST NOT accept them) want. keepalived 2.2.7's default
+    /// differs: `accept` unless `vrrp_strict`; under `vrrp_strict`, `no_accept`, and `accept`
+    /// is refused for VRRPv2; the owner (priority 255) always accepts. Setting it for VRRPv2
+    /// is keepalived's non-strict behaviour. Reported by
+    /// [`Router::accepts_vip_traffic`](crate::Router::accepts_vip_traffic); the Linux driver
+    /// enforces it with nftables (`linux::AcceptFilter`).
     pub accept: bool,
     /// The virtual addresses (1-255, one family; for IPv6 the first SHOULD be link-local).
     pub vips: Vec<IpAddr>,
@@ -124,6 +129,12 @@ impl Config {
             announce: Announce::default(),
             tracks: Vec::new(),
         }
+    }
+
+    /// Whether a master with this configuration accepts packets addressed to the virtual
+    /// addresses: it owns them (priority 255) or [`accept`](Self::accept) is set.
+    pub fn accepts_vip_traffic(&self) -> bool {
+        self.priority == 255 || self.accept
     }
 
     /// The family of the virtual router (its primary address's).

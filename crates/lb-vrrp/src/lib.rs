@@ -14,7 +14,7 @@
 //! | [`Router`], [`Config`] | the state machine: Initialize / Backup / Master / Fault, preemption, preempt delay, accept mode, owner, priority-0 resignation, tracking weights, unicast peers, announcements |
 //! | [`SyncGroup`] | keepalived's sync groups: members change state together |
 //! | [`timers`] | Skew_Time and Master_Down_Interval for both versions |
-//! | `linux` (feature) | the driver: raw sockets, netlink VIPs, gratuitous ARP / unsolicited NA, optional virtual MAC (macvlan), many VRIDs on many interfaces and sync groups on one thread, the run loop |
+//! | `linux` (feature) | the driver: raw sockets, netlink VIPs, gratuitous ARP / unsolicited NA, accept mode (nftables), optional virtual MAC (macvlan), many VRIDs on many interfaces and sync groups on one thread, the run loop |
 //!
 //! # Run loop
 //!
@@ -74,7 +74,10 @@
 //! [`ChecksumMode::Auto`] next to it. It drops adverts of another version, another VRRPv2
 //! interval, another authentication or another address set; this crate reports each of those as
 //! an [`InteropWarning`] so a silent dual-master has a named cause.
-#![forbid(unsafe_code)]
+// The sans-IO core never uses `unsafe`; only the Linux driver's `realtime` module does (the
+// scheduler call nix does not wrap), so the `linux` feature relaxes forbid to deny.
+#![cfg_attr(not(feature = "linux"), forbid(unsafe_code))]
+#![cfg_attr(feature = "linux", deny(unsafe_code))]
 
 mod config;
 mod error;

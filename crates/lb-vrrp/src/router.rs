@@ -149,12 +149,10 @@ impl Router {
     }
 
     /// Whether packets addressed to the virtual addresses may be accepted now: as master, when
-    /// this router owns them (priority 255) or Accept_Mode is on (VRRPv3 only; RFC 3768 §6.4.3
-    /// forbids it in VRRPv2).
+    /// this router owns them (priority 255) or [`Config::accept`] is set
+    /// ([`Config::accepts_vip_traffic`]).
     pub fn accepts_vip_traffic(&self) -> bool {
-        self.state == State::Master
-            && (self.config.priority == 255
-                || (self.config.accept && self.config.version == Version::V3))
+        self.state == State::Master && self.config.accepts_vip_traffic()
     }
 
     /// Adverts dropped by reason, accepted and sent.

@@ -140,3 +140,35 @@ fn driver_runs_255_vrids_on_one_thread() {
         "shutdown removes them"
     );
 }
+
+/// keepalived's `vrrp_rt_priority`: `set_realtime` moves the calling thread, only it, to
+/// SCHED_RR; what it starts (notify scripts) runs under the normal scheduler again.
+#[test]
+fn realtime_scheduling_for_the_driver_thread_only() {
+    if lb_lab::skip_unless_root("realtime_scheduling_for_the_driver_thread_only") {
+        return;
+    }
+    use lb_vrrp::linux::realtime;
+    let other = realtime::current_policy().unwrap();
+    assert!(realtime::set_realtime(0).is_err(), "1-99 only");
+    let (policy, child) = std::thread::spawn(|| {
+        realtime::set_realtime(10).unwrap();
+        let child = std::process::Command::new("sh")
+            .args(["-c", "chrt -p $$"])
+            .output()
+            .unwrap();
+        (
+            realtime::current_policy().unwrap(),
+            String::from_utf8_lossy(&child.stdout).into_owned(),
+        )
+    })
+    .join()
+    .unwrap();
+    assert_eq!(policy, 2, "SCHED_RR");
+    assert_eq!(
+        realtime::current_policy().unwrap(),
+        other,
+        "other threads keep theirs"
+    );
+    assert!(child.contains("SCHED_OTHER"), "reset on fork: {child}");
+}

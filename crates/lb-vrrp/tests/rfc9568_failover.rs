@@ -239,7 +239,10 @@ fn rfc9568_7_3_virtual_mac_through_a_macvlan() {
     }
     let lan = Lan::new("vvmac", 2).unwrap();
     let ka = Keepalived::start(&lan.hosts[1], &ka_v3(100, "")).unwrap();
-    let ours = Ours::start_with(&lan.hosts[0], vec![(ours_v3(200), vec![24])], true).unwrap();
+    // Accept mode (keepalived's default without vrrp_strict), so the VIP answers the ping.
+    let mut conf = ours_v3(200);
+    conf.accept = true;
+    let ours = Ours::start_with(&lan.hosts[0], vec![(conf, vec![24])], true).unwrap();
     assert!(
         ours.wait_state(State::Master, Instant::now() - SEC, SETTLE_V3)
             .is_some()
@@ -282,4 +285,146 @@ fn rfc9568_7_3_virtual_mac_through_a_macvlan() {
             .is_err(),
         "macvlan deleted"
     );
+}
+
+/// The IPv6 virtual MAC 00-00-5e-00-02-VRID (RFC 9568 §7.3), ours and keepalived's
+/// `use_vmac`: our macvlan has no link-local address of its own, only the parent's (RFC 9568
+/// §7.4), our adverts from it keep keepalived a backup, a neighbour resolves the VIP to the
+/// virtual MAC, and after we resign keepalived's macvlan answers under the same MAC.
+#[test]
+fn rfc9568_7_3_ipv6_virtual_mac_survives_failover() {
+    if lab::skip("rfc9568_7_3_ipv6_virtual_mac_survives_failover") {
+        return;
+    }
+    let lan = Lan::new("vvmac6", 3).unwrap();
+    let (h0, h1, observer) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    let vips = ["fe80::100", "fd00::100"];
+    let mut conf = Config::new(
+        51,
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        vips.iter().map(|v| v.parse().unwrap()).collect(),
+    );
+    conf.interval = I;
+    conf.priority = 200;
+    conf.accept = true;
+    let ours = Ours::start_with(h0, vec![(conf, vec![64, 64])], true).unwrap();
+    assert!(
+        ours.wait_state(State::Master, Instant::now() - SEC, SETTLE_V3)
+            .is_some()
+    );
+    let ka = Keepalived::start(
+        h1,
+        "state BACKUP\n version 3\n virtual_router_id 51\n priority 100\n advert_int 0.1\n use_vmac\n virtual_ipaddress {\n  fe80::100/64\n  fd00::100/64\n }\n",
+    )
+    .unwrap();
+    let all_addrs = |host: &lb_lab::Host| host.ns.run(&["ip", "-o", "addr"]).unwrap_or_default();
+    std::thread::sleep(SEC);
+    assert!(
+        !all_addrs(h1).contains("fd00::100"),
+        "keepalived hears our adverts: {}",
+        ka.log()
+    );
+    let link = h0
+        .ns
+        .run(&["ip", "-o", "link", "show", "dev", "vrrp6.51"])
+        .unwrap();
+    assert!(link.contains("00:00:5e:00:02:33"), "{link}");
+    let parent_ll = h0
+        .ns
+        .run(&[
+            "ip", "-o", "-6", "addr", "show", "dev", "eth0", "scope", "link",
+        ])
+        .unwrap();
+    let parent_ll = parent_ll
+        .split_whitespace()
+        .find(|w| w.starts_with("fe80::") && *w != "fe80::100/64")
+        .expect("the parent's link-local address")
+        .to_owned();
+    let vmac_ll = h0
+        .ns
+        .run(&[
+            "ip", "-o", "-6", "addr", "show", "dev", "vrrp6.51", "scope", "link",
+        ])
+        .unwrap();
+    let mut vmac_ll: Vec<&str> = vmac_ll
+        .split_whitespace()
+        .filter(|w| w.starts_with("fe80::"))
+        .collect();
+    vmac_ll.sort_unstable();
+    let mut expected = [parent_ll.as_str(), "fe80::100/64"];
+    expected.sort_unstable();
+    assert_eq!(
+        vmac_ll, expected,
+        "no address generated from the virtual MAC"
+    );
+    let (mac, src) = ipv6_advert_frame(observer).expect("an advert on the wire");
+    assert_eq!(
+        (mac, format!("{src}/64")),
+        ([0, 0, 0x5e, 0, 2, 51], parent_ll.clone()),
+        "adverts leave with the virtual MAC from the parent's link-local address"
+    );
+    let ping = |host: &lb_lab::Host| host.ns.sh("ping -6 -c1 -W1 fd00::100 >/dev/null").is_ok();
+    let neigh = || {
+        observer
+            .ns
+            .run(&["ip", "neigh", "show", "fd00::100"])
+            .unwrap_or_default()
+    };
+    assert!(ping(observer));
+    assert!(neigh().contains("00:00:5e:00:02:33"), "{}", neigh());
+
+    ours.stop(true).unwrap();
+    let took = lb_lab::wait_until(SETTLE_V3, Duration::from_millis(5), || {
+        all_addrs(h1).contains("fd00::100").then(Instant::now)
+    });
+    assert!(took.is_some(), "keepalived takes over: {}", ka.log());
+    assert!(
+        h0.ns
+            .run(&["ip", "link", "show", "dev", "vrrp6.51"])
+            .is_err(),
+        "our macvlan deleted"
+    );
+    let answered = lb_lab::wait_until(SETTLE_V3, Duration::from_millis(50), || {
+        ping(observer).then_some(())
+    });
+    assert!(answered.is_some(), "{}", ka.log());
+    assert!(
+        neigh().contains("00:00:5e:00:02:33"),
+        "the neighbour keeps the virtual MAC: {}",
+        neigh()
+    );
+}
+
+/// The Ethernet and IPv6 source of the first VRRP advert `host` sees within a second.
+fn ipv6_advert_frame(host: &lb_lab::Host) -> Option<([u8; 6], std::net::Ipv6Addr)> {
+    let ns = host.ns.name().to_owned();
+    std::thread::spawn(move || {
+        lb_lab::enter_netns(&ns).ok()?;
+        let eth_p_ipv6 = i32::from(0x86dd_u16.to_be());
+        let s = socket2::Socket::new(
+            socket2::Domain::PACKET,
+            socket2::Type::RAW,
+            Some(socket2::Protocol::from(eth_p_ipv6)),
+        )
+        .ok()?;
+        s.set_read_timeout(Some(Duration::from_millis(100))).ok()?;
+        let deadline = Instant::now() + SEC;
+        let mut buf = [0u8; 1514];
+        while Instant::now() < deadline {
+            let Ok(n) = std::io::Read::read(&mut &s, &mut buf) else {
+                continue;
+            };
+            let frame = &buf[..n];
+            // Ethernet (14) + IPv6 next header at 6: VRRP is protocol 112.
+            if frame.len() >= 54 && frame[20] == 112 {
+                let mac: [u8; 6] = frame[6..12].try_into().ok()?;
+                let src: [u8; 16] = frame[22..38].try_into().ok()?;
+                return Some((mac, src.into()));
+            }
+        }
+        None
+    })
+    .join()
+    .ok()
+    .flatten()
 }

@@ -413,21 +413,30 @@ fn unicast_peers_get_one_advert_each() {
     assert_eq!(r.counters().sent, 2);
 }
 
+/// Accept_Mode off by default (RFC 9568 §6.1, RFC 3768 §6.4.3); set, a master accepts in
+/// either version (VRRPv2: keepalived's non-strict behaviour); a backup never does.
 #[test]
-fn accept_mode_is_v3_only() {
-    let mut c = config(100);
-    c.accept = true;
-    let mut r = Router::new(c.clone()).unwrap();
-    r.handle_startup(Duration::ZERO);
-    r.handle_timeout(Duration::from_secs(1));
-    assert!(r.accepts_vip_traffic());
-    c.version = Version::V2;
-    c.interval = Duration::from_secs(1);
-    let mut r = Router::new(c).unwrap();
-    r.handle_startup(Duration::ZERO);
-    r.handle_timeout(Duration::from_secs(10));
-    assert_eq!(r.state(), State::Master);
-    assert!(!r.accepts_vip_traffic());
+fn accept_mode_as_configured_for_masters_only() {
+    for version in [Version::V3, Version::V2] {
+        for accept in [false, true] {
+            let mut c = config(100);
+            c.version = version;
+            c.interval = Duration::from_secs(1);
+            c.accept = accept;
+            assert_eq!(c.accepts_vip_traffic(), accept);
+            let mut r = Router::new(c).unwrap();
+            r.handle_startup(Duration::ZERO);
+            assert_eq!(r.state(), State::Backup);
+            assert!(!r.accepts_vip_traffic(), "a backup accepts nothing");
+            r.handle_timeout(Duration::from_secs(10));
+            assert_eq!(r.state(), State::Master);
+            assert_eq!(
+                r.accepts_vip_traffic(),
+                accept,
+                "{version:?} accept {accept}"
+            );
+        }
+    }
 }
 
 #[test]

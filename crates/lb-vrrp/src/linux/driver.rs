@@ -7,25 +7,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::builder::DriverBuilder;
-use super::{AdvertSender, AdvertSocket, Announcer, Interface, RouteNetlink};
+use super::vmac::Vmac;
+use super::{AcceptFilter, AdvertSocket, Announcer, Interface, RouteNetlink};
 use crate::Config;
 use crate::event::{Event, State};
 use crate::router::Router;
 use crate::sync_group::Members;
-use crate::wire::{Family, MAX_LEN, virtual_mac};
+use crate::wire::{Family, MAX_LEN};
 
 /// The longest a wait lasts, so a stop request and link changes are seen promptly.
 const MAX_WAIT: Duration = Duration::from_millis(20);
 /// How often the link state is read.
 const LINK_CHECK: Duration = Duration::from_millis(200);
-
-/// A router's macvlan carrying its virtual MAC (keepalived `use_vmac`).
-#[derive(Debug)]
-struct Vmac {
-    index: u32,
-    sender: AdvertSender,
-    announcer: Announcer,
-}
 
 /// One (interface, family, source address) routers run on: a socket for their adverts and an
 /// announcer.
@@ -62,6 +55,8 @@ pub struct Driver {
     /// Router index to its group's index.
     group_of: Vec<Option<usize>>,
     table: RouteNetlink,
+    /// Accept mode for the routers that must not accept traffic to their addresses.
+    accept: AcceptFilter,
     /// Per router: its virtual-MAC macvlan, when enabled.
     vmacs: Vec<Option<Vmac>>,
     epoch: Instant,
@@ -147,6 +142,15 @@ impl Driver {
             groups.push(Members::new(members, &mut routers));
         }
         let table = RouteNetlink::open()?;
+        let mut accept = AcceptFilter::new();
+        for family in [Family::Ipv4, Family::Ipv6] {
+            if routers
+                .iter()
+                .any(|r| r.config().family() == family && !r.config().accepts_vip_traffic())
+            {
+                accept.prepare(family)?;
+            }
+        }
         let now = Instant::now();
         Ok(Driver {
             routers,
@@ -156,6 +160,7 @@ impl Driver {
             groups,
             group_of,
             table,
+            accept,
             vmacs: Vec::new(),
             epoch: now,
             link_checked: now,
@@ -166,38 +171,18 @@ impl Driver {
         })
     }
 
-    /// Gives every router the virtual MAC `00-00-5e-00-01-VRID` (IPv4 only), as keepalived's
-    /// `use_vmac`: a private-mode macvlan `vrrp.VRID` on the interface carries the router's
-    /// adverts, its gratuitous ARPs and its virtual addresses, so neighbours keep one MAC for
-    /// the VIP across failovers. Sets `arp_ignore` 1 and `arp_announce` 2 on the interface and
-    /// the macvlans, so each answers ARP only for its own addresses and never announces a
-    /// virtual address with the parent's MAC (keepalived sets the same). The macvlans are deleted when the driver is
-    /// dropped. Call before [`run`](Self::run).
+    /// Gives every router its virtual MAC, `00-00-5e-00-01-VRID` (IPv4) or
+    /// `00-00-5e-00-02-VRID` (IPv6), as keepalived's `use_vmac`: a private-mode macvlan
+    /// (`vrrp.VRID`, `vrrp6.VRID`) on the interface carries the router's adverts, its
+    /// gratuitous ARPs or unsolicited neighbour advertisements and its virtual addresses, so
+    /// neighbours keep one MAC for the VIP across failovers. The interface settings are
+    /// keepalived's (see the `vmac` module: `arp_ignore` / `arp_announce` for IPv4, no
+    /// generated link-local address and the parent's one for IPv6). The macvlans are deleted
+    /// when the driver is dropped. Call before [`run`](Self::run).
     pub fn enable_vmac(&mut self) -> io::Result<()> {
-        if self
-            .routers
-            .iter()
-            .any(|r| r.config().family() != Family::Ipv4)
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "virtual MACs are implemented for IPv4 only",
-            ));
-        }
         for (router, &link) in self.routers.iter().zip(&self.link_of) {
-            let parent = &self.links[link].iface;
-            set_arp_sysctls(&parent.name)?;
-            let vrid = router.vrid();
-            let name = format!("vrrp.{vrid}");
-            let mac = virtual_mac(Family::Ipv4, vrid);
-            let index = self.table.create_macvlan(parent.index, &name, mac)?;
-            // Recorded at once, so a failure below still deletes it on drop.
-            self.vmacs.push(Some(Vmac {
-                index,
-                sender: AdvertSender::open(&Interface::lookup(&name)?, router.config().primary)?,
-                announcer: Announcer::open(&Interface::lookup(&name)?, None)?,
-            }));
-            set_arp_sysctls(&name)?;
+            let vmac = Vmac::create(&mut self.table, &self.links[link].iface, router.config())?;
+            self.vmacs.push(Some(vmac));
         }
         Ok(())
     }
@@ -447,16 +432,27 @@ impl Driver {
 
     fn set_vips(&mut self, i: usize, install: bool) -> io::Result<()> {
         let router = &self.routers[i];
-        let index = match self.vmacs.get(i) {
-            Some(Some(vmac)) => vmac.index,
-            _ => self.links[self.link_of[i]].iface.index,
+        let (index, ifname) = match self.vmacs.get(i) {
+            Some(Some(vmac)) => (vmac.index, &vmac.name),
+            _ => {
+                let iface = &self.links[self.link_of[i]].iface;
+                (iface.index, &iface.name)
+            }
         };
+        // Accept mode: dropping starts before the addresses arrive and ends after they left.
+        let filtered = !router.config().accepts_vip_traffic();
+        if install && filtered {
+            self.accept.block(ifname, &router.config().vips)?;
+        }
         for (vip, prefix) in router.config().vips.iter().zip(&self.prefixes[i]) {
             if install {
                 self.table.add(index, *vip, *prefix)?;
             } else {
                 self.table.remove(index, *vip, *prefix)?;
             }
+        }
+        if !install && filtered {
+            self.accept.unblock(ifname, &router.config().vips)?;
         }
         Ok(())
     }
@@ -469,14 +465,4 @@ impl Drop for Driver {
             let _ = self.table.delete_link(vmac.index);
         }
     }
-}
-
-/// `arp_ignore = 1`: answer ARP only for addresses configured on the interface asked;
-/// `arp_announce = 2`: ask with the interface's own address as the sender, so replies from a
-/// virtual address that leave by the parent do not teach neighbours the parent's MAC for it.
-fn set_arp_sysctls(ifname: &str) -> io::Result<()> {
-    // /proc/sys/net resolves to the calling thread's network namespace.
-    let conf = format!("/proc/sys/net/ipv4/conf/{ifname}");
-    std::fs::write(format!("{conf}/arp_ignore"), "1")?;
-    std::fs::write(format!("{conf}/arp_announce"), "2")
 }

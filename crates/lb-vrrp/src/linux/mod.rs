@@ -10,6 +10,12 @@
 //! - [`Announcer`]: gratuitous ARP (an ARP request for the address, from the address) through
 //!   an `AF_PACKET` socket, unsolicited neighbour advertisements (R and O set, target
 //!   link-layer option) through a raw ICMPv6 socket.
+//! - [`AcceptFilter`]: accept mode: an nftables table that drops packets to the virtual
+//!   addresses of a non-owner master without [`Config::accept`](crate::Config::accept), as
+//!   keepalived 2.2.7 does (neighbour discovery and ARP still pass). Needs the `nft` program.
+//! - [`realtime`]: `SCHED_RR` for the driver's thread and locked memory (keepalived
+//!   `vrrp_rt_priority`, `vrrp_no_swap`), what keeps a 10 ms interval free of spurious
+//!   takeovers on a loaded machine.
 //! - [`Driver`]: the run loop: poll the sockets (one per interface, family and source) until the
 //!   routers' next timeout, feed adverts and timeouts, apply the sync groups' rules, send
 //!   adverts, install / remove / announce addresses, watch the links (down: FAULT).
@@ -36,13 +42,17 @@
 //! # }
 //! ```
 
+mod accept;
 mod announce;
 mod builder;
 mod driver;
 mod interface;
 mod netlink;
+pub mod realtime;
 mod socket;
+mod vmac;
 
+pub use accept::AcceptFilter;
 pub use announce::Announcer;
 pub use builder::DriverBuilder;
 pub use driver::Driver;

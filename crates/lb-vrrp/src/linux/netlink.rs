@@ -52,16 +52,14 @@ impl RouteNetlink {
         }
     }
 
-    /// Creates macvlan `name` (private mode) on interface `parent` with MAC `mac`, up, and
-    /// returns its index. A leftover interface of that name (a previous run killed) is
-    /// replaced.
+    /// Creates macvlan `name` (private mode) on interface `parent` with MAC `mac`, down (see
+    /// [`set_up`](Self::set_up)), and returns its index. A leftover interface of that name (a
+    /// previous run killed) is replaced.
     pub fn create_macvlan(&mut self, parent: u32, name: &str, mac: [u8; 6]) -> io::Result<u32> {
         if let Ok(old) = nix::net::if_::if_nametoindex(name) {
             self.delete_link(old)?;
         }
         let mut msg = LinkMessage::default();
-        msg.header.flags = LinkFlags::Up;
-        msg.header.change_mask = LinkFlags::Up;
         msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
         msg.attributes.push(LinkAttribute::Link(parent));
         msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
@@ -73,6 +71,15 @@ impl RouteNetlink {
         ]));
         self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)?;
         nix::net::if_::if_nametoindex(name).map_err(io::Error::from)
+    }
+
+    /// Sets interface `index` up.
+    pub fn set_up(&mut self, index: u32) -> io::Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
+        self.request(RouteNetlinkMessage::SetLink(msg), 0)
     }
 
     /// Deletes interface `index`.
