@@ -261,42 +261,39 @@ fn service(
             return None;
         }
     };
-    let addrs: Vec<SocketAddr> = match &vs.addr {
-        ServiceAddress::Socket(a) => vec![*a],
-        ServiceAddress::Fwmark(m) => {
-            warn(
-                warnings,
-                &vs.at,
-                format!(
-                    "fwmark {m} services are not run by the director (no VIP to match); virtual_server not run"
-                ),
-            );
-            return None;
-        }
+    // A firewall-mark service's family is its reals' (keepalived's without `ip_family`); the
+    // director finds the packets it takes in the host's firewall rules (see `fwmark`).
+    let ipv6 = vs
+        .reals
+        .first()
+        .map(|r| r.addr)
+        .or(vs.sorry_server)
+        .is_some_and(|a| a.is_ipv6());
+    let key = |a: &ServiceAddress| match a {
+        ServiceAddress::Socket(a) => Some(ServiceKey::new(protocol, *a)),
+        // Mark 0 is "no mark" (IPVS and keepalived refuse it).
+        ServiceAddress::Fwmark(0) => None,
+        ServiceAddress::Fwmark(m) => Some(ServiceKey::fwmark(*m, ipv6)),
+        ServiceAddress::Group(_) => None,
+    };
+    let keys: Vec<ServiceKey> = match &vs.addr {
         ServiceAddress::Group(name) => {
             let group = config
                 .virtual_server_groups
                 .iter()
                 .find(|g| &g.name == name)?;
-            group
-                .members
-                .iter()
-                .filter_map(|m| match m {
-                    ServiceAddress::Socket(a) => Some(*a),
-                    _ => {
-                        warn(
-                            warnings,
-                            &group.at,
-                            format!(
-                                "virtual_server_group {name}: fwmark members are not run; skipped"
-                            ),
-                        );
-                        None
-                    }
-                })
-                .collect()
+            group.members.iter().filter_map(key).collect()
         }
+        a => key(a).into_iter().collect(),
     };
+    if keys.is_empty() {
+        warn(
+            warnings,
+            &vs.at,
+            "no service to run (an empty group, or fwmark 0, which marks nothing); virtual_server not run".into(),
+        );
+        return None;
+    }
     let mut algorithm = match Algorithm::from_name(&vs.scheduler) {
         Ok(a) => a,
         Err(e) => {
@@ -338,10 +335,7 @@ fn service(
     let reals = vs.reals.iter().map(|rs| real(vs, rs, warnings)).collect();
     Some(ServicePlan {
         at: vs.at.clone(),
-        keys: addrs
-            .into_iter()
-            .map(|a| ServiceKey::new(protocol, a))
-            .collect(),
+        keys,
         config: ServiceConfig {
             one_packet: vs.one_packet,
         },
