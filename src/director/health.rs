@@ -181,6 +181,9 @@ impl Health {
                     if let Some(up) = self.liveness[old_s].check_up(old_r, old_c) {
                         live.set(r, c, up);
                     }
+                    if matches!(&target.check, Check::Exec(e) if e.dynamic) {
+                        live.set_weight(r, self.liveness[old_s].dynamic_weight(old_r));
+                    }
                 }
             }
         }

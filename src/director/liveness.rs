@@ -59,6 +59,11 @@ impl Liveness {
         }
     }
 
+    /// The weight a dynamic MISC_CHECK set for `real`, if any.
+    pub fn dynamic_weight(&self, real: usize) -> Option<u32> {
+        self.weights.get(real).copied().flatten()
+    }
+
     /// The weight of `real` while alive: the dynamic one, else the configured one.
     fn weight(&self, service: &ServicePlan, real: usize) -> u32 {
         self.weights
