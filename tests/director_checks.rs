@@ -254,7 +254,7 @@ fn real_line(shown: &str, addr: &str) -> Option<String> {
 /// keepalived's quorum: reals 0 and 1 (weight 2 each) under `quorum 3` and `hysteresis 1`,
 /// real 2 as the sorry server. Both checks failing (live weight 0 < 3 - 1) pull the reals and
 /// the sorry server serves alone; one real back (2 < 3 + 1) is not enough; both back (4)
-/// restore the reals and retire the sorry server.
+/// restore the reals and retire the sorry server. `quorum_down` / `quorum_up` scripts run.
 #[test]
 fn sorry_server_while_the_quorum_is_lost() {
     if skip("sorry_server_while_the_quorum_is_lost") {
@@ -262,11 +262,17 @@ fn sorry_server_while_the_quorum_is_lost() {
     }
     let mut lab = Lab::new("chksry", [Mode::Dr; 3]).unwrap();
     let [r0, r1, r2] = [0, 1, 2].map(|i| lab.real_ipv4(i).to_string());
+    let marker =
+        |what: &str| std::env::temp_dir().join(format!("lb-chk-{}-{what}", std::process::id()));
+    let (lost, gained) = (marker("lost"), marker("gained"));
+    let _markers = Files(vec![lost.clone(), gained.clone()]);
     let config = format!(
         "virtual_server {VIP4} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    quorum 3\n    hysteresis 1\n    \
-         sorry_server {r2} 80\n\
+         sorry_server {r2} 80\n    quorum_down \"/usr/bin/touch {}\"\n    quorum_up \"/usr/bin/touch {}\"\n\
          real_server {r0} 80 {{\n        weight 2\n        TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n\
-         real_server {r1} 80 {{\n        weight 2\n        TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n}}\n"
+         real_server {r1} 80 {{\n        weight 2\n        TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n}}\n",
+        lost.display(),
+        gained.display()
     );
     let (_, _, sock, _files) = start(&mut lab, "sry", &config);
     let shown = wait_for(&sock, 10, |l| l.contains("Route")).expect("service listed");
@@ -291,6 +297,11 @@ fn sorry_server_while_the_quorum_is_lost() {
         real_line(l, &r2).is_some() && real_line(l, &r0).is_none() && real_line(l, &r1).is_none()
     };
     wait_for(&sock, 15, sorry_only).expect("the sorry server alone once both checks fail");
+    wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        lost.exists().then_some(())
+    })
+    .expect("quorum_down ran");
+    assert!(!gained.exists());
     assert_eq!(
         spread(&lab, 3).into_iter().collect::<Vec<_>>(),
         [("real-2".to_owned(), 3)]
@@ -314,6 +325,10 @@ fn sorry_server_while_the_quorum_is_lost() {
         real_line(&shown, &r2).is_none(),
         "sorry server retired: {shown}"
     );
+    wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        gained.exists().then_some(())
+    })
+    .expect("quorum_up ran");
     let counts = spread(&lab, 4);
     assert_eq!(counts.get("real-2"), None, "{counts:?}");
     assert_eq!(counts.values().sum::<usize>(), 4, "{counts:?}");

@@ -194,12 +194,17 @@ impl Health {
     fn push(&mut self, s: usize, commands: &Sender<Command>, report: &Report) {
         let service = &self.services[s];
         if self.liveness[s].update_quorum(service) {
-            let state = if self.liveness[s].quorum_up() {
-                "gained"
-            } else {
-                "lost"
-            };
+            let up = self.liveness[s].quorum_up();
+            let state = if up { "gained" } else { "lost" };
             report(&format!("{} quorum {state}", service.keys[0]));
+            let script = if up {
+                &service.quorum_up
+            } else {
+                &service.quorum_down
+            };
+            if let Some(script) = script {
+                super::notify(script, &[], report);
+            }
         }
         let desired = self.liveness[s].desired(service);
         let (remove, upsert) = diff(&self.current[s], &desired);

@@ -104,6 +104,10 @@ pub struct ServicePlan {
     pub hysteresis: u32,
     /// Served alone while the quorum is lost.
     pub sorry: Option<RealConfig>,
+    /// `quorum_up`: run when the quorum is gained.
+    pub quorum_up: Option<String>,
+    /// `quorum_down`: run when the quorum is lost.
+    pub quorum_down: Option<String>,
 }
 
 /// Builds the plan; what cannot be run becomes a warning (and is left out).
@@ -332,6 +336,22 @@ fn service(
             ),
         }
     }
+    // Read by the reader, not run by the director: say so rather than drop them silently.
+    for (set, what) in [
+        (vs.omega, "omega (notify_down scripts at shutdown)"),
+        (
+            vs.ha_suspend,
+            "ha_suspend (the datapath serves every service while any VRRP instance here is master)",
+        ),
+        (
+            vs.sorry_server_inhibit,
+            "sorry_server_inhibit (the sorry server is removed, not kept at weight 0)",
+        ),
+    ] {
+        if set {
+            warn(warnings, &vs.at, format!("{what}: not run; ignored"));
+        }
+    }
     let reals = vs.reals.iter().map(|rs| real(vs, rs, warnings)).collect();
     Some(ServicePlan {
         at: vs.at.clone(),
@@ -346,6 +366,8 @@ fn service(
         sorry: vs
             .sorry_server
             .map(|a| RealConfig::new(a, 1, method(vs.method))),
+        quorum_up: vs.quorum_up.clone(),
+        quorum_down: vs.quorum_down.clone(),
     })
 }
 
@@ -368,17 +390,39 @@ fn real(
             c.warmup,
             vs.alpha,
         );
+        // MISC_CHECK's own timeout, keepalived's `misc_timeout` (default: the delay loop).
+        let timeout = match &check.kind {
+            CheckKind::Misc { timeout, user, .. } => {
+                if user.is_some() {
+                    warn(
+                        warnings,
+                        &check.at,
+                        "MISC_CHECK user: not run; the command runs as the director's user".into(),
+                    );
+                }
+                timeout.unwrap_or(c.delay_loop)
+            }
+            _ => c.connect_timeout,
+        };
         let target = |check: Check| Target {
             addr,
             check,
             tracker,
-            timeout: c.connect_timeout,
+            timeout,
             source: c.bindto,
         };
         match health_checks(&check.kind, c) {
             Ok(list) => checks.extend(list.into_iter().map(target)),
             Err(why) => warn(warnings, &check.at, format!("checker not run: {why}")),
         }
+    }
+    if rs.upper_threshold != 0 || rs.lower_threshold != 0 {
+        warn(
+            warnings,
+            &rs.at,
+            "uthreshold / lthreshold: not run (lb-forward has no connection thresholds); ignored"
+                .into(),
+        );
     }
     RealPlan {
         config: RealConfig::new(rs.addr, rs.weight, method(rs.method)),
