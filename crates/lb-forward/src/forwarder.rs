@@ -338,6 +338,8 @@ impl<S: Scheduler> Forwarder<S> {
     /// Sets the packets the firewall-mark service `key` takes, replacing its previous match
     /// keys. A packet that two services' keys match goes to the service whose keys were set
     /// first (the rule that sets the mark last wins in a firewall: the caller orders them).
+    /// New flows are matched against the keys of every firewall-mark service in turn, as a
+    /// firewall runs its rules: keep them few (a prefix or port range is one key).
     pub fn set_matches(&mut self, key: &ServiceKey, matches: &[MatchKey]) -> Result<(), Error> {
         if !key.is_fwmark() {
             return Err(Error::Invalid {

@@ -109,6 +109,9 @@ pub fn from_iptables_save(text: &str, ipv6: bool) -> Marks {
                 if let Some(by) = shadowed {
                     marks.warnings.push(shadow_warning(&by, &here, mark));
                 }
+                marks
+                    .warnings
+                    .extend(super::wide_warning(&here, mark, &keys));
                 marks.rules.push(MarkRule {
                     mark,
                     keys,

@@ -25,8 +25,9 @@
 //! mark | 1`), other matches and statements (limits, sets updated, xt extensions without
 //! iptables-save), rules in chains reached by jump / goto or hooked elsewhere. A rule that
 //! ends its chain (accept, drop, return, goto, ...) before a mark rule, a rule that sets mark
-//! 0, and rules of different marks that match the same packets are warned about too: the
-//! translation cannot express them exactly.
+//! 0, rules of different marks that match the same packets, and rules matching more than
+//! single destination addresses (IPVS takes only the marked packets addressed to the host) are
+//! warned about too: the translation cannot express them exactly.
 
 mod iptables;
 mod nft;
@@ -344,6 +345,19 @@ impl Chain {
             self.ended_by = Some(rule.to_owned());
         }
     }
+}
+
+/// The warning for a rule whose keys take more than single addresses: IPVS sees only the
+/// marked packets addressed to the host itself, the datapath every matching frame it receives.
+fn wide_warning(rule: &str, mark: u32, keys: &[MatchKey]) -> Option<String> {
+    let wide = keys
+        .iter()
+        .any(|k| k.prefix_len < if k.addr.is_ipv6() { 128 } else { 32 });
+    wide.then(|| {
+        format!(
+            "{rule} (mark {mark}) matches more than single destination addresses: the datapath takes every such packet it receives, IPVS only those addressed to this host"
+        )
+    })
 }
 
 /// The warning for mark rule `rule` after rule `by`, which ends the chain.

@@ -261,11 +261,16 @@ fn translate(
         marks.warnings.push(super::shadow_warning(&by, &here, mark));
     }
     match cond.keys() {
-        Ok(keys) => marks.rules.push(MarkRule {
-            mark,
-            keys,
-            rule: here,
-        }),
+        Ok(keys) => {
+            marks
+                .warnings
+                .extend(super::wide_warning(&here, mark, &keys));
+            marks.rules.push(MarkRule {
+                mark,
+                keys,
+                rule: here,
+            });
+        }
         Err(e) => marks
             .warnings
             .push(format!("{here} sets mark {mark} but {e}: not translated")),

@@ -113,6 +113,9 @@ fn native_nft_rules() {
                 "before nft rule inet lbmark pre",
                 "sets mark 19",
             ],
+            &["(mark 13) matches more than single destination addresses"],
+            &["(mark 18) matches more than"],
+            &["(mark 19) matches more than"],
         ],
     );
 }
@@ -143,6 +146,7 @@ fn iptables_nft_rules_from_iptables_save() {
             &["-m mark --mark 0x1", "changes some bits of the mark"],
             &["-i eth0", "sets mark 16", "input interface"],
             &["-A INPUT", "hooked elsewhere"],
+            &["(mark 2) matches more than single destination addresses"],
         ],
     );
     let v6 = from_iptables_save(SAVE6, true);
@@ -203,6 +207,7 @@ fn bad_input_is_a_warning() {
             &["handle 2", "not understood"],
             &["handle 3", "10.9.0.0/40"],
             &["handle 4", "@missing"],
+            &["handle 5 (mark 7) matches more than"],
         ],
     );
 
