@@ -8,6 +8,10 @@
 //! director -f keepalived.conf --metrics 127.0.0.1:9100        also Prometheus metrics
 //! ```
 //!
+//! `virtual_server fwmark N` takes the packets that the host's prerouting rules mark N
+//! (`nft -j list ruleset`, and `iptables-save` for iptables-nft's tables); rules it cannot
+//! translate exactly are warnings (see `lb::director::fwmark`), and SIGHUP reads them again.
+//!
 //! Messages go to stdout, one per line; VRRP transitions as
 //! `<unix-time-ms> <vrid> MASTER|BACKUP|FAULT <reason> (<instance>)`, a `vrrp_sync_group`'s as
 //! `<unix-time-ms> group <name> MASTER|BACKUP|FAULT|INIT (every member)`. SIGHUP reloads the file

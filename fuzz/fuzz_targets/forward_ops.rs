@@ -15,8 +15,8 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use core::time::Duration;
 use lb_forward::testing::{self, check_frame};
 use lb_forward::{
-    Encap, Forwarder, Frame, InterfaceConfig, Method, NextHop, PoolScheduler, Protocol, RealConfig,
-    ServiceConfig, ServiceKey, Settings, Timeouts, Verdict,
+    Encap, Forwarder, Frame, InterfaceConfig, MatchKey, Method, NextHop, PoolScheduler, Protocol,
+    RealConfig, ServiceConfig, ServiceKey, Settings, Timeouts, Verdict,
 };
 use lb_sched::{Algorithm, PoolConfig};
 use libfuzzer_sys::fuzz_target;
@@ -47,6 +47,11 @@ enum Op {
     },
     RemoveService {
         svc: u8,
+    },
+    /// A firewall-mark service's match keys: (UDP, prefix length, first port, last port).
+    SetMatches {
+        svc: u8,
+        keys: Vec<(bool, u8, u16, u16)>,
     },
     AddReal {
         svc: u8,
@@ -95,8 +100,13 @@ struct PacketSpec {
     from_real: Option<(u8, u16)>,
 }
 
-/// Services: (protocol, v6, port); port 0 is every port.
+/// Services: (protocol, v6, port); port 0 is every port; then two firewall-mark services.
 fn service(i: u8) -> ServiceKey {
+    match i % 8 {
+        6 => return ServiceKey::fwmark(1, false),
+        7 => return ServiceKey::fwmark(2, true),
+        _ => {}
+    }
     let (protocol, v6, port) = match i % 6 {
         0 => (Protocol::Tcp, false, 80),
         1 => (Protocol::Udp, false, 53),
@@ -109,6 +119,7 @@ fn service(i: u8) -> ServiceKey {
         protocol,
         vip: vip(v6),
         port,
+        fwmark: 0,
     }
 }
 
@@ -155,6 +166,19 @@ fn interface(index: u32, mtu: u16) -> InterfaceConfig {
 fn build(spec: &PacketSpec) -> Vec<u8> {
     let key = service(spec.svc);
     let v6 = key.vip.is_ipv6();
+    let key = if key.is_fwmark() {
+        ServiceKey {
+            vip: vip(v6),
+            protocol: if spec.flags & 0x80 != 0 {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            },
+            ..key
+        }
+    } else {
+        key
+    };
     let client: IpAddr = if v6 {
         IpAddr::V6(Ipv6Addr::new(
             0xfd01,
@@ -247,6 +271,24 @@ fuzz_target!(|input: Input| {
             }
             Op::RemoveService { svc } => {
                 let _ = fw.remove_service(&service(*svc));
+            }
+            Op::SetMatches { svc, keys } => {
+                let key = service(*svc);
+                let keys: Vec<MatchKey> = keys
+                    .iter()
+                    .take(4)
+                    .map(|&(udp, prefix, first, last)| {
+                        let protocol = if udp { Protocol::Udp } else { Protocol::Tcp };
+                        MatchKey::host(protocol, vip(key.vip.is_ipv6()))
+                            .prefix(vip(key.vip.is_ipv6()), prefix % 140)
+                            .ports(first % 4, last % 4)
+                    })
+                    .collect();
+                let before = fw.matches(&key).ok();
+                let set = fw.set_matches(&key, &keys).is_ok();
+                let after = fw.matches(&key).ok();
+                // Set whole, or not at all.
+                assert_eq!(after, if set { Some(keys) } else { before });
             }
             Op::AddReal {
                 svc,

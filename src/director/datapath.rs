@@ -9,7 +9,9 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use lb_forward::io::{Driver, KernelRules, MmsgIo, NextHopResolver, PacketIo, PnetIo};
-use lb_forward::{Forwarder, PoolScheduler, RealConfig, ServiceConfig, ServiceKey, Settings};
+use lb_forward::{
+    Forwarder, MatchKey, PoolScheduler, RealConfig, ServiceConfig, ServiceKey, Settings,
+};
 use lb_sched::PoolConfig;
 
 use super::{IoKind, Report, Status};
@@ -25,6 +27,8 @@ pub(crate) enum Command {
     Upsert(ServiceKey, RealConfig),
     /// Remove a real.
     Remove(ServiceKey, SocketAddr),
+    /// Set the packets a firewall-mark service takes.
+    SetMatches(ServiceKey, Vec<MatchKey>),
     /// Serve (this director holds the VIPs) or not.
     Serve(bool),
 }
@@ -43,6 +47,7 @@ impl Datapath {
         interfaces: &[String],
         io: IoKind,
         services: &[(ServiceKey, ServiceConfig, PoolConfig, Vec<RealConfig>)],
+        matches: &[(ServiceKey, Vec<MatchKey>)],
         seed: u64,
         report: &Report,
     ) -> Result<Datapath, String> {
@@ -71,6 +76,10 @@ impl Datapath {
                 fw.add_real(key, *real, Duration::ZERO)
                     .map_err(|e| format!("{key} real {}: {e}", real.addr))?;
             }
+        }
+        for (key, keys) in matches {
+            fw.set_matches(key, keys)
+                .map_err(|e| format!("{key}: {e}"))?;
         }
         let mut resolver = NextHopResolver::new().map_err(|e| format!("netlink: {e}"))?;
         refresh_next_hops(&mut resolver, &mut fw, Duration::from_secs(1), report);
@@ -162,6 +171,12 @@ impl Datapath {
             Command::RemoveService(key) => {
                 if let Err(e) = fw.remove_service(&key) {
                     report(&format!("removing {key}: {e}"));
+                }
+                return Applied::ServicesChanged;
+            }
+            Command::SetMatches(key, keys) => {
+                if let Err(e) = fw.set_matches(&key, &keys) {
+                    report(&format!("{key}: {e}"));
                 }
                 return Applied::ServicesChanged;
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lb_forward::RealConfig;
 use lb_health::driver::{Reactor, ReactorConfig};
-use lb_health::{CheckId, State};
+use lb_health::{Check, CheckId, Reason, State, Verdict};
 use rand::rngs::StdRng;
 
 use super::Report;
@@ -23,6 +23,8 @@ type Slots = HashMap<CheckId, Vec<(usize, usize, usize)>>;
 pub(crate) struct Health {
     reactor: Reactor<StdRng>,
     slots: Slots,
+    /// The MISC_CHECKs with `misc_dynamic`, whose exit codes set weights.
+    dynamic: Vec<CheckId>,
     services: Vec<ServicePlan>,
     liveness: Vec<Liveness>,
     current: Vec<Vec<RealConfig>>,
@@ -39,6 +41,7 @@ impl Health {
         let mut reactor = Reactor::new(ReactorConfig::default(), rng)
             .map_err(|e| format!("health reactor: {e}"))?;
         let mut slots: Slots = HashMap::new();
+        let mut dynamic = Vec::new();
         for (s, service) in services.iter().enumerate() {
             for (r, real) in service.reals.iter().enumerate() {
                 for (c, target) in real.checks.iter().enumerate() {
@@ -46,6 +49,11 @@ impl Health {
                         .add(target.clone())
                         .map_err(|e| format!("check of {}: {e}", real.config.addr))?;
                     slots.entry(id).or_default().push((s, r, c));
+                    if matches!(&target.check, Check::Exec(e) if e.dynamic)
+                        && !dynamic.contains(&id)
+                    {
+                        dynamic.push(id);
+                    }
                 }
             }
         }
@@ -57,6 +65,7 @@ impl Health {
         Ok(Health {
             reactor,
             slots,
+            dynamic,
             services,
             liveness,
             current,
@@ -98,6 +107,7 @@ impl Health {
                     touched.push(s);
                 }
             }
+            touched.extend(self.dynamic_weights(report));
             touched.sort_unstable();
             touched.dedup();
             for s in touched {
@@ -105,6 +115,38 @@ impl Health {
             }
         }
         self
+    }
+
+    /// Applies the weights of the dynamic MISC_CHECKs (keepalived's `misc_dynamic`: the last
+    /// passing exit code 2-255 sets the weight to code - 2, exit 0 restores the configured
+    /// weight); returns the services whose weights changed.
+    fn dynamic_weights(&mut self, report: &Report) -> Vec<usize> {
+        let mut touched = Vec::new();
+        for id in &self.dynamic {
+            let Some(tracker) = self.reactor.checker().tracker(*id) else {
+                continue;
+            };
+            let last_pass = tracker.history().rev().find(|o| o.verdict == Verdict::Pass);
+            let Some(code) = last_pass.and_then(|o| match o.reason {
+                Reason::ExitCode(c) => Some(c),
+                _ => None,
+            }) else {
+                continue;
+            };
+            let weight = (code >= 2).then(|| u32::from(code) - 2);
+            for &(s, r, _) in self.slots.get(id).into_iter().flatten() {
+                if self.liveness[s].set_weight(r, weight) {
+                    let real = &self.services[s].reals[r];
+                    let shown = weight.unwrap_or(real.config.weight);
+                    report(&format!(
+                        "real {} of {} weight {shown} (MISC_CHECK exit code {code})",
+                        real.config.addr, self.services[s].keys[0]
+                    ));
+                    touched.push(s);
+                }
+            }
+        }
+        touched
     }
 
     /// What the datapath holds for the service with `key`, if this plan had it.
@@ -139,6 +181,9 @@ impl Health {
                     if let Some(up) = self.liveness[old_s].check_up(old_r, old_c) {
                         live.set(r, c, up);
                     }
+                    if matches!(&target.check, Check::Exec(e) if e.dynamic) {
+                        live.set_weight(r, self.liveness[old_s].dynamic_weight(old_r));
+                    }
                 }
             }
         }
@@ -149,12 +194,17 @@ impl Health {
     fn push(&mut self, s: usize, commands: &Sender<Command>, report: &Report) {
         let service = &self.services[s];
         if self.liveness[s].update_quorum(service) {
-            let state = if self.liveness[s].quorum_up() {
-                "gained"
-            } else {
-                "lost"
-            };
+            let up = self.liveness[s].quorum_up();
+            let state = if up { "gained" } else { "lost" };
             report(&format!("{} quorum {state}", service.keys[0]));
+            let script = if up {
+                &service.quorum_up
+            } else {
+                &service.quorum_down
+            };
+            if let Some(script) = script {
+                super::notify(script, &[], report);
+            }
         }
         let desired = self.liveness[s].desired(service);
         let (remove, upsert) = diff(&self.current[s], &desired);

@@ -1,7 +1,9 @@
 //! keepalived's rules from check results to what the datapath serves, pure: a real is alive
 //! while every one of its checkers is up; a dead real is removed, or kept with weight 0 under
 //! `inhibit_on_failure`; while the live weight is below the quorum (with hysteresis) every
-//! real is pulled and the sorry server, if any, serves alone.
+//! real is pulled and the sorry server, if any, serves alone. A MISC_CHECK with
+//! `misc_dynamic` sets its real's weight to its exit code - 2 (2-255), back to the configured
+//! one on exit 0.
 
 use std::net::SocketAddr;
 
@@ -14,6 +16,8 @@ use super::plan::ServicePlan;
 pub struct Liveness {
     /// Per real, per check: up?
     checks: Vec<Vec<bool>>,
+    /// Per real: the weight a dynamic MISC_CHECK set, instead of the configured one.
+    weights: Vec<Option<u32>>,
     quorum_up: bool,
 }
 
@@ -26,6 +30,7 @@ impl Liveness {
             .map(|r| vec![initially_up; r.checks.len()])
             .collect();
         let mut live = Liveness {
+            weights: vec![None; checks.len()],
             checks,
             quorum_up: true,
         };
@@ -40,6 +45,32 @@ impl Liveness {
             *slot = up;
         }
         before != self.alive(real)
+    }
+
+    /// Sets the weight a dynamic MISC_CHECK reported for `real` (`None`: the configured
+    /// one); returns whether it changed.
+    pub fn set_weight(&mut self, real: usize, weight: Option<u32>) -> bool {
+        match self.weights.get_mut(real) {
+            Some(w) if *w != weight => {
+                *w = weight;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The weight a dynamic MISC_CHECK set for `real`, if any.
+    pub fn dynamic_weight(&self, real: usize) -> Option<u32> {
+        self.weights.get(real).copied().flatten()
+    }
+
+    /// The weight of `real` while alive: the dynamic one, else the configured one.
+    fn weight(&self, service: &ServicePlan, real: usize) -> u32 {
+        self.weights
+            .get(real)
+            .copied()
+            .flatten()
+            .unwrap_or(service.reals[real].config.weight)
     }
 
     /// Whether check `check` of `real` is up.
@@ -57,7 +88,7 @@ impl Liveness {
     fn live_weight(&self, service: &ServicePlan) -> u32 {
         (0..service.reals.len())
             .filter(|&r| self.alive(r))
-            .map(|r| service.reals[r].config.weight)
+            .map(|r| self.weight(service, r))
             .sum()
     }
 
@@ -89,6 +120,7 @@ impl Liveness {
         let mut out = Vec::new();
         for (i, real) in service.reals.iter().enumerate() {
             let mut config = real.config;
+            config.weight = self.weight(service, i);
             if !self.quorum_up || !self.alive(i) {
                 if !real.inhibit_on_failure {
                     continue;
@@ -186,6 +218,31 @@ mod tests {
         live.set(1, 0, true); // 4
         assert!(live.update_quorum(&s) && live.quorum_up());
         assert_eq!(live.desired(&s).len(), 2);
+    }
+
+    #[test]
+    fn a_dynamic_weight_replaces_the_configured_one_and_counts_for_the_quorum() {
+        let s = service(TWO);
+        let mut live = Liveness::new(&s, true);
+        assert!(live.set_weight(0, Some(5)));
+        assert!(!live.set_weight(0, Some(5)), "unchanged");
+        assert_eq!(live.desired(&s)[0].weight, 5);
+        live.set(1, 0, false); // 10.0.0.2 down: live weight 5, still >= quorum 3 - 1
+        assert!(!live.update_quorum(&s) && live.quorum_up());
+        assert!(live.set_weight(0, Some(0)));
+        assert!(
+            live.update_quorum(&s) && !live.quorum_up(),
+            "weight 0 loses the quorum"
+        );
+        assert!(live.set_weight(0, None));
+        assert_eq!(
+            live.desired(&s)[0].addr.to_string(),
+            "10.0.0.9:80",
+            "sorry server"
+        );
+        live.set(1, 0, true);
+        assert!(live.update_quorum(&s));
+        assert_eq!(live.desired(&s)[0].weight, 2, "configured again");
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! 1. [`config::load`](crate::config::load()) reads the file; [`plan()`] turns it into one
 //!    `lb_vrrp::Config` per `vrrp_instance`, one forwarder service per `virtual_server` (with
 //!    an lb-sched pool: scheduler, flags, persistence) and one lb-health target per checker.
+//!    A `virtual_server fwmark N` is one firewall-mark service over the packets the host's
+//!    firewall rules mark N, read from nftables and iptables-nft ([`fwmark`] says what is
+//!    translated and what is a warning).
 //! 2. The datapath thread ([`datapath`](self)) runs an lb-forward driver on the interfaces,
 //!    with nftables rules that keep the kernel off the handled packets.
 //! 3. The health thread runs every checker in one reactor; a real lives while all its checks
@@ -20,12 +23,13 @@
 //!    Prometheus's format.
 //!
 //! Reload (SIGHUP in the example): the file is read again, services and reals are changed in
-//! place (established connections stay in the datapath's table), checks restart, and when any
-//! VRRP instance or sync group changed, the VRRP thread restarts (every instance resigns and
-//! starts again as backup). Stop: every master resigns with a priority-0 advert and removes its
-//! addresses, and the nftables rules go.
+//! place (established connections stay in the datapath's table), the firewall's mark rules are
+//! read again, checks restart, and when any VRRP instance or sync group changed, the VRRP thread
+//! restarts (every instance resigns and starts again as backup). Stop: every master resigns with
+//! a priority-0 advert and removes its addresses, and the nftables rules go.
 
 mod datapath;
+pub mod fwmark;
 mod health;
 mod liveness;
 mod metrics;
@@ -188,7 +192,15 @@ impl Running {
                 return Err("the datapath needs an interface: none of the vrrp_instances names one, give --interface".into());
             }
             let initial = datapath::initial_services(&plan.services, &liveness);
-            let dp = Datapath::open(&interfaces, options.io, &initial, seed(), &options.report)?;
+            let matches = fwmark::service_matches(&plan, &options.report);
+            let dp = Datapath::open(
+                &interfaces,
+                options.io,
+                &initial,
+                &matches,
+                seed(),
+                &options.report,
+            )?;
             let (tx, rx) = mpsc::channel();
             let stop = Arc::new(AtomicBool::new(false));
             let (s, st, r) = (stop.clone(), running.status.clone(), options.report.clone());
@@ -326,6 +338,10 @@ impl Running {
             let kept: Vec<_> = plan.services.iter().flat_map(|s| s.keys.clone()).collect();
             for key in old.keys().filter(|k| !kept.contains(k)) {
                 let _ = tx.send(Command::RemoveService(*key));
+            }
+            // The firewall's rules may have changed too: read them again.
+            for (key, matches) in fwmark::service_matches(&plan, report) {
+                let _ = tx.send(Command::SetMatches(key, matches));
             }
             match self.start_health(plan.services.clone(), liveness, options) {
                 Ok(h) => self.health = Some(h),

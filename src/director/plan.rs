@@ -118,6 +118,10 @@ pub struct ServicePlan {
     pub hysteresis: u32,
     /// Served alone while the quorum is lost.
     pub sorry: Option<RealConfig>,
+    /// `quorum_up`: run when the quorum is gained.
+    pub quorum_up: Option<String>,
+    /// `quorum_down`: run when the quorum is lost.
+    pub quorum_down: Option<String>,
 }
 
 /// Builds the plan; what cannot be run becomes a warning (and is left out).
@@ -436,42 +440,39 @@ fn service(
             return None;
         }
     };
-    let addrs: Vec<SocketAddr> = match &vs.addr {
-        ServiceAddress::Socket(a) => vec![*a],
-        ServiceAddress::Fwmark(m) => {
-            warn(
-                warnings,
-                &vs.at,
-                format!(
-                    "fwmark {m} services are not run by the director (no VIP to match); virtual_server not run"
-                ),
-            );
-            return None;
-        }
+    // A firewall-mark service's family is its reals' (keepalived's without `ip_family`); the
+    // director finds the packets it takes in the host's firewall rules (see `fwmark`).
+    let ipv6 = vs
+        .reals
+        .first()
+        .map(|r| r.addr)
+        .or(vs.sorry_server)
+        .is_some_and(|a| a.is_ipv6());
+    let key = |a: &ServiceAddress| match a {
+        ServiceAddress::Socket(a) => Some(ServiceKey::new(protocol, *a)),
+        // Mark 0 is "no mark" (IPVS and keepalived refuse it).
+        ServiceAddress::Fwmark(0) => None,
+        ServiceAddress::Fwmark(m) => Some(ServiceKey::fwmark(*m, ipv6)),
+        ServiceAddress::Group(_) => None,
+    };
+    let keys: Vec<ServiceKey> = match &vs.addr {
         ServiceAddress::Group(name) => {
             let group = config
                 .virtual_server_groups
                 .iter()
                 .find(|g| &g.name == name)?;
-            group
-                .members
-                .iter()
-                .filter_map(|m| match m {
-                    ServiceAddress::Socket(a) => Some(*a),
-                    _ => {
-                        warn(
-                            warnings,
-                            &group.at,
-                            format!(
-                                "virtual_server_group {name}: fwmark members are not run; skipped"
-                            ),
-                        );
-                        None
-                    }
-                })
-                .collect()
+            group.members.iter().filter_map(key).collect()
         }
+        a => key(a).into_iter().collect(),
     };
+    if keys.is_empty() {
+        warn(
+            warnings,
+            &vs.at,
+            "no service to run (an empty group, or fwmark 0, which marks nothing); virtual_server not run".into(),
+        );
+        return None;
+    }
     let mut algorithm = match Algorithm::from_name(&vs.scheduler) {
         Ok(a) => a,
         Err(e) => {
@@ -510,13 +511,26 @@ fn service(
             ),
         }
     }
+    // Read by the reader, not run by the director: say so rather than drop them silently.
+    for (set, what) in [
+        (vs.omega, "omega (notify_down scripts at shutdown)"),
+        (
+            vs.ha_suspend,
+            "ha_suspend (the datapath serves every service while any VRRP instance here is master)",
+        ),
+        (
+            vs.sorry_server_inhibit,
+            "sorry_server_inhibit (the sorry server is removed, not kept at weight 0)",
+        ),
+    ] {
+        if set {
+            warn(warnings, &vs.at, format!("{what}: not run; ignored"));
+        }
+    }
     let reals = vs.reals.iter().map(|rs| real(vs, rs, warnings)).collect();
     Some(ServicePlan {
         at: vs.at.clone(),
-        keys: addrs
-            .into_iter()
-            .map(|a| ServiceKey::new(protocol, a))
-            .collect(),
+        keys,
         config: ServiceConfig {
             one_packet: vs.one_packet,
         },
@@ -527,6 +541,8 @@ fn service(
         sorry: vs
             .sorry_server
             .map(|a| RealConfig::new(a, 1, method(vs.method))),
+        quorum_up: vs.quorum_up.clone(),
+        quorum_down: vs.quorum_down.clone(),
     })
 }
 
@@ -549,17 +565,39 @@ fn real(
             c.warmup,
             vs.alpha,
         );
+        // MISC_CHECK's own timeout, keepalived's `misc_timeout` (default: the delay loop).
+        let timeout = match &check.kind {
+            CheckKind::Misc { timeout, user, .. } => {
+                if user.is_some() {
+                    warn(
+                        warnings,
+                        &check.at,
+                        "MISC_CHECK user: not run; the command runs as the director's user".into(),
+                    );
+                }
+                timeout.unwrap_or(c.delay_loop)
+            }
+            _ => c.connect_timeout,
+        };
         let target = |check: Check| Target {
             addr,
             check,
             tracker,
-            timeout: c.connect_timeout,
+            timeout,
             source: c.bindto,
         };
         match health_checks(&check.kind, c) {
             Ok(list) => checks.extend(list.into_iter().map(target)),
             Err(why) => warn(warnings, &check.at, format!("checker not run: {why}")),
         }
+    }
+    if rs.upper_threshold != 0 || rs.lower_threshold != 0 {
+        warn(
+            warnings,
+            &rs.at,
+            "uthreshold / lthreshold: not run (lb-forward has no connection thresholds); ignored"
+                .into(),
+        );
     }
     RealPlan {
         config: RealConfig::new(rs.addr, rs.weight, method(rs.method)),

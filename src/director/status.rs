@@ -64,8 +64,9 @@ impl Status {
         self.serving = serving;
     }
 
-    /// `ipvsadm -Ln`: each service with its scheduler, each real with its forwarding method,
-    /// weight and active / inactive connections.
+    /// `ipvsadm -Ln`: each service with its scheduler (a firewall-mark service as `FWM N`),
+    /// each real with its forwarding method, weight and active / inactive connections; then
+    /// the packets each firewall-mark service takes.
     pub fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "Prot LocalAddress:Port Scheduler Flags");
@@ -74,9 +75,14 @@ impl Status {
             "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn"
         );
         for (s, scheduler) in &self.services {
-            let protocol = s.key.protocol.name().to_uppercase();
-            let vip = std::net::SocketAddr::new(s.key.vip, s.key.port);
-            let _ = writeln!(out, "{protocol:<4} {vip} {scheduler}");
+            if s.key.is_fwmark() {
+                let family = if s.key.vip.is_ipv6() { " IPv6" } else { "" };
+                let _ = writeln!(out, "FWM  {}{family} {scheduler}", s.key.fwmark);
+            } else {
+                let protocol = s.key.protocol.name().to_uppercase();
+                let vip = std::net::SocketAddr::new(s.key.vip, s.key.port);
+                let _ = writeln!(out, "{protocol:<4} {vip} {scheduler}");
+            }
             for r in &s.reals {
                 let forward = match r.config.method {
                     Method::Dr => "Route",
@@ -92,6 +98,15 @@ impl Status {
                     r.inactive
                 );
             }
+        }
+        for (s, _) in self.services.iter().filter(|(s, _)| s.key.is_fwmark()) {
+            let keys: Vec<String> = s.matches.iter().map(|m| m.to_string()).collect();
+            let keys = if keys.is_empty() {
+                "nothing (no rule sets the mark)".to_owned()
+            } else {
+                keys.join(", ")
+            };
+            let _ = writeln!(out, "{} takes {keys}", s.key);
         }
         out
     }

@@ -157,16 +157,31 @@ impl<S: Scheduler> Forwarder<S> {
         self.new_connection(now, frame, &ingress, &pkt, flow, (key, hash), service)
     }
 
+    /// Whether `addr` is a VIP or in a firewall-mark service's destination prefix.
     fn is_vip(&self, addr: &[u8; 16], family: Family) -> bool {
         self.vips.contains_key(&(*addr, family))
+            || self
+                .marks
+                .iter()
+                .any(|m| m.family == family && u128::from_be_bytes(*addr) & m.mask == m.net)
     }
 
+    /// The service of a new flow: a firewall-mark service first (as IPVS looks up the mark
+    /// first), then the exact address and port, then the address on every port.
     fn service_for(&self, proto: u8, family: Family, vip: &[u8; 16], port: u16) -> Option<u32> {
+        if let Some(m) = self
+            .marks
+            .iter()
+            .find(|m| m.takes(proto, family, vip, port))
+        {
+            return Some(m.service);
+        }
         let mut k = VipKey {
             proto,
             family,
             vip: *vip,
             port,
+            mark: 0,
         };
         if let Some(&i) = self.by_key.get(&k) {
             return Some(i);
@@ -223,9 +238,10 @@ impl<S: Scheduler> Forwarder<S> {
             return Verdict::Drop(DropReason::NoReal);
         };
         let method = real.config.method;
+        // Only NAT rewrites the port; DR and TUN packets keep theirs.
         let rport = match real.config.addr.port() {
-            0 => flow.dport,
-            p => p,
+            p if p != 0 && method == Method::Nat => p,
+            _ => flow.dport,
         };
         let state = if flow.proto == PROTO_TCP {
             next_tcp(ConnState::None, Direction::InputOnly, flow.flags)
@@ -399,7 +415,9 @@ impl<S: Scheduler> Forwarder<S> {
             s.real.as_ref().is_some_and(|r| {
                 r.config.addr.ip() == addr.ip()
                     && r.config.method == c.method
-                    && (r.config.addr.port() == c.rport || r.config.addr.port() == 0)
+                    && (c.method != Method::Nat
+                        || r.config.addr.port() == c.rport
+                        || r.config.addr.port() == 0)
             })
         })?;
         let generation = svc.reals[slot].generation;

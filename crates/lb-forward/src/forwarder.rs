@@ -11,19 +11,22 @@ use crate::Error;
 use crate::conn::{Conn, ConnTable};
 use crate::scheduler::{PoolScheduler, RealId, Scheduler};
 use crate::service::{
-    InterfaceConfig, Method, NextHop, Protocol, RealConfig, ServiceConfig, ServiceKey, Settings,
+    InterfaceConfig, MatchKey, Method, NextHop, Protocol, RealConfig, ServiceConfig, ServiceKey,
+    Settings, addr_bits, prefix_mask,
 };
 use crate::state::{ConnState, Timeouts};
 use crate::stats::{Counters, Stats};
 use crate::wire::Family;
 
-/// A service's lookup key in the datapath's representation.
+/// A service's lookup key in the datapath's representation (`mark` is 0 in the lookups of
+/// packets: firewall-mark services are found through their [`MarkMatch`]es).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct VipKey {
     pub proto: u8,
     pub family: Family,
     pub vip: [u8; 16],
     pub port: u16,
+    pub mark: u32,
 }
 
 // Words, not a byte slice: this is hashed for every packet that opens a connection.
@@ -36,7 +39,8 @@ impl core::hash::Hash for VipKey {
         state.write_u64(u64::from_ne_bytes(a));
         state.write_u64(u64::from_ne_bytes(b));
         state.write_u64(
-            u64::from(self.port) << 16
+            u64::from(self.mark) << 32
+                | u64::from(self.port) << 16
                 | u64::from(self.proto) << 8
                 | (self.family == Family::V6) as u64,
         );
@@ -69,7 +73,30 @@ impl VipKey {
             family,
             vip,
             port: key.port,
+            mark: key.fwmark,
         }
+    }
+}
+
+/// A [`MatchKey`] of a firewall-mark service, in the datapath's representation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MarkMatch {
+    pub key: MatchKey,
+    pub proto: u8,
+    pub family: Family,
+    /// The network's bits (see [`addr_bits`]) and mask.
+    pub net: u128,
+    pub mask: u128,
+    pub service: u32,
+}
+
+impl MarkMatch {
+    #[inline]
+    pub(crate) fn takes(&self, proto: u8, family: Family, dst: &[u8; 16], port: u16) -> bool {
+        self.proto == proto
+            && self.family == family
+            && u128::from_be_bytes(*dst) & self.mask == self.net
+            && (self.key.first_port..=self.key.last_port).contains(&port)
     }
 }
 
@@ -134,6 +161,8 @@ pub struct ServiceStatus {
     pub key: ServiceKey,
     /// Its options.
     pub config: ServiceConfig,
+    /// The packets a firewall-mark service takes (empty for an address service).
+    pub matches: Vec<MatchKey>,
     /// Its traffic.
     pub counters: Counters,
     /// Its real servers, in the order they were added.
@@ -167,6 +196,8 @@ pub struct Forwarder<S = PoolScheduler> {
     pub(crate) by_key: HashMap<VipKey, u32, FixedState>,
     /// How many services each VIP has (to recognise fragments and ICMP sent to a VIP).
     pub(crate) vips: HashMap<([u8; 16], Family), u32, FixedState>,
+    /// The match keys of the firewall-mark services, first set first.
+    pub(crate) marks: Vec<MarkMatch>,
     pub(crate) conns: ConnTable,
     pub(crate) stats: Stats,
     pub(crate) ip_id: u16,
@@ -192,6 +223,7 @@ impl<S: Scheduler> Forwarder<S> {
             services: Vec::new(),
             by_key: HashMap::with_hasher(hasher.clone()),
             vips: HashMap::with_hasher(hasher),
+            marks: Vec::new(),
             stats: Stats::default(),
             ip_id: 0,
             last_tick: Duration::ZERO,
@@ -243,7 +275,8 @@ impl<S: Scheduler> Forwarder<S> {
         config: ServiceConfig,
         scheduler: S,
     ) -> Result<(), Error> {
-        if config.one_packet && key.protocol != Protocol::Udp {
+        // A firewall-mark service's protocols are its match keys', checked as they are set.
+        if config.one_packet && key.protocol != Protocol::Udp && !key.is_fwmark() {
             return Err(Error::Invalid {
                 what: "one-packet scheduling",
                 why: "UDP services only",
@@ -276,13 +309,23 @@ impl<S: Scheduler> Forwarder<S> {
             }
         };
         self.by_key.insert(vk, index as u32);
-        *self.vips.entry((vk.vip, vk.family)).or_insert(0) += 1;
+        if !key.is_fwmark() {
+            *self.vips.entry((vk.vip, vk.family)).or_insert(0) += 1;
+        }
         Ok(())
     }
 
     /// Changes a service's options.
     pub fn edit_service(&mut self, key: &ServiceKey, config: ServiceConfig) -> Result<(), Error> {
-        if config.one_packet && key.protocol != Protocol::Udp {
+        let index = self.service_index(key)? as u32;
+        let tcp = if key.is_fwmark() {
+            self.marks
+                .iter()
+                .any(|m| m.service == index && m.key.protocol != Protocol::Udp)
+        } else {
+            key.protocol != Protocol::Udp
+        };
+        if config.one_packet && tcp {
             return Err(Error::Invalid {
                 what: "one-packet scheduling",
                 why: "UDP services only",
@@ -290,6 +333,74 @@ impl<S: Scheduler> Forwarder<S> {
         }
         self.service_mut(key)?.config = config;
         Ok(())
+    }
+
+    /// Sets the packets the firewall-mark service `key` takes, replacing its previous match
+    /// keys. A packet that two services' keys match goes to the service whose keys were set
+    /// first (the rule that sets the mark last wins in a firewall: the caller orders them).
+    /// New flows are matched against the keys of every firewall-mark service in turn, as a
+    /// firewall runs its rules: keep them few (a prefix or port range is one key).
+    pub fn set_matches(&mut self, key: &ServiceKey, matches: &[MatchKey]) -> Result<(), Error> {
+        if !key.is_fwmark() {
+            return Err(Error::Invalid {
+                what: "match keys",
+                why: "firewall-mark services only",
+            });
+        }
+        let index = self.service_index(key)? as u32;
+        let one_packet = self.services[index as usize]
+            .service
+            .as_ref()
+            .is_some_and(|s| s.config.one_packet);
+        let mut new = Vec::with_capacity(matches.len());
+        for m in matches {
+            let full = if m.addr.is_ipv6() { 128 } else { 32 };
+            if m.addr.is_ipv6() != key.vip.is_ipv6() {
+                return Err(Error::Invalid {
+                    what: "match key address",
+                    why: "the same family as the service",
+                });
+            }
+            if m.prefix_len > full || m.first_port > m.last_port {
+                return Err(Error::Invalid {
+                    what: "match key",
+                    why: "a prefix length within the address and first port <= last port",
+                });
+            }
+            if one_packet && m.protocol != Protocol::Udp {
+                return Err(Error::Invalid {
+                    what: "one-packet scheduling",
+                    why: "UDP services only",
+                });
+            }
+            let mask = prefix_mask(m.prefix_len);
+            let (_, family) = raw_addr(m.addr);
+            new.push(MarkMatch {
+                key: *m,
+                proto: m.protocol.number(),
+                family,
+                net: addr_bits(m.addr) & mask,
+                mask,
+                service: index,
+            });
+        }
+        self.marks.retain(|m| m.service != index);
+        self.marks.extend(new);
+        Ok(())
+    }
+
+    /// The match keys of a firewall-mark service, as set.
+    pub fn matches(&self, key: &ServiceKey) -> Result<Vec<MatchKey>, Error> {
+        let index = self.service_index(key)? as u32;
+        Ok(self.service_matches(index))
+    }
+
+    fn service_matches(&self, index: u32) -> Vec<MatchKey> {
+        self.marks
+            .iter()
+            .filter(|m| m.service == index)
+            .map(|m| m.key)
+            .collect()
     }
 
     /// Removes a service and its reals. Its connections follow the `expire_nodest_conn`
@@ -300,6 +411,10 @@ impl<S: Scheduler> Forwarder<S> {
         let slot = &mut self.services[index as usize];
         slot.service = None;
         slot.generation = slot.generation.wrapping_add(1);
+        if key.is_fwmark() {
+            self.marks.retain(|m| m.service != index);
+            return Ok(());
+        }
         if let Some(n) = self.vips.get_mut(&(vk.vip, vk.family)) {
             *n -= 1;
             if *n == 0 {
@@ -348,13 +463,20 @@ impl<S: Scheduler> Forwarder<S> {
                 why: "the same family as the VIP",
             });
         }
-        if real.method != Method::Nat && real.addr.port() != 0 && real.addr.port() != key.port {
+        // A firewall-mark service's NAT reals may take every port to one; its DR and TUN reals
+        // keep each packet's port whatever theirs (keepalived gives them their check's port).
+        let fixed = !key.is_fwmark();
+        if fixed
+            && real.method != Method::Nat
+            && real.addr.port() != 0
+            && real.addr.port() != key.port
+        {
             return Err(Error::Invalid {
                 what: "real server port",
                 why: "DR and TUN keep the service port: give 0 or the same port",
             });
         }
-        if key.port == 0 && real.addr.port() != 0 {
+        if fixed && key.port == 0 && real.addr.port() != 0 {
             return Err(Error::Invalid {
                 what: "real server port",
                 why: "0 for a service on every port",
@@ -457,10 +579,12 @@ impl<S: Scheduler> Forwarder<S> {
     pub fn status(&self) -> Vec<ServiceStatus> {
         self.services
             .iter()
-            .filter_map(|s| s.service.as_ref())
-            .map(|svc| ServiceStatus {
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s.service.as_ref()?)))
+            .map(|(i, svc)| ServiceStatus {
                 key: svc.key,
                 config: svc.config,
+                matches: self.service_matches(i as u32),
                 counters: svc.counters,
                 reals: svc
                     .reals

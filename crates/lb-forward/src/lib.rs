@@ -49,9 +49,11 @@
 //!
 //! # What the datapath does
 //!
-//! - **Services**: protocol + VIP + port, or + VIP alone (port 0, like a firewall-mark
-//!   service); each with its own [`Scheduler`] ([`PoolScheduler`] runs any lb-sched algorithm,
-//!   with persistence) and real servers with their own [`Method`] and weight. Everything can
+//! - **Services**: protocol + VIP + port, or + VIP alone (port 0), or a firewall mark: one
+//!   service over every packet of its [`MatchKey`]s (destination prefix, protocol and port
+//!   range: what the rules setting the mark match); each with its own [`Scheduler`]
+//!   ([`PoolScheduler`] runs any lb-sched algorithm, with persistence) and real servers with
+//!   their own [`Method`] and weight. Everything can
 //!   change while traffic flows: weight 0 quiesces a real (its connections go on), removal
 //!   follows [`Settings::expire_nodest_conn`].
 //! - **Connections**: keyed by the 5-tuple; TCP follows IPVS's state tables and timeouts
@@ -114,8 +116,8 @@ pub use forwarder::{ConnectionInfo, Forwarder, RealStatus, ServiceStatus};
 pub use frame::{DEFAULT_CAPACITY, Frame, HEADROOM};
 pub use scheduler::{PoolScheduler, RealId, Scheduler};
 pub use service::{
-    Encap, InterfaceConfig, Method, NextHop, Protocol, RealConfig, ServiceConfig, ServiceKey,
-    Settings,
+    Encap, InterfaceConfig, MatchKey, Method, NextHop, Protocol, RealConfig, ServiceConfig,
+    ServiceKey, Settings,
 };
 pub use state::{ConnState, Timeouts};
 pub use stats::{Counters, Rates, Stats};

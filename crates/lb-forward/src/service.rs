@@ -41,17 +41,25 @@ impl Protocol {
     }
 }
 
-/// A virtual service: protocol, virtual IP and port. Port 0 takes every port of the VIP for
-/// that protocol, like an IPVS firewall-mark service matching the address alone; a service on
-/// an exact port wins over it.
+/// A virtual service: protocol, virtual IP and port, or a firewall mark.
+///
+/// Port 0 takes every port of the VIP for that protocol; a service on an exact port wins over
+/// it. A firewall-mark service (`ipvsadm -f`, keepalived's `virtual_server fwmark N`) is one
+/// service (one scheduler, one persistence table) over every packet that its [`MatchKey`]s
+/// take ([`Forwarder::set_matches`](crate::Forwarder::set_matches)): the packets the
+/// operator's firewall would mark. As in IPVS it is looked up first, before the address
+/// services.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ServiceKey {
-    /// The transport protocol.
+    /// The transport protocol (unused by a firewall-mark service: each match key has its own).
     pub protocol: Protocol,
-    /// The virtual IP address.
+    /// The virtual IP address; for a firewall-mark service, the unspecified address of its
+    /// family.
     pub vip: IpAddr,
-    /// The port, 0 for every port.
+    /// The port, 0 for every port (and for a firewall-mark service).
     pub port: u16,
+    /// The firewall mark, 0 for an address service.
+    pub fwmark: u32,
 }
 
 impl ServiceKey {
@@ -61,16 +69,130 @@ impl ServiceKey {
             protocol,
             vip: vip.ip(),
             port: vip.port(),
+            fwmark: 0,
         }
+    }
+
+    /// The firewall-mark service `mark` (not 0) of the IPv4 or the IPv6 family.
+    pub fn fwmark(mark: u32, ipv6: bool) -> Self {
+        ServiceKey {
+            protocol: Protocol::Tcp,
+            vip: if ipv6 {
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            },
+            port: 0,
+            fwmark: mark,
+        }
+    }
+
+    /// Whether this is a firewall-mark service.
+    pub fn is_fwmark(&self) -> bool {
+        self.fwmark != 0
     }
 }
 
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_fwmark() {
+            let family = if self.vip.is_ipv6() { " IPv6" } else { "" };
+            return write!(f, "FWM {}{family}", self.fwmark);
+        }
         let port: &dyn fmt::Display = if self.port == 0 { &"*" } else { &self.port };
         match self.vip {
             IpAddr::V4(a) => write!(f, "{}:{a}:{port}", self.protocol.name()),
             IpAddr::V6(a) => write!(f, "{}:[{a}]:{port}", self.protocol.name()),
+        }
+    }
+}
+
+/// Packets a firewall-mark service takes: a protocol, a destination prefix and a range of
+/// destination ports, which is what a firewall rule that sets the mark matches
+/// (`ip daddr 10.0.0.0/24 tcp dport 80-90 meta mark set 1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatchKey {
+    /// The transport protocol.
+    pub protocol: Protocol,
+    /// The destination network (host bits beyond `prefix_len` are ignored).
+    pub addr: IpAddr,
+    /// The prefix length: 32 (IPv4) or 128 (IPv6) for one address.
+    pub prefix_len: u8,
+    /// The first destination port.
+    pub first_port: u16,
+    /// The last destination port (`first_port..=last_port`; 0-65535 for every port).
+    pub last_port: u16,
+}
+
+impl MatchKey {
+    /// One address, every port.
+    pub fn host(protocol: Protocol, addr: IpAddr) -> Self {
+        MatchKey {
+            protocol,
+            addr,
+            prefix_len: if addr.is_ipv6() { 128 } else { 32 },
+            first_port: 0,
+            last_port: u16::MAX,
+        }
+    }
+
+    /// The same key on ports `first..=last`.
+    pub fn ports(self, first: u16, last: u16) -> Self {
+        MatchKey {
+            first_port: first,
+            last_port: last,
+            ..self
+        }
+    }
+
+    /// The same key on the network `addr/prefix_len`.
+    pub fn prefix(self, addr: IpAddr, prefix_len: u8) -> Self {
+        MatchKey {
+            addr,
+            prefix_len,
+            ..self
+        }
+    }
+
+    /// Whether some packet matches both keys.
+    pub fn overlaps(&self, other: &MatchKey) -> bool {
+        if self.protocol != other.protocol || self.addr.is_ipv6() != other.addr.is_ipv6() {
+            return false;
+        }
+        let len = self.prefix_len.min(other.prefix_len);
+        let mask = prefix_mask(len);
+        let ports = self.first_port <= other.last_port && other.first_port <= self.last_port;
+        ports && addr_bits(self.addr) & mask == addr_bits(other.addr) & mask
+    }
+}
+
+/// An address as the top bits of a `u128` (IPv4 in the first 32).
+pub(crate) fn addr_bits(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from(a)) << 96,
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// The mask of a prefix of `len` bits over [`addr_bits`].
+pub(crate) fn prefix_mask(len: u8) -> u128 {
+    match len {
+        0 => 0,
+        l => u128::MAX << (128 - u32::from(l.min(128))),
+    }
+}
+
+impl fmt::Display for MatchKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let full = if self.addr.is_ipv6() { 128 } else { 32 };
+        write!(f, "{} {}", self.protocol.name(), self.addr)?;
+        if self.prefix_len != full {
+            write!(f, "/{}", self.prefix_len)?;
+        }
+        match (self.first_port, self.last_port) {
+            (0, u16::MAX) => Ok(()),
+            (a, b) if a == b => write!(f, " dport {a}"),
+            (a, b) => write!(f, " dport {a}-{b}"),
         }
     }
 }

@@ -287,6 +287,7 @@ fn services_change_while_running() {
         protocol: Protocol::Tcp,
         vip: ip_of("10.0.0.100:0"),
         port: 0,
+        fwmark: 0,
     };
     fw.add_service(any, ServiceConfig::default(), pool(Algorithm::Rr))
         .unwrap();

@@ -2,10 +2,10 @@
 //! that stop the kernel from acting on the packets the forwarder handles.
 
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
 
-use crate::service::{InterfaceConfig, Method, ServiceKey};
+use crate::service::{InterfaceConfig, MatchKey, Method};
 use crate::{Error, Forwarder, Scheduler};
 
 /// The index, MAC, MTU and first IPv4 / IPv6 addresses of an interface (for tunnel sources).
@@ -67,10 +67,12 @@ pub fn disable_offloads(name: &str) -> Result<(), Error> {
 
 /// An nftables table the forwarder installs and removes (on drop), named
 /// `lb_forward_<pid>`, with one `prerouting` chain at the raw priority (-300) that drops:
-/// - packets to each service's VIP and port (the forwarder handles them; otherwise a host that
-///   holds the VIP would answer them, for example with a TCP reset);
+/// - packets to each service's VIP and port, and those of each firewall-mark service's match
+///   keys (the forwarder handles them; otherwise a host that holds the VIP would answer them,
+///   for example with a TCP reset);
 /// - NAT replies from each NAT real's address and port (the forwarder rewrites them; otherwise
-///   a host with forwarding on would route them unchanged).
+///   a host with forwarding on would route them unchanged): for a firewall-mark service, from
+///   the real's port, or from the ports of each match key when the real keeps the port.
 ///
 /// Capture sockets see frames before netfilter, so the forwarder still gets them. ARP and
 /// neighbour discovery are not touched: the host still answers for the VIP.
@@ -85,24 +87,36 @@ impl KernelRules {
     pub fn forwarder_rules<S: Scheduler>(fw: &Forwarder<S>) -> String {
         let mut rules = String::new();
         for svc in fw.status() {
-            rules.push_str(&format!("    {}\n", match_service(&svc.key)));
-            for r in &svc.reals {
-                if r.config.method == Method::Nat {
-                    let port = match r.config.addr.port() {
-                        0 => svc.key.port,
-                        p => p,
+            // What the service takes: protocol, destination and destination ports.
+            let keys: Vec<MatchKey> = if svc.key.is_fwmark() {
+                svc.matches.clone()
+            } else {
+                let any = MatchKey::host(svc.key.protocol, svc.key.vip);
+                vec![match svc.key.port {
+                    0 => any,
+                    p => any.ports(p, p),
+                }]
+            };
+            for key in &keys {
+                let dst = format!("{} daddr {}", family(key.addr), network(key));
+                rules.push_str(&format!("    {dst} {} drop\n", ports(key, "dport")));
+            }
+            for r in svc.reals.iter().filter(|r| r.config.method == Method::Nat) {
+                let src = format!(
+                    "{} saddr {}",
+                    family(r.config.addr.ip()),
+                    r.config.addr.ip()
+                );
+                let mut seen = Vec::new();
+                for key in &keys {
+                    let sport = match r.config.addr.port() {
+                        0 => ports(key, "sport"),
+                        p => ports(&key.ports(p, p), "sport"),
                     };
-                    let fam = family(r.config.addr.ip());
-                    let proto = svc.key.protocol.name();
-                    let sport = if port == 0 {
-                        format!("meta l4proto {proto}")
-                    } else {
-                        format!("{proto} sport {port}")
-                    };
-                    rules.push_str(&format!(
-                        "    {fam} saddr {} {sport} drop\n",
-                        r.config.addr.ip()
-                    ));
+                    if !seen.contains(&sport) {
+                        rules.push_str(&format!("    {src} {sport} drop\n"));
+                        seen.push(sport);
+                    }
                 }
             }
         }
@@ -173,14 +187,34 @@ fn family(ip: IpAddr) -> &'static str {
     }
 }
 
-fn match_service(key: &ServiceKey) -> String {
-    let proto = key.protocol.name();
-    let port = if key.port == 0 {
-        format!("meta l4proto {proto}")
-    } else {
-        format!("{proto} dport {}", key.port)
+/// `10.0.0.100` or `10.0.0.0/24`.
+fn network(key: &MatchKey) -> String {
+    let full = if key.addr.is_ipv6() { 128 } else { 32 };
+    if key.prefix_len >= full {
+        return key.addr.to_string();
+    }
+    // nft refuses a prefix with host bits set.
+    let bits = key.prefix_len;
+    let net = match key.addr {
+        IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(
+            u32::from(a) & u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0),
+        )),
+        IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(
+            u128::from(a) & u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0),
+        )),
     };
-    format!("{} daddr {} {port} drop", family(key.vip), key.vip)
+    format!("{net}/{bits}")
+}
+
+/// `tcp dport 80`, `tcp dport 80-90`, or `meta l4proto tcp` for every port (`field` is
+/// `dport` or `sport`).
+fn ports(key: &MatchKey, field: &str) -> String {
+    let proto = key.protocol.name();
+    match (key.first_port, key.last_port) {
+        (0, u16::MAX) => format!("meta l4proto {proto}"),
+        (a, b) if a == b => format!("{proto} {field} {a}"),
+        (a, b) => format!("{proto} {field} {a}-{b}"),
+    }
 }
 
 fn nft(script: &str) -> Result<(), Error> {
