@@ -3,7 +3,7 @@
 //! own weights ignored without `sync_group_tracking_weight`.
 
 use lb::config::{WarningKind, parse_str_isolated};
-use lb::director::{Plan, Tracked, plan};
+use lb::director::{Plan, ProcessPlan, Tracked, plan};
 use lb::vrrp::Track;
 
 const SCRIPTS: &str = "vrrp_script chk {\n script \"/bin/true\"\n weight -20\n}\n\
@@ -134,4 +134,23 @@ fn sync_groups_keepalived_ignores() {
             "{needle}: {warnings:?}"
         );
     }
+}
+
+#[test]
+fn vrrp_rt_priority_and_no_swap_schedule_the_vrrp_thread() {
+    let (plan, warnings) = planned("global_defs {\n vrrp_rt_priority 50\n vrrp_no_swap\n}\n");
+    assert_eq!(
+        plan.vrrp_process,
+        ProcessPlan {
+            rt_priority: Some(50),
+            no_swap: true
+        }
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+    // keepalived clamps to SCHED_RR's 1-99 and says so.
+    let (plan, warnings) = planned("global_defs {\n vrrp_rt_priority 200\n}\n");
+    assert_eq!(plan.vrrp_process.rt_priority, Some(99));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let (plan, _) = planned("");
+    assert_eq!(plan.vrrp_process, ProcessPlan::default());
 }

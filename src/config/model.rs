@@ -47,6 +47,10 @@ pub struct GlobalDefs {
     pub script_user: Option<String>,
     /// `enable_script_security`.
     pub enable_script_security: bool,
+    /// `vrrp_rt_priority` (1-99): the VRRP process runs under `SCHED_RR` at this priority.
+    pub vrrp_rt_priority: Option<u8>,
+    /// `vrrp_no_swap`: the VRRP process locks its memory.
+    pub vrrp_no_swap: bool,
 }
 
 impl Default for GlobalDefs {
@@ -62,6 +66,8 @@ impl Default for GlobalDefs {
             vrrp_mcast_group6: IpAddr::from([0xff02, 0, 0, 0, 0, 0, 0, 0x12]),
             script_user: None,
             enable_script_security: false,
+            vrrp_rt_priority: None,
+            vrrp_no_swap: false,
         }
     }
 }

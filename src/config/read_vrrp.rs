@@ -37,9 +37,7 @@ const GLOBAL_UNSUPPORTED: &[&str] = &[
     "dbus_service_name",
     "vrrp_priority",
     "checker_priority",
-    "vrrp_no_swap",
     "checker_no_swap",
-    "vrrp_rt_priority",
     "checker_rt_priority",
     "vrrp_cpu_affinity",
     "checker_cpu_affinity",
@@ -150,6 +148,16 @@ pub(crate) fn global_defs(ctx: &mut Ctx, node: &Node, g: &mut GlobalDefs) {
             }
             "script_user" => g.script_user = ctx.command(n),
             "enable_script_security" => g.enable_script_security = ctx.flag(n),
+            "vrrp_no_swap" => g.vrrp_no_swap = ctx.flag(n),
+            // keepalived clamps to SCHED_RR's range (1-99) with a warning.
+            "vrrp_rt_priority" => {
+                if let Some(p) = ctx.int(n, i64::from(i32::MIN), i64::from(i32::MAX)) {
+                    if !(1..=99).contains(&p) {
+                        ctx.invalid(n, "real-time priority outside 1-99; clamped");
+                    }
+                    g.vrrp_rt_priority = u8::try_from(p.clamp(1, 99)).ok();
+                }
+            }
             kw => {
                 if let Some(garp_kw) = kw.strip_prefix("vrrp_") {
                     if garp(ctx, n, garp_kw, &mut g.garp) {

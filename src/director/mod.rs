@@ -17,7 +17,9 @@
 //! 4. One thread runs every VRRP instance in lb-vrrp's Linux driver, with the sync groups
 //!    (members change state together; the groups' notify scripts run on their transitions):
 //!    the master holds the VIPs, and the datapath forwards only while some instance here is
-//!    master. Each `vrrp_script` runs once however many instances track it.
+//!    master. Each `vrrp_script` runs once however many instances track it. `vrrp_rt_priority`
+//!    and `vrrp_no_swap` in `global_defs` put that thread under `SCHED_RR` with locked memory,
+//!    as keepalived does with its VRRP process: what short advert intervals need on a busy host.
 //! 5. A control socket answers `list` with the service table (`ipvsadm -Ln`, with `--stats`
 //!    and `--rate`) and the VRRP states; optionally `GET /metrics` serves the same in
 //!    Prometheus's format.
@@ -47,7 +49,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use liveness::{Liveness, diff};
-pub use plan::{GroupPlan, InstancePlan, Plan, RealPlan, ServicePlan, Tracked, plan};
+pub use plan::{GroupPlan, InstancePlan, Plan, ProcessPlan, RealPlan, ServicePlan, Tracked, plan};
 pub use status::Status;
 
 use crate::config::{self, Options as ReadOptions};
@@ -167,6 +169,7 @@ impl Running {
                 instances: Vec::new(),
                 groups: Vec::new(),
                 services: Vec::new(),
+                vrrp_process: ProcessPlan::default(),
             },
             status,
             states,
@@ -259,7 +262,9 @@ impl Running {
         let commands = self.commands.clone().unwrap_or_else(|| mpsc::channel().0);
         let (s, st, r) = (stop.clone(), self.states.clone(), options.report.clone());
         let (instances, groups) = (plan.instances.clone(), plan.groups.clone());
+        let process = plan.vrrp_process;
         let handle = std::thread::spawn(move || {
+            vrrp::schedule(process, &r);
             vrrp::run(driver, &instances, &groups, &s, &st, &commands, &r);
         });
         Ok((stop, handle))
@@ -348,7 +353,9 @@ impl Running {
                 Err(e) => report(&format!("reload: health checks not restarted: {e}")),
             }
         }
-        let vrrp_changed = plan.instances != self.plan.instances || plan.groups != self.plan.groups;
+        let vrrp_changed = plan.instances != self.plan.instances
+            || plan.groups != self.plan.groups
+            || plan.vrrp_process != self.plan.vrrp_process;
         if options.vrrp && vrrp_changed {
             report("reload: VRRP instances or sync groups changed; restarting VRRP");
             stop_thread(self.vrrp.take());

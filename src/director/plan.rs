@@ -31,6 +31,17 @@ pub struct Plan {
     pub groups: Vec<GroupPlan>,
     /// The virtual services.
     pub services: Vec<ServicePlan>,
+    /// How the VRRP thread runs (`vrrp_rt_priority`, `vrrp_no_swap`).
+    pub vrrp_process: ProcessPlan,
+}
+
+/// Scheduling of a thread (keepalived's per-process `*_rt_priority` and `*_no_swap`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessPlan {
+    /// `SCHED_RR` at this priority (1-99), for short advert intervals on a busy host.
+    pub rt_priority: Option<u8>,
+    /// Lock the process's memory.
+    pub no_swap: bool,
 }
 
 /// One `vrrp_instance`.
@@ -151,6 +162,10 @@ pub fn plan(config: &Config) -> (Plan, Vec<Warning>) {
             instances,
             groups,
             services,
+            vrrp_process: ProcessPlan {
+                rt_priority: config.global.vrrp_rt_priority,
+                no_swap: config.global.vrrp_no_swap,
+            },
         },
         warnings,
     )

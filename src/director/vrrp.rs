@@ -8,12 +8,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
-use lb_vrrp::linux::{Driver, Interface};
+use lb_vrrp::linux::{Driver, Interface, realtime};
 
 use lb_vrrp::{Event, State};
 
 use super::datapath::Command;
-use super::plan::{GroupPlan, InstancePlan};
+use super::plan::{GroupPlan, InstancePlan, ProcessPlan};
 use super::track::Inputs;
 use super::{Report, notify, unix_ms};
 
@@ -67,6 +67,21 @@ fn script_for(notify: &crate::config::Notify, state: State) -> Option<&String> {
 }
 
 /// Runs the instances until `stop`, then resigns (priority 0) and removes their addresses.
+/// Applies `vrrp_rt_priority` and `vrrp_no_swap` to the calling (VRRP) thread; a failure is
+/// reported and the thread runs on under normal scheduling, as keepalived does.
+pub(crate) fn schedule(process: ProcessPlan, report: &Report) {
+    if let Some(priority) = process.rt_priority {
+        if let Err(e) = realtime::set_realtime(priority) {
+            report(&format!("vrrp_rt_priority {priority}: {e}"));
+        }
+    }
+    if process.no_swap {
+        if let Err(e) = realtime::lock_memory() {
+            report(&format!("vrrp_no_swap: {e}"));
+        }
+    }
+}
+
 pub(crate) fn run(
     mut driver: Driver,
     instances: &[InstancePlan],
