@@ -14,7 +14,7 @@
 //! | [`Router`], [`Config`] | the state machine: Initialize / Backup / Master / Fault, preemption, preempt delay, accept mode, owner, priority-0 resignation, tracking weights, unicast peers, announcements |
 //! | [`SyncGroup`] | keepalived's sync groups: members change state together |
 //! | [`timers`] | Skew_Time and Master_Down_Interval for both versions |
-//! | `linux` (feature) | the driver: raw sockets, netlink VIPs, gratuitous ARP / unsolicited NA, accept mode (nftables), optional virtual MAC (macvlan), many VRIDs on many interfaces and sync groups on one thread, the run loop |
+//! | `linux` (feature) | the driver: raw sockets, netlink VIPs, gratuitous ARP / unsolicited NA, accept mode (nftables), optional virtual MAC (macvlan), many VRIDs on many interfaces and sync groups on one thread, the run loop (routers added and removed while the others run on) |
 //!
 //! # Run loop
 //!

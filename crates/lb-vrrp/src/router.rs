@@ -556,6 +556,15 @@ impl Router {
         }
     }
 
+    /// No longer in a sync group: its own down timer makes it master again, and a fault of
+    /// a former fellow member no longer holds it.
+    pub(crate) fn leave_group(&mut self, now: Duration) {
+        self.sync.grouped = false;
+        self.sync.want_master = None;
+        self.sync.changed_to = None;
+        self.set_sync_fault(now, None);
+    }
+
     /// Sets (or clears) the group member whose fault holds this router in FAULT.
     pub(crate) fn set_sync_fault(&mut self, now: Duration, vrid: Option<u8>) {
         if self.sync.fault != vrid {

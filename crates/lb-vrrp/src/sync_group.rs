@@ -34,19 +34,55 @@ pub(crate) struct Members {
 
 impl Members {
     /// Makes `routers[indices]` one group (indices valid and distinct, checked by the caller).
+    /// Running routers keep their states; the group starts in the state they all share (or
+    /// Initialize), so its first event reports the next state they all reach.
     pub(crate) fn new(indices: Vec<usize>, routers: &mut [Router]) -> Members {
         for &i in &indices {
             routers[i].sync.grouped = true;
         }
-        Members {
+        let mut group = Members {
             indices,
             agreed: State::Initialize,
-        }
+        };
+        group.agreed = group.shared_state(routers).unwrap_or(State::Initialize);
+        group
     }
 
     /// The members' indices.
     pub(crate) fn indices(&self) -> &[usize] {
         &self.indices
+    }
+
+    /// Takes over the state `previous` last reported when it had the same members, so that
+    /// regrouping reports nothing new.
+    pub(crate) fn keep_agreed(&mut self, previous: &Members) {
+        let mut a = self.indices.clone();
+        let mut b = previous.indices.clone();
+        a.sort_unstable();
+        b.sort_unstable();
+        if a == b {
+            self.agreed = previous.agreed;
+        }
+    }
+
+    /// Router `index` is gone and the routers after it moved down by one: renumbers the
+    /// members (dropping `index` if it was one).
+    pub(crate) fn router_removed(&mut self, index: usize) {
+        self.indices.retain(|&i| i != index);
+        for i in &mut self.indices {
+            if *i > index {
+                *i -= 1;
+            }
+        }
+    }
+
+    /// The state every member is in, if they agree.
+    fn shared_state(&self, routers: &[Router]) -> Option<State> {
+        let first = routers[*self.indices.first()?].state();
+        self.indices
+            .iter()
+            .all(|&i| routers[i].state() == first)
+            .then_some(first)
     }
 
     /// Applies the group's rules after any input to a member (see the module doc).
@@ -100,8 +136,8 @@ impl Members {
 
     /// [`Event::GroupStateChanged`] once every member has reached a state the group was not in.
     pub(crate) fn poll_event(&mut self, group: usize, routers: &[Router]) -> Option<Event> {
-        let to = routers[*self.indices.first()?].state();
-        if to == self.agreed || self.indices.iter().any(|&i| routers[i].state() != to) {
+        let to = self.shared_state(routers)?;
+        if to == self.agreed {
             return None;
         }
         let from = core::mem::replace(&mut self.agreed, to);
@@ -228,5 +264,110 @@ impl SyncGroup {
             .iter_mut()
             .find_map(Router::poll_event)
             .or_else(|| self.group.poll_event(0, &self.members))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::Config;
+
+    fn routers(n: u8) -> Vec<Router> {
+        (1..=n)
+            .map(|vrid| {
+                let primary = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+                let vip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100 + vrid));
+                Router::new(Config::new(vrid, primary, vec![vip])).unwrap()
+            })
+            .collect()
+    }
+
+    fn start(routers: &mut [Router]) {
+        for r in routers.iter_mut() {
+            r.handle_startup(Duration::ZERO);
+            while r.poll_event().is_some() {}
+        }
+    }
+
+    #[test]
+    fn a_new_group_of_new_routers_reports_their_first_shared_state() {
+        let mut rs = routers(2);
+        let mut g = Members::new(vec![0, 1], &mut rs);
+        assert_eq!(g.poll_event(0, &rs), None);
+        start(&mut rs);
+        let event = g.poll_event(3, &rs);
+        assert_eq!(
+            event,
+            Some(Event::GroupStateChanged {
+                group: 3,
+                from: State::Initialize,
+                to: State::Backup
+            })
+        );
+    }
+
+    #[test]
+    fn a_group_of_running_routers_starts_in_their_shared_state() {
+        let mut rs = routers(3);
+        start(&mut rs);
+        let mut g = Members::new(vec![2, 0], &mut rs);
+        assert!(rs[0].sync.grouped && !rs[1].sync.grouped && rs[2].sync.grouped);
+        assert_eq!(
+            g.poll_event(0, &rs),
+            None,
+            "already all backup: nothing new"
+        );
+    }
+
+    #[test]
+    fn regrouping_the_same_members_keeps_the_reported_state() {
+        let mut rs = routers(2);
+        let mut old = Members::new(vec![0, 1], &mut rs);
+        start(&mut rs);
+        assert!(old.poll_event(0, &rs).is_some());
+        // One member moves on alone: no shared state now.
+        rs[0].set_link(Duration::ZERO, false);
+        let mut same = Members::new(vec![1, 0], &mut rs);
+        same.keep_agreed(&old);
+        assert_eq!(same.agreed, State::Backup);
+        let mut other = Members::new(vec![1], &mut rs);
+        other.keep_agreed(&old);
+        assert_eq!(other.agreed, State::Backup, "its own shared state");
+        assert_eq!(
+            Members::new(vec![0], &mut rs).agreed,
+            State::Fault,
+            "not taken from a group of other members"
+        );
+    }
+
+    #[test]
+    fn removing_a_router_renumbers_the_members() {
+        let mut rs = routers(4);
+        let mut g = Members::new(vec![0, 2, 3], &mut rs);
+        g.router_removed(2);
+        assert_eq!(g.indices(), [0, 2]);
+        g.router_removed(1);
+        assert_eq!(g.indices(), [0, 1]);
+    }
+
+    #[test]
+    fn leaving_a_group_frees_a_member_held_in_fault_by_another() {
+        let mut rs = routers(2);
+        let g = Members::new(vec![0, 1], &mut rs);
+        start(&mut rs);
+        let now = Duration::from_millis(10);
+        rs[0].set_link(now, false);
+        g.propagate(now, &mut rs);
+        assert_eq!(rs[1].state(), State::Fault);
+        while rs[1].poll_event().is_some() {}
+        rs[1].leave_group(now);
+        assert_eq!(rs[1].state(), State::Backup);
+        assert!(!rs[1].sync.grouped);
+        // Alone, its down timer makes it master (a member would only want it).
+        let down = rs[1].poll_timeout().unwrap();
+        rs[1].handle_timeout(down);
+        assert_eq!(rs[1].state(), State::Master);
     }
 }

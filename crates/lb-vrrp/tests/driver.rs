@@ -7,8 +7,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use lab::{Ours, has_addr};
-use lb_lab::Lan;
-use lb_vrrp::{Config, DropReason, State};
+use lb_lab::{Host, Lan};
+use lb_vrrp::linux::Interface;
+use lb_vrrp::{Config, DropReason, Event, State};
 
 /// keepalived's FAULT: the link goes down, the master leaves (removing its VIP); back up, it
 /// returns through Backup. It never hears its own adverts.
@@ -171,4 +172,190 @@ fn realtime_scheduling_for_the_driver_thread_only() {
         "other threads keep theirs"
     );
     assert!(child.contains("SCHED_OTHER"), "reset on fork: {child}");
+}
+
+/// A VRRPv3 IPv4 configuration at 100 ms, one announcement burst, with VIP `10.0.0.LAST`; the primary address is
+/// filled in by the driver's host.
+fn at_100ms(vrid: u8, last: u8, priority: u8) -> Config {
+    let vip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, last));
+    let mut c = Config::new(vrid, IpAddr::V4(Ipv4Addr::UNSPECIFIED), vec![vip]);
+    c.priority = priority;
+    c.interval = Duration::from_millis(100);
+    // One announcement burst only, so that a router left alone has no event at all.
+    c.announce.delay = Duration::ZERO;
+    c
+}
+
+/// Adds `config` (primary address from `ifname`) to a running driver.
+fn add(ours: &Ours, ifname: &str, mut config: Config) {
+    let ifname = ifname.to_owned();
+    ours.change(move |routers, _| {
+        config.primary = lab::primary(&Interface::lookup(&ifname)?, &config)?;
+        routers.add(&ifname, config, vec![24]).map(|_| ())
+    })
+    .unwrap();
+}
+
+/// Removes the router with `vrid` from a running driver.
+fn remove(ours: &Ours, vrid: u8) {
+    ours.change(move |routers, on_event| {
+        let i = routers.routers().iter().position(|r| r.vrid() == vrid);
+        routers.remove(
+            i.ok_or_else(|| std::io::Error::other("no such VRID"))?,
+            on_event,
+        )
+    })
+    .unwrap();
+}
+
+/// The events of `vrid` after `since`.
+fn events_of(ours: &Ours, vrid: u8, since: Instant) -> Vec<Event> {
+    ours.events()
+        .into_iter()
+        .filter(|(t, e)| {
+            *t >= since
+                && match e {
+                    Event::StateChanged { vrid: v, .. } | Event::Announce { vrid: v } => *v == vrid,
+                    _ => false,
+                }
+        })
+        .map(|(_, e)| e)
+        .collect()
+}
+
+/// The addresses in the driver's accept-mode set on `host` (`lb_vrrp_PID_N`, family ip).
+fn blocked(host: &Host) -> String {
+    let tables = host.ns.run(&["nft", "list", "tables", "ip"]).unwrap();
+    let table = tables
+        .split_whitespace()
+        .find(|w| w.starts_with("lb_vrrp_"))
+        .expect("the driver's accept-mode table");
+    host.ns
+        .run(&["nft", "list", "set", "ip", table, "vips"])
+        .unwrap()
+}
+
+/// A running driver changes its set of routers without disturbing the others: the removed
+/// router resigns (the peer hears its priority-0 advert and takes over after Skew_Time, RFC
+/// 9568 §6.4.2), its address and accept-mode entry go; an added one starts, becomes master
+/// and installs its address; the router that stays sees no event at all.
+#[test]
+fn driver_removes_and_adds_routers_while_the_others_stay_master() {
+    if lb_lab::skip_unless_root("driver_removes_and_adds_routers_while_the_others_stay_master") {
+        return;
+    }
+    if let Err(e) = lb_lab::require_tools(&["nft"]) {
+        eprintln!("skipping: {e}");
+        return;
+    }
+    let lan = Lan::new("vchg", 2).unwrap();
+    let (a, b) = (&lan.hosts[0], &lan.hosts[1]);
+    let ours = Ours::start_many(
+        a,
+        vec![
+            (at_100ms(51, 100, 200), vec![24]),
+            (at_100ms(52, 101, 200), vec![24]),
+        ],
+    )
+    .unwrap();
+    let peer = Ours::start(b, at_100ms(52, 101, 100)).unwrap();
+    let t0 = Instant::now() - Duration::from_secs(1);
+    for vrid in [51, 52] {
+        let master = lb_lab::wait_until(Duration::from_secs(3), Duration::from_millis(10), || {
+            (ours.state_of(vrid) == State::Master).then_some(())
+        });
+        assert!(master.is_some(), "{vrid}: {:?}", ours.changes());
+    }
+    assert!(
+        peer.wait_state(State::Backup, t0, Duration::from_secs(2))
+            .is_some()
+    );
+    assert!(has_addr(a, "10.0.0.101") && blocked(a).contains("10.0.0.101"));
+    let t = Instant::now();
+    remove(&ours, 52);
+    let took = peer.wait_state(State::Master, t, Duration::from_secs(2));
+    let (_, _, reason) = peer.changes().pop().unwrap();
+    assert!(
+        took.is_some() && reason.contains("resigned (priority 0)"),
+        "{reason}"
+    );
+    assert!(!has_addr(a, "10.0.0.101"), "VIP removed");
+    assert!(
+        !blocked(a).contains("10.0.0.101"),
+        "accept-mode entry removed"
+    );
+    assert!(has_addr(a, "10.0.0.100") && blocked(a).contains("10.0.0.100"));
+    let resigned = events_of(&ours, 52, t);
+    assert!(
+        matches!(
+            resigned.as_slice(),
+            [Event::StateChanged {
+                from: State::Master,
+                to: State::Initialize,
+                ..
+            }]
+        ),
+        "{resigned:?}"
+    );
+
+    // Added: 53 starts as backup and takes master after Master_Down_Interval; 52 again, at
+    // the higher priority, preempts the peer.
+    add(&ours, &a.ifname, at_100ms(53, 102, 150));
+    add(&ours, &a.ifname, at_100ms(52, 101, 200));
+    let back = peer.wait_state(State::Backup, t, Duration::from_secs(3));
+    assert!(back.is_some(), "{:?}", peer.changes());
+    for vrid in [52, 53] {
+        let states: Vec<State> =
+            lb_lab::wait_until(Duration::from_secs(3), Duration::from_millis(10), || {
+                let states: Vec<State> = events_of(&ours, vrid, t)
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::StateChanged { to, .. } => Some(*to),
+                        _ => None,
+                    })
+                    .collect();
+                states
+                    .ends_with(&[State::Backup, State::Master])
+                    .then_some(states)
+            })
+            .unwrap_or_else(|| panic!("{vrid}: {:?}", ours.changes()));
+        assert_eq!(states.last(), Some(&State::Master));
+    }
+    assert!(has_addr(a, "10.0.0.101") && has_addr(a, "10.0.0.102"));
+    assert_eq!(events_of(&ours, 51, t), [], "51 undisturbed");
+    assert_eq!(ours.state_of(51), State::Master);
+    ours.stop(true).unwrap();
+    peer.stop(true).unwrap();
+}
+
+/// A removed router's virtual MAC (keepalived `use_vmac`) goes with it; an added router gets
+/// its own.
+#[test]
+fn driver_deletes_a_removed_routers_virtual_mac() {
+    if lb_lab::skip_unless_root("driver_deletes_a_removed_routers_virtual_mac") {
+        return;
+    }
+    let lan = Lan::new("vchgm", 1).unwrap();
+    let host = &lan.hosts[0];
+    let routers = vec![
+        (at_100ms(51, 100, 200), vec![24]),
+        (at_100ms(52, 101, 200), vec![24]),
+    ];
+    let ours = Ours::start_with(host, routers, true).unwrap();
+    let link = |name: &str| host.ns.run(&["ip", "link", "show", name]).is_ok();
+    assert!(link("vrrp.51") && link("vrrp.52"));
+    remove(&ours, 52);
+    assert!(link("vrrp.51") && !link("vrrp.52"));
+    add(&ours, &host.ifname, at_100ms(53, 102, 200));
+    assert!(link("vrrp.53"));
+    let master = lb_lab::wait_until(Duration::from_secs(3), Duration::from_millis(10), || {
+        (ours.state_of(53) == State::Master).then_some(())
+    });
+    assert!(master.is_some(), "{:?}", ours.changes());
+    assert!(lab::has_addr_on(host, "vrrp.53", "10.0.0.102"));
+    ours.stop(true).unwrap();
+    assert!(
+        !link("vrrp.51") && !link("vrrp.53"),
+        "deleted with the driver"
+    );
 }

@@ -90,8 +90,11 @@ impl AcceptFilter {
     /// Creates the (empty) table of `family` now, so a missing `nft` or a kernel without
     /// nftables is an error at start rather than on becoming master. Also deletes the tables
     /// that processes no longer running left behind (killed before they could), which would
-    /// otherwise keep dropping their addresses' traffic.
+    /// otherwise keep dropping their addresses' traffic. Nothing to do once the table exists.
     pub fn prepare(&mut self, family: Family) -> io::Result<()> {
+        if self.created[slot(family)] {
+            return Ok(());
+        }
         remove_stale_tables()?;
         let mut batch = Batch::new();
         self.ensure(&mut batch, family);

@@ -70,40 +70,59 @@ impl DriverBuilder {
     }
 
     fn check(&self) -> io::Result<()> {
-        let invalid = |what: String| Err(io::Error::new(io::ErrorKind::InvalidInput, what));
         if self.routers.is_empty() {
-            return invalid("no virtual router".into());
+            return Err(invalid("no virtual router".into()));
         }
-        for (i, a) in self.routers.iter().enumerate() {
-            if a.prefixes.len() != a.config.vips.len() {
-                return invalid("one prefix length per virtual address".into());
-            }
-            let link = a.config.family();
-            for b in self.routers[..i]
+        for (i, spec) in self.routers.iter().enumerate() {
+            let before = self.routers[..i]
                 .iter()
-                .filter(|b| b.interface == a.interface && b.config.family() == link)
-            {
-                if b.config.vrid == a.config.vrid {
-                    return invalid(format!(
-                        "VRID {} twice on {} (at most 255 virtual routers with distinct VRIDs per interface and family)",
-                        a.config.vrid, a.interface
-                    ));
-                }
-            }
+                .map(|b| (b.interface.as_str(), &b.config));
+            check_router(before, &spec.interface, &spec.config, &spec.prefixes)?;
         }
-        let mut grouped = vec![false; self.routers.len()];
-        for members in &self.groups {
-            if members.is_empty() {
-                return invalid("an empty sync group".into());
-            }
-            for &m in members {
-                match grouped.get_mut(m) {
-                    None => return invalid(format!("no router {m} for a sync group")),
-                    Some(true) => return invalid(format!("router {m} is in sync groups twice")),
-                    Some(slot) => *slot = true,
-                }
-            }
-        }
-        Ok(())
+        check_groups(self.routers.len(), &self.groups)
     }
+}
+
+fn invalid(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, what)
+}
+
+/// Checks a router to run on `interface` beside `running` (interface, configuration) ones:
+/// one prefix length per virtual address; a VRID not yet running on the interface in its
+/// family.
+pub(super) fn check_router<'a>(
+    mut running: impl Iterator<Item = (&'a str, &'a Config)>,
+    interface: &str,
+    config: &Config,
+    prefixes: &[u8],
+) -> io::Result<()> {
+    if prefixes.len() != config.vips.len() {
+        return Err(invalid("one prefix length per virtual address".into()));
+    }
+    let family = config.family();
+    if running.any(|(i, c)| i == interface && c.family() == family && c.vrid == config.vrid) {
+        return Err(invalid(format!(
+            "VRID {} twice on {interface} (at most 255 virtual routers with distinct VRIDs per interface and family)",
+            config.vrid
+        )));
+    }
+    Ok(())
+}
+
+/// Checks sync groups of `routers` routers: not empty, each router in at most one.
+pub(super) fn check_groups(routers: usize, groups: &[Vec<usize>]) -> io::Result<()> {
+    let mut grouped = vec![false; routers];
+    for members in groups {
+        if members.is_empty() {
+            return Err(invalid("an empty sync group".into()));
+        }
+        for &m in members {
+            match grouped.get_mut(m) {
+                None => return Err(invalid(format!("no router {m} for a sync group"))),
+                Some(true) => return Err(invalid(format!("router {m} is in sync groups twice"))),
+                Some(slot) => *slot = true,
+            }
+        }
+    }
+    Ok(())
 }

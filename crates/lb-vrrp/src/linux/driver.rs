@@ -1,37 +1,70 @@
 //! The run loop: virtual routers on any interfaces, in both families, and their sync groups,
 //! in one thread.
 
+mod change;
+mod link;
+
 use std::io;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::builder::DriverBuilder;
 use super::vmac::Vmac;
-use super::{AcceptFilter, AdvertSocket, Announcer, Interface, RouteNetlink};
+use super::{AcceptFilter, AdvertSocket, Interface, RouteNetlink};
 use crate::Config;
 use crate::event::{Event, State};
 use crate::router::Router;
 use crate::sync_group::Members;
-use crate::wire::{Family, MAX_LEN};
+use crate::wire::MAX_LEN;
+pub use change::Routers;
+use link::Link;
 
 /// The longest a wait lasts, so a stop request and link changes are seen promptly.
 const MAX_WAIT: Duration = Duration::from_millis(20);
 /// How often the link state is read.
 const LINK_CHECK: Duration = Duration::from_millis(200);
 
-/// One (interface, family, source address) routers run on: a socket for their adverts and an
-/// announcer.
+/// What the run loop reports to and asks of its caller ([`Driver::run_handler`]).
+pub trait Handler {
+    /// An event, after the driver acted on it (addresses installed, removed, announced), with
+    /// the index (in [`Driver::routers`]) of the router it comes from; `None` for
+    /// [`Event::GroupStateChanged`], which names its group.
+    fn event(&mut self, router: Option<usize>, event: &Event);
+
+    /// Called at least every 20 ms: the place to feed tracked inputs
+    /// ([`Router::set_track`]) and to add and remove routers or regroup them while the
+    /// driver runs ([`Routers`]). What it changes is acted on at once.
+    fn tick(&mut self, routers: &mut Routers<'_>);
+}
+
+/// [`Handler`] made of [`Driver::run_indexed`]'s closures.
+struct Callbacks<'a> {
+    on_event: &'a mut dyn FnMut(Option<usize>, &Event),
+    on_tick: &'a mut dyn FnMut(Duration, &mut [Router]),
+}
+
+impl Handler for Callbacks<'_> {
+    fn event(&mut self, router: Option<usize>, event: &Event) {
+        (self.on_event)(router, event);
+    }
+
+    fn tick(&mut self, routers: &mut Routers<'_>) {
+        let now = routers.now();
+        (self.on_tick)(now, routers.routers_mut());
+    }
+}
+
+/// Where router `r` runs, beside `routers[r]`.
 #[derive(Debug)]
-struct Link {
-    iface: Interface,
-    primary: IpAddr,
-    socket: AdvertSocket,
-    announcer: Announcer,
-    /// Router index by VRID.
-    by_vrid: [Option<usize>; 256],
-    /// The router that counts adverts for VRIDs nobody here runs.
-    first: usize,
+struct Slot {
+    /// `links[link]` carries its adverts.
+    link: usize,
+    /// `prefixes[i]`: the prefix length of its `vips[i]`.
+    prefixes: Vec<u8>,
+    /// Its sync group's index.
+    group: Option<usize>,
+    /// Its virtual-MAC macvlan, when enabled.
+    vmac: Option<Vmac>,
 }
 
 /// Runs [`Router`]s in the calling thread, on any interfaces and in both families: sends and
@@ -42,23 +75,20 @@ struct Link {
 ///
 /// [`Driver::new`] and [`Driver::with_routers`] run routers on one interface;
 /// [`Driver::builder`] anything else. Time for the routers is the time since the driver was
-/// created.
+/// created. While it runs, [`Handler::tick`] may add, remove and regroup routers
+/// ([`Routers`]) without disturbing the others.
 #[derive(Debug)]
 pub struct Driver {
     routers: Vec<Router>,
-    /// `prefixes[r][i]`: the prefix length of router `r`'s `vips[i]`.
-    prefixes: Vec<Vec<u8>>,
-    /// `links[link_of[r]]` carries router `r`'s adverts.
-    link_of: Vec<usize>,
+    /// `slots[r]`: where `routers[r]` runs.
+    slots: Vec<Slot>,
     links: Vec<Link>,
     groups: Vec<Members>,
-    /// Router index to its group's index.
-    group_of: Vec<Option<usize>>,
     table: RouteNetlink,
     /// Accept mode for the routers that must not accept traffic to their addresses.
     accept: AcceptFilter,
-    /// Per router: its virtual-MAC macvlan, when enabled.
-    vmacs: Vec<Option<Vmac>>,
+    /// Every router gets a virtual MAC ([`enable_vmac`](Self::enable_vmac)).
+    vmac: bool,
     epoch: Instant,
     link_checked: Instant,
     tx_buf: Vec<u8>,
@@ -93,82 +123,27 @@ impl Driver {
     /// Opens what a checked `builder` needs: one socket and announcer per (interface,
     /// family, source address), one netlink socket.
     pub(super) fn open(builder: DriverBuilder) -> io::Result<Driver> {
-        let mut routers = Vec::with_capacity(builder.routers.len());
-        for spec in &builder.routers {
-            routers.push(
-                Router::new(spec.config.clone())
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
-            );
-        }
-        let mut links: Vec<Link> = Vec::new();
-        let mut link_of = Vec::with_capacity(routers.len());
-        for (i, spec) in builder.routers.iter().enumerate() {
-            let (family, primary) = (spec.config.family(), spec.config.primary);
-            let l = match links
-                .iter()
-                .position(|l| l.iface.name == spec.interface && l.primary == primary)
-            {
-                Some(l) => l,
-                None => {
-                    let named =
-                        |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", spec.interface));
-                    let iface = Interface::lookup(&spec.interface).map_err(named)?;
-                    let socket = AdvertSocket::open(&iface, family, primary).map_err(named)?;
-                    let link_local = match (family, primary) {
-                        (Family::Ipv6, IpAddr::V6(ll)) => Some(ll),
-                        _ => None,
-                    };
-                    let announcer = Announcer::open(&iface, link_local).map_err(named)?;
-                    links.push(Link {
-                        iface,
-                        primary,
-                        socket,
-                        announcer,
-                        by_vrid: [None; 256],
-                        first: i,
-                    });
-                    links.len() - 1
-                }
-            };
-            links[l].by_vrid[usize::from(spec.config.vrid)] = Some(i);
-            link_of.push(l);
-        }
-        let mut group_of = vec![None; routers.len()];
-        let mut groups = Vec::with_capacity(builder.groups.len());
-        for (g, members) in builder.groups.into_iter().enumerate() {
-            for &m in &members {
-                group_of[m] = Some(g);
-            }
-            groups.push(Members::new(members, &mut routers));
-        }
-        let table = RouteNetlink::open()?;
-        let mut accept = AcceptFilter::new();
-        for family in [Family::Ipv4, Family::Ipv6] {
-            if routers
-                .iter()
-                .any(|r| r.config().family() == family && !r.config().accepts_vip_traffic())
-            {
-                accept.prepare(family)?;
-            }
-        }
         let now = Instant::now();
-        Ok(Driver {
-            routers,
-            prefixes: builder.routers.into_iter().map(|s| s.prefixes).collect(),
-            link_of,
-            links,
-            groups,
-            group_of,
-            table,
-            accept,
-            vmacs: Vec::new(),
+        let mut driver = Driver {
+            routers: Vec::with_capacity(builder.routers.len()),
+            slots: Vec::with_capacity(builder.routers.len()),
+            links: Vec::new(),
+            groups: Vec::new(),
+            table: RouteNetlink::open()?,
+            accept: AcceptFilter::new(),
+            vmac: false,
             epoch: now,
             link_checked: now,
             tx_buf: Vec::with_capacity(MAX_LEN),
             rx_buf: vec![0; 65_536],
             send_errors: 0,
             bad_ip_headers: 0,
-        })
+        };
+        for spec in builder.routers {
+            driver.add_router(&spec.interface, spec.config, spec.prefixes)?;
+        }
+        driver.set_sync_groups(builder.groups)?;
+        Ok(driver)
     }
 
     /// Gives every router its virtual MAC, `00-00-5e-00-01-VRID` (IPv4) or
@@ -177,22 +152,27 @@ impl Driver {
     /// gratuitous ARPs or unsolicited neighbour advertisements and its virtual addresses, so
     /// neighbours keep one MAC for the VIP across failovers. The interface settings are
     /// keepalived's (see the `vmac` module: `arp_ignore` / `arp_announce` for IPv4, no
-    /// generated link-local address and the parent's one for IPv6). The macvlans are deleted
-    /// when the driver is dropped. Call before [`run`](Self::run).
+    /// generated link-local address and the parent's one for IPv6). Routers added later get
+    /// theirs too. A macvlan is deleted with its router, or when the driver is dropped. Call
+    /// before [`run`](Self::run).
     pub fn enable_vmac(&mut self) -> io::Result<()> {
-        for (router, &link) in self.routers.iter().zip(&self.link_of) {
-            let vmac = Vmac::create(&mut self.table, &self.links[link].iface, router.config())?;
-            self.vmacs.push(Some(vmac));
+        self.vmac = true;
+        for (router, slot) in self.routers.iter().zip(&mut self.slots) {
+            if slot.vmac.is_none() {
+                let parent = &self.links[slot.link].iface;
+                slot.vmac = Some(Vmac::create(&mut self.table, parent, router.config())?);
+            }
         }
         Ok(())
     }
 
-    /// The first (or only) router: state, counters, configuration.
+    /// The first router: state, counters, configuration. Panics when there is none (only
+    /// [`Routers::remove`] leaves a driver without routers).
     pub fn router(&self) -> &Router {
         &self.routers[0]
     }
 
-    /// The routers in the order given.
+    /// The routers: in the order given, less those removed, then those added.
     pub fn routers(&self) -> &[Router] {
         &self.routers
     }
@@ -246,56 +226,65 @@ impl Driver {
         on_event: &mut dyn FnMut(Option<usize>, &Event),
         on_tick: &mut dyn FnMut(Duration, &mut [Router]),
     ) -> io::Result<()> {
+        self.run_handler(stop, &mut Callbacks { on_event, on_tick })
+    }
+
+    /// [`run_indexed`](Self::run_indexed) with one [`Handler`] for events and ticks, whose
+    /// tick may also add, remove and regroup routers ([`Routers`]); routers added start
+    /// right after the tick.
+    pub fn run_handler(&mut self, stop: &AtomicBool, handler: &mut dyn Handler) -> io::Result<()> {
+        let mut on_event = |i: Option<usize>, e: &Event| handler.event(i, e);
+        for l in 0..self.links.len() {
+            self.links[l].running = Interface::lookup(&self.links[l].iface.name)?.running;
+        }
         let now = self.now();
-        let mut running = Vec::with_capacity(self.links.len());
-        for link in &self.links {
-            running.push(Interface::lookup(&link.iface.name)?.running);
-        }
-        for (r, &link) in self.routers.iter_mut().zip(&self.link_of) {
-            if r.state() == State::Initialize {
-                r.set_link(now, running[link]);
-                r.handle_startup(now);
-            }
-        }
-        self.act_on_all(now, on_event)?;
+        self.start_new(now);
+        self.act_on_all(now, &mut on_event)?;
         while !stop.load(Ordering::Relaxed) {
             let now = self.now();
             let next = self.routers.iter().filter_map(Router::poll_timeout).min();
             let wait = next
                 .map_or(MAX_WAIT, |t| t.saturating_sub(now))
                 .min(MAX_WAIT);
+            let mut on_event = |i: Option<usize>, e: &Event| handler.event(i, e);
             if AdvertSocket::wait_any(self.links.iter().map(|l| &l.socket), wait)? {
                 for l in 0..self.links.len() {
-                    self.receive(l, on_event)?;
+                    self.receive(l, &mut on_event)?;
                 }
             }
             let now = self.now();
             for i in 0..self.routers.len() {
                 if self.routers[i].poll_timeout().is_some_and(|t| t <= now) {
                     self.routers[i].handle_timeout(now);
-                    self.act_on(i, now, on_event)?;
+                    self.act_on(i, now, &mut on_event)?;
                 }
             }
-            on_tick(now, &mut self.routers);
-            self.act_on_all(now, on_event)?;
+            handler.tick(&mut Routers::new(self, now));
+            let mut on_event = |i: Option<usize>, e: &Event| handler.event(i, e);
+            self.start_new(now);
+            self.act_on_all(now, &mut on_event)?;
             if self.link_checked.elapsed() >= LINK_CHECK {
                 self.link_checked = Instant::now();
-                for l in 0..self.links.len() {
-                    let running =
-                        Interface::lookup(&self.links[l].iface.name).is_ok_and(|i| i.running);
-                    for (r, _) in self
-                        .routers
-                        .iter_mut()
-                        .zip(&self.link_of)
-                        .filter(|(_, link)| **link == l)
-                    {
-                        r.set_link(now, running);
-                    }
+                for link in &mut self.links {
+                    link.running = Interface::lookup(&link.iface.name).is_ok_and(|i| i.running);
                 }
-                self.act_on_all(now, on_event)?;
+                for (r, slot) in self.routers.iter_mut().zip(&self.slots) {
+                    r.set_link(now, self.links[slot.link].running);
+                }
+                self.act_on_all(now, &mut on_event)?;
             }
         }
         Ok(())
+    }
+
+    /// Starts the routers still in Initialize (new ones) on their links' state.
+    fn start_new(&mut self, now: Duration) {
+        for (r, slot) in self.routers.iter_mut().zip(&self.slots) {
+            if r.state() == State::Initialize {
+                r.set_link(now, self.links[slot.link].running);
+                r.handle_startup(now);
+            }
+        }
     }
 
     /// Hands every advert queued on link `l` to its router.
@@ -317,8 +306,7 @@ impl Driver {
             };
             let bytes = &self.rx_buf[rx.range];
             // Another VRID's advert goes to the link's first router, which counts it.
-            let vrid = bytes.get(1).copied().unwrap_or(0);
-            let i = link.by_vrid[usize::from(vrid)].unwrap_or(link.first);
+            let i = link.index.router(bytes.get(1).copied().unwrap_or(0));
             let now = self.epoch.elapsed();
             self.routers[i].handle_advert(now, &rx.meta, bytes);
             self.act_on(i, now, on_event)?;
@@ -350,7 +338,7 @@ impl Driver {
         now: Duration,
         on_event: &mut dyn FnMut(Option<usize>, &Event),
     ) -> io::Result<()> {
-        match self.group_of[i] {
+        match self.slots[i].group {
             Some(g) => self.act_on_group(g, now, on_event),
             None => self.flush(i, on_event),
         }
@@ -365,7 +353,7 @@ impl Driver {
             self.act_on_group(g, now, on_event)?;
         }
         for i in 0..self.routers.len() {
-            if self.group_of[i].is_none() {
+            if self.slots[i].group.is_none() {
                 self.flush(i, on_event)?;
             }
         }
@@ -395,9 +383,11 @@ impl Driver {
         i: usize,
         on_event: &mut dyn FnMut(Option<usize>, &Event),
     ) -> io::Result<()> {
-        let sender = match self.vmacs.get(i) {
-            Some(Some(vmac)) => &vmac.sender,
-            _ => self.links[self.link_of[i]].socket.sender(),
+        let slot = &mut self.slots[i];
+        let link = &mut self.links[slot.link];
+        let sender = match &slot.vmac {
+            Some(vmac) => &vmac.sender,
+            None => link.socket.sender(),
         };
         while let Some(tx) = self.routers[i].poll_transmit(&mut self.tx_buf) {
             if sender.send(&self.tx_buf, tx.dst).is_err() {
@@ -414,9 +404,10 @@ impl Driver {
                     ..
                 } => self.set_vips(i, false)?,
                 Event::Announce { .. } => {
-                    let announcer = match self.vmacs.get_mut(i) {
-                        Some(Some(vmac)) => &mut vmac.announcer,
-                        _ => &mut self.links[self.link_of[i]].announcer,
+                    let slot = &mut self.slots[i];
+                    let announcer = match &mut slot.vmac {
+                        Some(vmac) => &mut vmac.announcer,
+                        None => &mut self.links[slot.link].announcer,
                     };
                     for vip in &self.routers[i].config().vips {
                         // A lost announcement is repeated by the schedule; not fatal.
@@ -432,10 +423,11 @@ impl Driver {
 
     fn set_vips(&mut self, i: usize, install: bool) -> io::Result<()> {
         let router = &self.routers[i];
-        let (index, ifname) = match self.vmacs.get(i) {
-            Some(Some(vmac)) => (vmac.index, &vmac.name),
-            _ => {
-                let iface = &self.links[self.link_of[i]].iface;
+        let slot = &self.slots[i];
+        let (index, ifname) = match &slot.vmac {
+            Some(vmac) => (vmac.index, &vmac.name),
+            None => {
+                let iface = &self.links[slot.link].iface;
                 (iface.index, &iface.name)
             }
         };
@@ -444,7 +436,7 @@ impl Driver {
         if install && filtered {
             self.accept.block(ifname, &router.config().vips)?;
         }
-        for (vip, prefix) in router.config().vips.iter().zip(&self.prefixes[i]) {
+        for (vip, prefix) in router.config().vips.iter().zip(&slot.prefixes) {
             if install {
                 self.table.add(index, *vip, *prefix)?;
             } else {
@@ -460,7 +452,7 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        for vmac in self.vmacs.iter().flatten() {
+        for vmac in self.slots.iter().filter_map(|s| s.vmac.as_ref()) {
             // Best effort: the interface may already be gone with its namespace.
             let _ = self.table.delete_link(vmac.index);
         }

@@ -19,7 +19,8 @@
 //! - [`Driver`]: the run loop: poll the sockets (one per interface, family and source) until the
 //!   routers' next timeout, feed adverts and timeouts, apply the sync groups' rules, send
 //!   adverts, install / remove / announce addresses, watch the links (down: FAULT).
-//!   [`DriverBuilder`] puts routers on several interfaces and groups them.
+//!   [`DriverBuilder`] puts routers on several interfaces and groups them; a [`Handler`]'s
+//!   tick adds, removes and regroups routers while the others run on ([`Routers`]).
 //!
 //! Everything is opened in the calling thread's network namespace. Needs `CAP_NET_RAW` and
 //! `CAP_NET_ADMIN`.
@@ -55,7 +56,7 @@ mod vmac;
 pub use accept::AcceptFilter;
 pub use announce::Announcer;
 pub use builder::DriverBuilder;
-pub use driver::Driver;
+pub use driver::{Driver, Handler, Routers};
 pub use interface::Interface;
 pub use netlink::RouteNetlink;
 pub use socket::{AdvertSender, AdvertSocket, Received};

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lb_lab::{Host, Proc};
-use lb_vrrp::linux::{Driver, Interface};
+use lb_vrrp::linux::{Driver, Handler, Interface, Routers};
 use lb_vrrp::wire::Version;
 use lb_vrrp::{ChecksumMode, Config, Counters, Event, InteropWarning, State};
 
@@ -161,11 +161,44 @@ pub(crate) fn wait_addr(
     })
 }
 
+/// A change to a running driver, made in its thread from its tick: the routers, and where
+/// the events of a removed router go.
+pub(crate) type Change =
+    Box<dyn FnOnce(&mut Routers<'_>, &mut dyn FnMut(&Event)) -> io::Result<()> + Send>;
+
+type Events = Arc<Mutex<Vec<(Instant, Event)>>>;
+
+/// The driver thread's [`Handler`]: records events, applies the changes sent to it.
+struct Recorder {
+    events: Events,
+    changes: mpsc::Receiver<(Change, mpsc::Sender<io::Result<()>>)>,
+}
+
+impl Recorder {
+    fn record(events: &Events, event: &Event) {
+        events.lock().unwrap().push((Instant::now(), event.clone()));
+    }
+}
+
+impl Handler for Recorder {
+    fn event(&mut self, _router: Option<usize>, event: &Event) {
+        Recorder::record(&self.events, event);
+    }
+
+    fn tick(&mut self, routers: &mut Routers<'_>) {
+        while let Ok((change, done)) = self.changes.try_recv() {
+            let events = self.events.clone();
+            let _ = done.send(change(routers, &mut |e| Recorder::record(&events, e)));
+        }
+    }
+}
+
 /// Our router: the Linux driver running in a thread inside a host's namespace.
 pub(crate) struct Ours {
     stop: Arc<AtomicBool>,
     graceful: Arc<AtomicBool>,
-    events: Arc<Mutex<Vec<(Instant, Event)>>>,
+    events: Events,
+    changes: mpsc::Sender<(Change, mpsc::Sender<io::Result<()>>)>,
     handle: Option<JoinHandle<io::Result<Counters>>>,
     tid: Option<u32>,
 }
@@ -216,8 +249,9 @@ impl Ours {
     ) -> io::Result<Ours> {
         let stop = Arc::new(AtomicBool::new(false));
         let graceful = Arc::new(AtomicBool::new(false));
-        let events = Arc::new(Mutex::new(Vec::new()));
+        let events: Events = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = mpsc::channel();
+        let (changes, changes_rx) = mpsc::channel();
         let ns_name = host.ns.name().to_owned();
         let (s, g, e) = (stop.clone(), graceful.clone(), events.clone());
         let handle = std::thread::spawn(move || -> io::Result<Counters> {
@@ -238,10 +272,13 @@ impl Ours {
                     return Err(err);
                 }
             };
-            let mut record = |ev: &Event| e.lock().unwrap().push((Instant::now(), ev.clone()));
-            driver.run(&s, &mut record)?;
+            let mut recorder = Recorder {
+                events: e.clone(),
+                changes: changes_rx,
+            };
+            driver.run_handler(&s, &mut recorder)?;
             if g.load(Ordering::Relaxed) {
-                driver.shutdown(&mut record)?;
+                driver.shutdown(&mut |ev| Recorder::record(&e, ev))?;
             }
             let mut total = Counters::default();
             for r in driver.routers() {
@@ -262,9 +299,29 @@ impl Ours {
             stop,
             graceful,
             events,
+            changes,
             handle: Some(handle),
             tid,
         })
+    }
+
+    /// Applies `change` in the driver's thread at its next tick; its result.
+    pub(crate) fn change(
+        &self,
+        change: impl FnOnce(&mut Routers<'_>, &mut dyn FnMut(&Event)) -> io::Result<()> + Send + 'static,
+    ) -> io::Result<()> {
+        let (done, result) = mpsc::channel();
+        self.changes
+            .send((Box::new(change), done))
+            .map_err(|_| io::Error::other("driver thread gone"))?;
+        result
+            .recv_timeout(Duration::from_secs(5))
+            .map_err(|_| io::Error::other("change not applied"))?
+    }
+
+    /// The events so far: (when, event).
+    pub(crate) fn events(&self) -> Vec<(Instant, Event)> {
+        self.events.lock().unwrap().clone()
     }
 
     /// CPU time (user + system) the driver's thread has used, from /proc.
