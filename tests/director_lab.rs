@@ -8,13 +8,17 @@
 //! the master and back. A `vrrp_sync_group` of two instances on two interfaces: the master's
 //! `track_interface` going down moves both instances (and their VIPs) to the other director
 //! with traffic going on, and back with preemption; the group's `notify` runs on each group
-//! transition.
+//! transition. A reload keeps unchanged VRRP instances in their state (no transition on
+//! either director) while instances are added, changed and removed.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lb_lab::l4::{GATEWAY4, Lab, Mode, Stream, VIP4, skip, tally};
-use lb_lab::wait_until;
+use lb_lab::l4::{GATEWAY4, Lab, Mode, VIP4, skip, tally};
+use lb_lab::{Proc, wait_until};
 
 fn config_for(mode: Mode, priority: u8, weight0: u32) -> String {
     let (kind, vips) = match mode {
@@ -184,6 +188,163 @@ fn vrrp_pair_dr_service_health_failover_reload_and_shutdown() {
     assert!(tables.trim().is_empty(), "nftables rules removed: {tables}");
 }
 
+/// A second instance on director A, `VI_2` (VRID 52, 10.0.0.101), whose `notify` script logs to
+/// `log`.
+fn second_instance(priority: u8, notify: &std::path::Path) -> String {
+    format!(
+        "vrrp_instance VI_2 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 52\n    priority {priority}\n    \
+         advert_int 0.1\n    version 3\n    virtual_ipaddress {{\n        10.0.0.101/32\n    }}\n    notify {}\n}}\n",
+        notify.display()
+    )
+}
+
+/// keepalived's reload keeps unchanged VRRP instances in their state: SIGHUPs that change only
+/// a virtual_server, add an instance, change another one or remove it leave the master's
+/// untouched instance MASTER without a transition (none on either director's stdout, so no
+/// failover to the peer); a changed instance resigns and starts again (the peer takes over on
+/// its priority-0 advert); a removed one resigns with keepalived's deleted-instance notify
+/// (FAULT).
+#[test]
+fn vrrp_reload_keeps_unchanged_instances_in_their_state() {
+    if skip("vrrp_reload_keeps_unchanged_instances_in_their_state") {
+        return;
+    }
+    let notify_log =
+        std::env::temp_dir().join(format!("lb-dir-{}-reload-notify.log", std::process::id()));
+    let notify =
+        std::env::temp_dir().join(format!("lb-dir-{}-reload-notify.sh", std::process::id()));
+    let _notify_files = Files(vec![notify_log.clone(), notify.clone()]);
+    std::fs::write(
+        &notify,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", notify_log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let configs = [150, 100].map(|p| config_for(Mode::Dr, p, 1));
+    let (lab, [a, _], [conf_a, _], [sock_a, sock_b], _files, [out_a, out_b]) =
+        pair_logged("dirrl", Mode::Dr, configs, |_| Ok(()));
+    wait_for(&sock_a, 10, |l| {
+        l.contains("VRRP VI_1 MASTER") && l.contains("serving")
+    })
+    .expect("director A becomes master");
+    wait_for(&sock_b, 5, |l| l.contains("VRRP VI_1 BACKUP")).expect("director B is backup");
+    // Nothing may change from here on but what each reload asks for.
+    let (from_a, from_b) = (out_a.lines().len(), out_b.lines().len());
+    let undisturbed = |what: &str| {
+        assert_eq!(
+            out_a.transitions("VI_1", from_a),
+            Vec::<String>::new(),
+            "A, {what}"
+        );
+        assert_eq!(
+            out_b.transitions("VI_1", from_b),
+            Vec::<String>::new(),
+            "B, {what}"
+        );
+        let shown = list(&sock_a);
+        assert!(
+            shown.contains("VRRP VI_1 MASTER") && shown.contains("serving"),
+            "{what}: {shown}"
+        );
+    };
+    let reload = |config: String, reloaded: &dyn Fn(&str) -> bool| {
+        let seen = out_a
+            .lines()
+            .iter()
+            .filter(|l| l.starts_with("reloading"))
+            .count();
+        std::fs::write(&conf_a, config).unwrap();
+        lab.procs[a].signal("HUP").unwrap();
+        wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+            (out_a
+                .lines()
+                .iter()
+                .filter(|l| l.starts_with("reloading"))
+                .count()
+                > seen)
+                .then_some(())
+        })
+        .expect("reloaded");
+        wait_for(&sock_a, 10, reloaded).expect("the reload applied");
+    };
+
+    // Only a virtual_server changes.
+    reload(config_for(Mode::Dr, 150, 3), &|l| {
+        l.lines()
+            .any(|x| x.contains("10.0.0.4:80") && x.contains("Route   3 "))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    undisturbed("after a virtual_server change");
+
+    // A second instance: it starts (backup, then master: nobody else runs VRID 52).
+    let with_second = |p: u8| config_for(Mode::Dr, p, 3) + &second_instance(100, &notify);
+    reload(with_second(150), &|l| l.contains("VRRP VI_2 MASTER"));
+    std::thread::sleep(Duration::from_millis(500));
+    undisturbed("after adding VI_2");
+    let vi2 = out_a.transitions("VI_2", from_a);
+    assert!(
+        vi2.len() == 2 && vi2[0].contains(" 52 BACKUP startup") && vi2[1].contains(" 52 MASTER "),
+        "{vi2:?}"
+    );
+    let addrs = lab
+        .director_n(0)
+        .run(&["ip", "-br", "addr", "show", "dev", "eth0"])
+        .unwrap();
+    assert!(
+        addrs.contains("10.0.0.101") && addrs.contains(VIP4),
+        "{addrs}"
+    );
+
+    // VI_1 changes (priority 50): it resigns and starts again; B takes over on its
+    // priority-0 advert. VI_2 goes on untouched.
+    let vi2_lines = out_a.transitions("VI_2", 0).len();
+    reload(with_second(50), &|l| l.contains("VRRP VI_1 BACKUP"));
+    let took_over = wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+        out_b
+            .transitions("VI_1", from_b)
+            .into_iter()
+            .find(|l| l.contains(" 51 MASTER "))
+    })
+    .expect("B takes VI_1 over");
+    assert!(took_over.contains("resigned (priority 0)"), "{took_over}");
+    let restarted = out_a.transitions("VI_1", from_a);
+    assert!(
+        restarted.len() == 2
+            && restarted[0].contains(" 51 INIT shutdown")
+            && restarted[1].contains(" 51 BACKUP startup"),
+        "{restarted:?}"
+    );
+    assert_eq!(
+        out_a.transitions("VI_2", 0).len(),
+        vi2_lines,
+        "VI_2 untouched"
+    );
+
+    // VI_2 removed: it resigns, its address goes, its notify says FAULT (keepalived's
+    // deleted instance).
+    reload(config_for(Mode::Dr, 50, 3), &|l| !l.contains("VI_2"));
+    let addrs = lab
+        .director_n(0)
+        .run(&["ip", "-br", "addr", "show", "dev", "eth0"])
+        .unwrap();
+    assert!(!addrs.contains("10.0.0.101"), "{addrs}");
+    let notified = wait_until(Duration::from_secs(2), Duration::from_millis(50), || {
+        let log = std::fs::read_to_string(&notify_log).unwrap_or_default();
+        log.contains("INSTANCE VI_2 FAULT").then_some(log)
+    })
+    .expect("deleted instance notified");
+    assert_eq!(
+        notified.lines().collect::<Vec<_>>(),
+        [
+            "INSTANCE VI_2 BACKUP 100",
+            "INSTANCE VI_2 MASTER 100",
+            "INSTANCE VI_2 FAULT 100"
+        ]
+    );
+    let vi1 = out_a.transitions("VI_1", from_a);
+    assert_eq!(vi1.len(), 2, "VI_1 untouched by VI_2's removal: {vi1:?}");
+}
+
 /// Two directors running `mode` from configurations with priorities 150 and 100; the lab,
 /// their indices in `lab.procs`, configuration files and control sockets.
 fn pair(tag: &str, mode: Mode) -> (Lab, [usize; 2], [PathBuf; 2], [PathBuf; 2], Files) {
@@ -206,6 +367,45 @@ fn pair_with_setup(
     configs: [String; 2],
     setup: impl FnOnce(&Lab) -> std::io::Result<()>,
 ) -> (Lab, [usize; 2], [PathBuf; 2], [PathBuf; 2], Files) {
+    let (lab, procs, confs, socks, files, _) = pair_logged(tag, mode, configs, setup);
+    (lab, procs, confs, socks, files)
+}
+
+/// What a director printed on stdout so far, one line each.
+#[derive(Clone, Default)]
+struct Output(Arc<Mutex<Vec<String>>>);
+
+impl Output {
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The transition lines of `instance` (`<ms> <vrid> <STATE> <reason> (<instance>)`) from
+    /// line `from` on.
+    fn transitions(&self, instance: &str, from: usize) -> Vec<String> {
+        let tag = format!("({instance})");
+        self.lines()
+            .into_iter()
+            .skip(from)
+            .filter(|l| l.ends_with(&tag))
+            .collect()
+    }
+}
+
+/// [`pair_with_setup`], with each director's stdout kept.
+fn pair_logged(
+    tag: &str,
+    mode: Mode,
+    configs: [String; 2],
+    setup: impl FnOnce(&Lab) -> std::io::Result<()>,
+) -> (
+    Lab,
+    [usize; 2],
+    [PathBuf; 2],
+    [PathBuf; 2],
+    Files,
+    [Output; 2],
+) {
     let mut lab = Lab::with_directors(tag, 2, [mode; 3]).unwrap();
     setup(&lab).unwrap();
     let tmp = std::env::temp_dir();
@@ -214,31 +414,39 @@ fn pair_with_setup(
     let socks = [0, 1].map(|i| tmp.join(format!("lb-dir-{id}-{i}.sock")));
     let files = Files(confs.iter().chain(&socks).cloned().collect());
     let mut procs = [0; 2];
+    let outputs = [Output::default(), Output::default()];
+    let bin = lb_lab::l4::example("director").expect("director example");
     for (i, config) in configs.iter().enumerate() {
         std::fs::write(&confs[i], config).unwrap();
-        let (conf, sock) = (
-            confs[i].display().to_string(),
-            socks[i].display().to_string(),
-        );
         // Metrics on each director's own loopback (they are in different namespaces).
-        procs[i] = lab
-            .spawn_example(
-                1 + i,
-                "director",
-                &[
-                    "-f",
-                    &conf,
-                    "--control",
-                    &sock,
-                    "--metrics",
-                    "127.0.0.1:9100",
-                ],
-                Stream::Stdout,
-                "running",
-            )
-            .unwrap();
+        let mut cmd = lab.lan.hosts[1 + i].ns.command(&bin.to_string_lossy());
+        cmd.arg("-f")
+            .arg(&confs[i])
+            .arg("--control")
+            .arg(&socks[i])
+            .args(["--metrics", "127.0.0.1:9100"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut proc = Proc::spawn(&mut cmd).unwrap();
+        let stdout = proc.child_mut().stdout.take().unwrap();
+        let lines = outputs[i].0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        lab.procs.push(proc);
+        procs[i] = lab.procs.len() - 1;
+        let running = wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+            outputs[i]
+                .lines()
+                .iter()
+                .any(|l| l.starts_with("running"))
+                .then_some(())
+        });
+        assert!(running.is_some(), "director {i}: {:?}", outputs[i].lines());
     }
-    (lab, procs, confs, socks, files)
+    (lab, procs, confs, socks, files, outputs)
 }
 
 fn distribution_and_failover(tag: &str, mode: Mode) {

@@ -26,9 +26,18 @@
 //!
 //! Reload (SIGHUP in the example): the file is read again, services and reals are changed in
 //! place (established connections stay in the datapath's table), the firewall's mark rules are
-//! read again, checks restart, and when any VRRP instance or sync group changed, the VRRP thread
-//! restarts (every instance resigns and starts again as backup). Stop: every master resigns with
-//! a priority-0 advert and removes its addresses, and the nftables rules go.
+//! read again, checks restart, and the VRRP thread applies the VRRP part in place, as
+//! keepalived does: an instance configured as before (and whose sync group, if any, has the
+//! same members, each configured as before) goes on in its state without a transition or an
+//! advert out of turn; a changed instance resigns (a master sends priority 0 and removes its
+//! addresses) and starts again as at startup; a removed one resigns (its notify scripts run as
+//! keepalived's for a deleted instance: FAULT); a new one starts; the sync groups are
+//! replaced; tracked scripts still tracked keep their state; a `vrrp_rt_priority` or
+//! `vrrp_no_swap` change applies to the running thread. (keepalived 2.2.7 also keeps an
+//! instance whose other settings changed, as long as its VRID, interface, family and source
+//! address did not, and applies the difference; here any change restarts it.) Stop: every
+//! master resigns with a priority-0 advert and removes its addresses, and the nftables rules
+//! go.
 
 mod datapath;
 pub mod fwmark;
@@ -155,6 +164,8 @@ struct Running {
     health: Option<(Arc<AtomicBool>, JoinHandle<health::Health>)>,
     /// The VRRP thread: every instance and sync group.
     vrrp: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    /// Where the VRRP thread takes reloads.
+    vrrp_reloads: Option<Sender<vrrp::Reload>>,
     control: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     metrics: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
@@ -177,6 +188,7 @@ impl Running {
             datapath: None,
             health: None,
             vrrp: None,
+            vrrp_reloads: None,
             control: None,
             metrics: None,
         };
@@ -217,7 +229,7 @@ impl Running {
                 Some(running.start_health(plan.services.clone(), liveness, options)?);
         }
         if options.vrrp && !plan.instances.is_empty() {
-            running.vrrp = Some(running.start_vrrp(&plan, options)?);
+            running.start_vrrp(&plan, options)?;
         }
         if let Some(path) = &options.control {
             running.control = Some(status::serve(
@@ -252,26 +264,32 @@ impl Running {
         Ok((stop, std::thread::spawn(move || health.run(&s, &tx, &r))))
     }
 
-    fn start_vrrp(
-        &self,
-        plan: &Plan,
-        options: &Options,
-    ) -> Result<(Arc<AtomicBool>, JoinHandle<()>), String> {
+    /// Starts the VRRP thread running `plan`'s instances and groups.
+    fn start_vrrp(&mut self, plan: &Plan, options: &Options) -> Result<(), String> {
         let driver = vrrp::open(&plan.instances, &plan.groups)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let (reloads_tx, reloads) = mpsc::channel();
         let commands = self.commands.clone().unwrap_or_else(|| mpsc::channel().0);
         let (s, st, r) = (stop.clone(), self.states.clone(), options.report.clone());
         let (instances, groups) = (plan.instances.clone(), plan.groups.clone());
         let process = plan.vrrp_process;
         let handle = std::thread::spawn(move || {
-            vrrp::schedule(process, &r);
-            vrrp::run(driver, &instances, &groups, &s, &st, &commands, &r);
+            let thread = vrrp::Thread {
+                stop: &s,
+                reloads,
+                states: &st,
+                commands: &commands,
+                report: &r,
+            };
+            thread.run(driver, instances, groups, process);
         });
-        Ok((stop, handle))
+        self.vrrp = Some((stop, handle));
+        self.vrrp_reloads = Some(reloads_tx);
+        Ok(())
     }
 
     /// Applies a new plan: services and reals changed in place, checks restarted, VRRP
-    /// restarted when an instance or sync group changed.
+    /// instances changed in place ([`vrrp::Reload`]).
     fn reload(&mut self, plan: Plan, options: &Options) {
         let report = &options.report;
         if let Some(tx) = self.commands.clone() {
@@ -357,19 +375,43 @@ impl Running {
             || plan.groups != self.plan.groups
             || plan.vrrp_process != self.plan.vrrp_process;
         if options.vrrp && vrrp_changed {
-            report("reload: VRRP instances or sync groups changed; restarting VRRP");
-            stop_thread(self.vrrp.take());
-            if let Ok(mut s) = self.states.lock() {
-                s.clear();
-            }
-            if !plan.instances.is_empty() {
-                match self.start_vrrp(&plan, options) {
-                    Ok(started) => self.vrrp = Some(started),
-                    Err(e) => report(&format!("reload: {e}")),
-                }
-            }
+            self.reload_vrrp(&plan, options);
         }
         self.plan = plan;
+    }
+}
+
+impl Running {
+    /// Hands the VRRP part of `plan` to the running VRRP thread (which applies it in place),
+    /// starts the thread when there was none, or stops it when no instance is left.
+    fn reload_vrrp(&mut self, plan: &Plan, options: &Options) {
+        let report = &options.report;
+        if plan.instances.is_empty() {
+            if self.vrrp.is_some() {
+                report("reload: no VRRP instance left; VRRP stopped");
+            }
+            stop_thread(self.vrrp.take());
+            self.vrrp_reloads = None;
+            return;
+        }
+        let reload = vrrp::Reload {
+            instances: plan.instances.clone(),
+            groups: plan.groups.clone(),
+            process: plan.vrrp_process,
+        };
+        let sent = self.vrrp_reloads.as_ref().map(|tx| tx.send(reload));
+        if let Some(Ok(())) = sent {
+            report("reload: VRRP instances applied in place (unchanged ones keep their state)");
+            return;
+        }
+        // No thread, or it ended: start one.
+        stop_thread(self.vrrp.take());
+        if let Ok(mut s) = self.states.lock() {
+            s.clear();
+        }
+        if let Err(e) = self.start_vrrp(plan, options) {
+            report(&format!("reload: {e}"));
+        }
     }
 }
 

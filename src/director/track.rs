@@ -4,7 +4,7 @@
 //! successes bring it up and `fall` failures down, `init_fail` starts it down). As in
 //! keepalived, each script (and interface) is watched once however many instances track it;
 //! each change goes to every router tracking it with [`Router::set_track`], and each router
-//! applies its own weight.
+//! applies its own weight. A reload keeps the inputs still tracked going, with their states.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,8 +20,8 @@ const INTERFACE_CHECK: Duration = Duration::from_millis(200);
 struct Input {
     source: Tracked,
     up: bool,
-    /// Told to the router (false until the first tick).
-    told: bool,
+    /// Its first state was reported (when down) or passed over (up).
+    reported: bool,
     next: Instant,
     running: Option<(Child, Instant)>,
     passes: u32,
@@ -34,6 +34,8 @@ struct Subscriber {
     router: usize,
     track: usize,
     instance: String,
+    /// Told the input's state since it subscribed.
+    told: bool,
 }
 
 /// The distinct tracked inputs of all instances, each with the routers tracking it.
@@ -44,39 +46,55 @@ pub(crate) struct Inputs {
 impl Inputs {
     /// The inputs of `instances`, whose routers are the driver's in the same order.
     pub(crate) fn new(instances: &[InstancePlan]) -> Inputs {
+        let mut inputs = Inputs { inputs: Vec::new() };
+        inputs.follow(instances);
+        inputs
+    }
+
+    /// Follows a new set of instances (after a reload): an input still tracked (the same
+    /// script, or interface) goes on with its state, its script's run and counts, and tells
+    /// its routers its state again (a router that already has it sees no change); the others
+    /// start afresh; a script no longer tracked is stopped.
+    pub(crate) fn follow(&mut self, instances: &[InstancePlan]) {
+        let mut previous: Vec<Input> = std::mem::take(&mut self.inputs)
+            .into_iter()
+            .map(|(input, _)| input)
+            .collect();
         let now = Instant::now();
-        let mut inputs: Vec<(Input, Vec<Subscriber>)> = Vec::new();
         for (router, plan) in instances.iter().enumerate() {
             for (track, source) in plan.tracked.iter().enumerate() {
                 let subscriber = Subscriber {
                     router,
                     track,
                     instance: plan.name.clone(),
+                    told: false,
                 };
-                if let Some((_, subs)) = inputs
+                if let Some((_, subs)) = self
+                    .inputs
                     .iter_mut()
                     .find(|(i, _)| same_source(&i.source, source))
                 {
                     subs.push(subscriber);
                     continue;
                 }
-                let up = match source {
-                    Tracked::Script(s) => !s.init_fail,
-                    Tracked::Interface(_) => true,
+                let input = match previous.iter().position(|i| i.source == *source) {
+                    Some(p) => previous.swap_remove(p),
+                    None => Input {
+                        source: source.clone(),
+                        up: match source {
+                            Tracked::Script(s) => !s.init_fail,
+                            Tracked::Interface(_) => true,
+                        },
+                        reported: false,
+                        next: now,
+                        running: None,
+                        passes: 0,
+                        fails: 0,
+                    },
                 };
-                let input = Input {
-                    source: source.clone(),
-                    up,
-                    told: false,
-                    next: now,
-                    running: None,
-                    passes: 0,
-                    fails: 0,
-                };
-                inputs.push((input, vec![subscriber]));
+                self.inputs.push((input, vec![subscriber]));
             }
         }
-        Inputs { inputs }
     }
 
     /// Runs what is due and tells the routers tracking it what changed (`now` is the
@@ -124,22 +142,24 @@ impl Inputs {
                     }
                 }
             }
-            if before != input.up || !input.told {
-                if input.told || !input.up {
+            let changed = before != input.up;
+            if changed || !input.reported {
+                if input.reported || !input.up {
                     let name = match &input.source {
                         Tracked::Interface(n) => format!("track_interface {n}"),
                         Tracked::Script(s) => format!("track_script {}", s.name),
                     };
                     report(&format!("{name} {}", if input.up { "up" } else { "down" }));
                 }
-                input.told = true;
-                for sub in subscribers.iter() {
-                    let result = routers
-                        .get_mut(sub.router)
-                        .map(|r| r.set_track(now, sub.track, input.up));
-                    if let Some(Err(e)) = result {
-                        report(&format!("{}: {e}", sub.instance));
-                    }
+                input.reported = true;
+            }
+            for sub in subscribers.iter_mut().filter(|s| changed || !s.told) {
+                sub.told = true;
+                let result = routers
+                    .get_mut(sub.router)
+                    .map(|r| r.set_track(now, sub.track, input.up));
+                if let Some(Err(e)) = result {
+                    report(&format!("{}: {e}", sub.instance));
                 }
             }
         }
@@ -155,13 +175,12 @@ fn same_source(a: &Tracked, b: &Tracked) -> bool {
     }
 }
 
-impl Drop for Inputs {
+/// A script no longer tracked, or at the end, is stopped.
+impl Drop for Input {
     fn drop(&mut self) {
-        for (input, _) in &mut self.inputs {
-            if let Some((mut child, _)) = input.running.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+        if let Some((mut child, _)) = self.running.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -184,4 +203,62 @@ fn poll_run(
     };
     *running = None;
     Some(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::config::parse_str_isolated;
+    use crate::director::plan;
+
+    const SCRIPTS: &str = "vrrp_script chk {\n script \"/bin/true\"\n interval 60\n weight -20\n}\n\
+                           vrrp_script other {\n script \"/bin/true\"\n interval 60\n}\n";
+
+    fn instances(tracking: &[(&str, &str)]) -> Vec<InstancePlan> {
+        let mut text = SCRIPTS.to_owned();
+        for (i, (name, script)) in tracking.iter().enumerate() {
+            text.push_str(&format!(
+                "vrrp_instance {name} {{\n interface eth0\n virtual_router_id {}\n priority 100\n\
+                 virtual_ipaddress {{\n  10.0.0.{}/24\n }}\n track_script {{\n  {script}\n }}\n}}\n",
+                i + 1,
+                i + 100
+            ));
+        }
+        let loaded = parse_str_isolated(&text, "t.conf").unwrap();
+        plan(&loaded.config).0.instances
+    }
+
+    #[test]
+    fn a_reload_keeps_a_script_still_tracked_and_tells_new_routers_its_state() {
+        let mut inputs = Inputs::new(&instances(&[("A", "chk")]));
+        let (chk, subs) = &mut inputs.inputs[0];
+        (chk.up, chk.reported, chk.fails) = (false, true, 3);
+        subs[0].told = true;
+
+        let now_tracking = instances(&[("A", "chk"), ("B", "chk"), ("C", "other")]);
+        inputs.follow(&now_tracking);
+        assert_eq!(inputs.inputs.len(), 2);
+        let (chk, subs) = &inputs.inputs[0];
+        assert!(!chk.up && chk.reported && chk.fails == 3, "carried over");
+        assert_eq!(subs.iter().map(|s| s.router).collect::<Vec<_>>(), [0, 1]);
+        let (other, _) = &inputs.inputs[1];
+        assert!(other.up && !other.reported, "new: starts afresh");
+
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l = lines.clone();
+        let report: Report = Arc::new(move |line: &str| l.lock().unwrap().push(line.to_owned()));
+        let mut routers: Vec<Router> = now_tracking
+            .iter()
+            .map(|p| Router::new(p.with_primary("10.0.0.1".parse().unwrap())).unwrap())
+            .collect();
+        inputs.tick(Duration::ZERO, &mut routers, &report);
+        let priorities: Vec<u8> = routers.iter().map(Router::effective_priority).collect();
+        assert_eq!(priorities, [80, 80, 100], "both told chk is down");
+        assert!(
+            lines.lock().unwrap().is_empty(),
+            "nothing changed: {lines:?}"
+        );
+    }
 }

@@ -143,7 +143,8 @@ fn driver_runs_255_vrids_on_one_thread() {
 }
 
 /// keepalived's `vrrp_rt_priority`: `set_realtime` moves the calling thread, only it, to
-/// SCHED_RR; what it starts (notify scripts) runs under the normal scheduler again.
+/// SCHED_RR; what it starts (notify scripts) runs under the normal scheduler again; a running
+/// thread can change its priority and go back (`set_normal`), as a reload does.
 #[test]
 fn realtime_scheduling_for_the_driver_thread_only() {
     if lb_lab::skip_unless_root("realtime_scheduling_for_the_driver_thread_only") {
@@ -172,6 +173,15 @@ fn realtime_scheduling_for_the_driver_thread_only() {
         "other threads keep theirs"
     );
     assert!(child.contains("SCHED_OTHER"), "reset on fork: {child}");
+    let policy = std::thread::spawn(|| {
+        realtime::set_realtime(10).unwrap();
+        realtime::set_realtime(20).unwrap();
+        realtime::set_normal().unwrap();
+        realtime::current_policy().unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(policy, 0, "SCHED_OTHER again");
 }
 
 /// A VRRPv3 IPv4 configuration at 100 ms, one announcement burst, with VIP `10.0.0.LAST`; the primary address is

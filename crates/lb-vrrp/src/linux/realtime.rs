@@ -38,6 +38,18 @@ pub fn set_realtime(priority: u8) -> io::Result<()> {
     Ok(())
 }
 
+/// Moves the calling thread back to the normal scheduler (`SCHED_OTHER`), as keepalived does
+/// before a reload applies a new `vrrp_rt_priority`.
+pub fn set_normal() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: as in `set_realtime`: a valid sched_param, only read; pid 0 is this thread.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Locks the process's pages in memory, present and future, each as it is first touched
 /// (`mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)`, keepalived's `vrrp_no_swap`), so the
 /// driver never waits for a page to come back from swap.
@@ -46,6 +58,11 @@ pub fn lock_memory() -> io::Result<()> {
         | MlockAllFlags::MCL_FUTURE
         | MlockAllFlags::from_bits_retain(libc::MCL_ONFAULT);
     mlockall(flags).map_err(io::Error::from)
+}
+
+/// Unlocks the process's pages ([`lock_memory`] undone: `munlockall`).
+pub fn unlock_memory() -> io::Result<()> {
+    nix::sys::mman::munlockall().map_err(io::Error::from)
 }
 
 /// The calling thread's scheduling policy (`SCHED_OTHER`, `SCHED_RR`, ...), without the
