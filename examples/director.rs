@@ -15,7 +15,8 @@
 //! Messages go to stdout, one per line; VRRP transitions as
 //! `<unix-time-ms> <vrid> MASTER|BACKUP|FAULT <reason> (<instance>)`, a `vrrp_sync_group`'s as
 //! `<unix-time-ms> group <name> MASTER|BACKUP|FAULT|INIT (every member)`. SIGHUP reloads the file
-//! without dropping established connections; SIGTERM / SIGINT resign VRRP (priority 0) and
+//! without dropping established connections, and unchanged VRRP instances keep their state
+//! (no transition; see `lb::director`); SIGTERM / SIGINT resign VRRP (priority 0) and
 //! remove the addresses and nftables rules the director installed. Bad arguments: a one-line
 //! error, exit 2; a configuration that cannot be read: exit 1. Needs root to run.
 
