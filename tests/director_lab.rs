@@ -3,13 +3,14 @@
 //! client using curl. Checked for LVS-DR in full: the master serves and distributes; a real
 //! whose check fails leaves the table and comes back; the backup takes over when the master
 //! host dies and traffic goes on; SIGHUP applies a changed weight; SIGTERM resigns and cleans
-//! up; Prometheus metrics count per real. For LVS-NAT (the reals' gateway is a second VIP) and LVS-TUN (reals decapsulate in
-//! userspace): distribution, and traffic on through a failover. A `track_script` weight moves
-//! the master and back. A `vrrp_sync_group` of two instances on two interfaces: the master's
+//! up; Prometheus metrics count per real. For LVS-NAT (the reals' gateway is a second VIP) and
+//! LVS-TUN (reals decapsulate in userspace): distribution, and traffic on through a failover.
+//! A `track_script` weight moves the master and back, and the instance's `notify` gets its
+//! effective priority. A `vrrp_sync_group` of two instances on two interfaces: the master's
 //! `track_interface` going down moves both instances (and their VIPs) to the other director
 //! with traffic going on, and back with preemption; the group's `notify` runs on each group
-//! transition. A reload keeps unchanged VRRP instances in their state (no transition on
-//! either director) while instances are added, changed and removed.
+//! transition. A reload keeps unchanged VRRP instances in their state (no transition on either
+//! director) while instances are added, changed and removed.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -497,8 +498,17 @@ fn track_script_weight_moves_the_master_and_back() {
     if skip("track_script_weight_moves_the_master_and_back") {
         return;
     }
-    let flag = std::env::temp_dir().join(format!("lb-dir-{}-fail", std::process::id()));
-    let _flag = Files(vec![flag.clone()]);
+    let tmp = std::env::temp_dir();
+    let flag = tmp.join(format!("lb-dir-{}-fail", std::process::id()));
+    let notify = tmp.join(format!("lb-dir-{}-trk-notify.sh", std::process::id()));
+    let log = tmp.join(format!("lb-dir-{}-trk-notify.log", std::process::id()));
+    let _flag = Files(vec![flag.clone(), notify.clone(), log.clone()]);
+    std::fs::write(
+        &notify,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     // keepalived's semantics: a negative weight applies while the script fails: 150 - 60 = 90,
     // below the backup's 100, which preempts.
     let script = format!(
@@ -507,7 +517,10 @@ fn track_script_weight_moves_the_master_and_back() {
     );
     let tracked = config_for(Mode::Dr, 150, 1).replace(
         "    virtual_ipaddress {",
-        "    track_script {\n        chk\n    }\n    virtual_ipaddress {",
+        &format!(
+            "    notify {}\n    track_script {{\n        chk\n    }}\n    virtual_ipaddress {{",
+            notify.display()
+        ),
     );
     let (_lab, _, _, socks, _files) = pair_with(
         "dirtrk",
@@ -521,6 +534,24 @@ fn track_script_weight_moves_the_master_and_back() {
     assert!(!master(&socks[0]), "A backed off");
     std::fs::remove_file(&flag).unwrap();
     wait_for(&socks[0], 10, |l| l.contains("VRRP VI_1 MASTER")).expect("A preempts back at 150");
+    // keepalived's `notify` gets the effective priority: 90 while the script fails.
+    let expected = [
+        "INSTANCE VI_1 BACKUP 150",
+        "INSTANCE VI_1 MASTER 150",
+        "INSTANCE VI_1 BACKUP 90",
+        "INSTANCE VI_1 MASTER 150",
+    ];
+    let lines = || -> Vec<String> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let notified = wait_until(Duration::from_secs(2), Duration::from_millis(50), || {
+        Some(lines()).filter(|l| l.len() >= expected.len())
+    });
+    assert_eq!(notified.unwrap_or_else(lines), expected);
 }
 
 /// A sync group of two instances on two interfaces: VI_1 holds the service VIP on the client

@@ -163,22 +163,12 @@ impl Handler for Instances<'_> {
     fn event(&mut self, router: Option<usize>, event: &Event) {
         let report = self.thread.report;
         match (router, event) {
-            (Some(i), Event::StateChanged { to, .. }) => {
+            (Some(i), Event::StateChanged { to, priority, .. }) => {
                 let Some(plan) = self.instances.get(i) else {
                     return;
                 };
                 report(&transition_line(plan, event));
-                if let Some(script) = script_for(&plan.notify, *to) {
-                    notify(script, &[], report);
-                }
-                if let Some(script) = &plan.notify.any {
-                    let priority = plan.vrrp.priority.to_string();
-                    notify(
-                        script,
-                        &["INSTANCE", &plan.name, notify_name(*to), &priority],
-                        report,
-                    );
-                }
+                notify_instance(plan, *to, *priority, report);
                 let name = plan.name.clone();
                 self.set_state(name, Some(*to));
             }
@@ -296,7 +286,10 @@ impl Instances<'_> {
     /// (`clear_diff_vrrp`: FAULT, unless it was in FAULT already).
     fn resigned(&self, plan: &InstancePlan, deleted: bool, event: &Event) {
         let report = self.thread.report;
-        let Event::StateChanged { from, to, .. } = event else {
+        let Event::StateChanged {
+            from, to, priority, ..
+        } = event
+        else {
             return;
         };
         report(&transition_line(plan, event));
@@ -305,17 +298,27 @@ impl Instances<'_> {
             (true, State::Fault) => return,
             (true, _) => State::Fault,
         };
-        if let Some(script) = script_for(&plan.notify, state) {
-            notify(script, &[], report);
-        }
-        if let Some(script) = &plan.notify.any {
-            let priority = plan.vrrp.priority.to_string();
-            notify(
-                script,
-                &["INSTANCE", &plan.name, notify_name(state), &priority],
-                report,
-            );
-        }
+        notify_instance(plan, state, *priority, report);
+    }
+}
+
+/// Runs an instance's notify scripts for `state`: `notify_master` / `notify_backup` /
+/// `notify_fault` / `notify_stop`, and `notify INSTANCE NAME STATE PRIORITY` with the
+/// effective priority, as keepalived 2.2.7 (`send_instance_notifies`). keepalived skips them
+/// for a sync group member already in the state through its group (a member held in FAULT by
+/// the group whose own input fails too); the router reports no transition then, so nothing
+/// runs here either.
+fn notify_instance(plan: &InstancePlan, state: State, priority: u8, report: &Report) {
+    if let Some(script) = script_for(&plan.notify, state) {
+        notify(script, &[], report);
+    }
+    if let Some(script) = &plan.notify.any {
+        let priority = priority.to_string();
+        notify(
+            script,
+            &["INSTANCE", &plan.name, notify_name(state), &priority],
+            report,
+        );
     }
 }
 

@@ -216,6 +216,9 @@ pub enum Event {
         to: State,
         /// Why.
         reason: Reason,
+        /// The effective priority on entering it ([`Router::effective_priority`](crate::Router::effective_priority);
+        /// keepalived passes it to `notify` scripts).
+        priority: u8,
     },
     /// Send one gratuitous ARP per IPv4 virtual address, or one unsolicited neighbour
     /// advertisement per IPv6 one, now.

@@ -532,6 +532,7 @@ impl Router {
             from,
             to,
             reason,
+            priority: self.effective_priority(),
         });
     }
 

@@ -375,6 +375,37 @@ fn keepalived_tracking_weights_and_fault() {
     assert_eq!(r.state(), State::Fault);
 }
 
+/// keepalived passes the effective priority to `notify`: each state change carries the one the
+/// router had on entering the state.
+#[test]
+fn keepalived_state_changes_carry_the_effective_priority() {
+    let mut c = config(150);
+    c.tracks = vec![Track {
+        name: "chk".into(),
+        weight: -60,
+    }];
+    let mut r = Router::new(c.clone()).unwrap();
+    let priorities = |r: &mut Router| -> Vec<(State, u8)> {
+        std::iter::from_fn(|| r.poll_event())
+            .filter_map(|e| match e {
+                Event::StateChanged { to, priority, .. } => Some((to, priority)),
+                _ => None,
+            })
+            .collect()
+    };
+    r.handle_startup(Duration::ZERO);
+    r.handle_timeout(Duration::from_secs(1));
+    assert_eq!(
+        priorities(&mut r),
+        [(State::Backup, 150), (State::Master, 150)]
+    );
+    r.set_track(Duration::from_secs(1), 0, false).unwrap();
+    feed(&mut r, Duration::from_secs(1), &advert(&c, 2, 100));
+    assert_eq!(priorities(&mut r), [(State::Backup, 90)]);
+    r.handle_shutdown(Duration::from_secs(2));
+    assert_eq!(priorities(&mut r), [(State::Initialize, 90)]);
+}
+
 #[test]
 fn keepalived_announcements_repeat_delay_and_refresh() {
     let mut c = config(255);

@@ -233,12 +233,19 @@ fn keepalived_sync_group_fault_of_one_member_holds_all_until_every_fault_clears(
     );
     assert_eq!(out.sent, [(52, 0)], "only the member with a link resigns");
     assert_eq!(out.group, [(State::Master, State::Fault)]);
-    // 52's weight-0 script fails too; 51's link returns: still FAULT, held by 52.
+    // 52's weight-0 script fails too: already in FAULT through the group, it reports no
+    // change (keepalived 2.2.7 sends no notify then: vrrp_notify.c, send_instance_notifies).
+    // 51's link returns: still FAULT, held by 52.
     now += 50 * MS;
+    out = Out::default();
     g.member_mut(1).unwrap().set_track(now, 0, false).unwrap();
     g.sync(now);
+    drain(&mut g, &mut out);
+    assert_eq!(out.changes, [], "no FAULT to FAULT change");
     g.member_mut(0).unwrap().set_link(now, true);
     g.sync(now);
+    drain(&mut g, &mut out);
+    assert_eq!(out.changes, [], "51 stays in FAULT for 52");
     assert_eq!(states(&g), [State::Fault, State::Fault]);
     assert_eq!(g.poll_timeout(), None);
     // The last fault clears: both backup, then master together once their timers run out.
