@@ -27,8 +27,8 @@
 //! Reload (SIGHUP in the example): the file is read again, services and reals are changed in
 //! place (established connections stay in the datapath's table), the firewall's mark rules are
 //! read again, checks restart, and the VRRP thread applies the VRRP part in place, as
-//! keepalived does: an instance configured as before (and whose sync group, if any, has the
-//! same members, each configured as before) goes on in its state without a transition or an
+//! keepalived does: an instance configured as before, notify scripts aside (and whose sync
+//! group, if any, has the same members, each configured as before) goes on in its state without a transition or an
 //! advert out of turn; a changed instance resigns (a master sends priority 0 and removes its
 //! addresses) and starts again as at startup; a removed one resigns (its notify scripts run as
 //! keepalived's for a deleted instance: FAULT); a new one starts; the sync groups are

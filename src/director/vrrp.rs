@@ -21,8 +21,8 @@ use super::{Report, notify, unix_ms};
 pub(crate) type States = Arc<Mutex<HashMap<String, State>>>;
 
 /// A new configuration for the running VRRP thread. Applied in place: an instance whose plan
-/// is unchanged, and whose sync group (if any) has the same members all unchanged, goes on in
-/// its state undisturbed; the others resign (a master sends priority 0 and removes its
+/// is unchanged but for its notify scripts (the new ones apply), and whose sync group (if any)
+/// has the same members all unchanged, goes on in its state undisturbed; the others resign (a master sends priority 0 and removes its
 /// addresses) and, when still configured, start again as at startup; new ones start; the
 /// groups are replaced; tracked inputs follow; `vrrp_process` changes apply to the thread.
 pub(crate) struct Reload {
@@ -245,7 +245,9 @@ impl Instances<'_> {
             self.set_state(plan.name, None);
         }
         for plan in &reload.instances {
-            if self.instances.iter().any(|p| p.name == plan.name) {
+            if let Some(kept) = self.instances.iter_mut().find(|p| p.name == plan.name) {
+                // Its notify scripts may have changed.
+                kept.clone_from(plan);
                 continue;
             }
             let added = router_config(plan).and_then(|config| {
@@ -333,8 +335,9 @@ fn transition_line(plan: &InstancePlan, event: &Event) -> String {
 }
 
 /// Which of the running `instances` (in `groups`) go on undisturbed under a new plan: those
-/// configured the same, whose sync group (if any) has the same members, each configured the
-/// same (a restarted member would take a master group back to backup).
+/// configured the same (notify scripts aside: they are not the router's), whose sync group (if
+/// any) has the same members, each configured the same (a restarted member would take a
+/// master group back to backup).
 fn staying(
     instances: &[InstancePlan],
     groups: &[GroupPlan],
@@ -346,7 +349,8 @@ fn staying(
         .enumerate()
         .map(|(i, plan)| {
             new.iter().enumerate().any(|(j, p)| {
-                p == plan && group_of(instances, groups, i) == group_of(new, new_groups, j)
+                same_router(plan, p)
+                    && group_of(instances, groups, i) == group_of(new, new_groups, j)
             })
         })
         .collect();
@@ -356,6 +360,15 @@ fn staying(
             None => same[i],
         })
         .collect()
+}
+
+/// Whether `a` and `b` configure the same router: equal but for their notify scripts.
+fn same_router(a: &InstancePlan, b: &InstancePlan) -> bool {
+    let b = InstancePlan {
+        notify: a.notify.clone(),
+        ..b.clone()
+    };
+    *a == b
 }
 
 /// The names of the members of instance `i`'s sync group, sorted.
@@ -417,6 +430,11 @@ mod tests {
         assert_eq!(stays(&old, &instance("A", 1, 101)), [false, false]);
         let renamed = instance("A2", 1, 100) + &instance("B", 2, 100);
         assert_eq!(stays(&old, &renamed), [false, true]);
+        let notified = old.replace(
+            " priority 100\n",
+            " priority 100\n notify_master /bin/true\n",
+        );
+        assert_eq!(stays(&old, &notified), [true, true], "notify scripts aside");
     }
 
     #[test]
