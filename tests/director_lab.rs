@@ -189,6 +189,30 @@ fn vrrp_pair_dr_service_health_failover_reload_and_shutdown() {
     assert!(tables.trim().is_empty(), "nftables rules removed: {tables}");
 }
 
+/// How many threads of process `pid` run under SCHED_RR (policy 2, field 41 of their stat).
+fn rr_threads(pid: u32) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+            rest.split_whitespace().nth(38) == Some("2")
+        })
+        .count()
+}
+
+/// Process `pid`'s locked memory (VmLck), in kB.
+fn locked_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A second instance on director A, `VI_2` (VRID 52, 10.0.0.101), whose `notify` script logs to
 /// `log`.
 fn second_instance(priority: u8, notify: &std::path::Path) -> String {
@@ -200,7 +224,8 @@ fn second_instance(priority: u8, notify: &std::path::Path) -> String {
 }
 
 /// keepalived's reload keeps unchanged VRRP instances in their state: SIGHUPs that change only
-/// a virtual_server, add an instance, change another one or remove it leave the master's
+/// a virtual_server, the VRRP thread's scheduling (`vrrp_rt_priority`, `vrrp_no_swap`: applied
+/// to the running thread), add an instance, change another one or remove it leave the master's
 /// untouched instance MASTER without a transition (none on either director's stdout, so no
 /// failover to the peer); a changed instance resigns and starts again (the peer takes over on
 /// its priority-0 advert); a removed one resigns with keepalived's deleted-instance notify
@@ -277,11 +302,35 @@ fn vrrp_reload_keeps_unchanged_instances_in_their_state() {
     std::thread::sleep(Duration::from_millis(500));
     undisturbed("after a virtual_server change");
 
+    // vrrp_rt_priority and vrrp_no_swap: the running VRRP thread goes to SCHED_RR and the
+    // memory is locked; taken out again at the next reload.
+    let pid = lab.procs[a].pid();
+    let realtime = "global_defs {\n    vrrp_rt_priority 10\n    vrrp_no_swap\n}\n";
+    reload(realtime.to_owned() + &config_for(Mode::Dr, 150, 3), &|_| {
+        true
+    });
+    let scheduled = wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+        (rr_threads(pid) == 1 && locked_kb(pid) > 0).then_some(())
+    });
+    assert!(
+        scheduled.is_some(),
+        "{} RR threads, {} kB locked",
+        rr_threads(pid),
+        locked_kb(pid)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    undisturbed("after vrrp_rt_priority");
+
     // A second instance: it starts (backup, then master: nobody else runs VRID 52).
     let with_second = |p: u8| config_for(Mode::Dr, p, 3) + &second_instance(100, &notify);
     reload(with_second(150), &|l| l.contains("VRRP VI_2 MASTER"));
     std::thread::sleep(Duration::from_millis(500));
     undisturbed("after adding VI_2");
+    assert_eq!(
+        (rr_threads(pid), locked_kb(pid)),
+        (0, 0),
+        "real-time settings gone"
+    );
     let vi2 = out_a.transitions("VI_2", from_a);
     assert!(
         vi2.len() == 2 && vi2[0].contains(" 52 BACKUP startup") && vi2[1].contains(" 52 MASTER "),
