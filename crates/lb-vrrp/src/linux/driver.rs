@@ -383,11 +383,10 @@ impl Driver {
         i: usize,
         on_event: &mut dyn FnMut(Option<usize>, &Event),
     ) -> io::Result<()> {
-        let slot = &mut self.slots[i];
-        let link = &mut self.links[slot.link];
+        let slot = &self.slots[i];
         let sender = match &slot.vmac {
             Some(vmac) => &vmac.sender,
-            None => link.socket.sender(),
+            None => self.links[slot.link].socket.sender(),
         };
         while let Some(tx) = self.routers[i].poll_transmit(&mut self.tx_buf) {
             if sender.send(&self.tx_buf, tx.dst).is_err() {
