@@ -80,3 +80,100 @@ pub(crate) fn icmp_socket(v6: bool) -> io::Result<Socket> {
     socket.set_nonblocking(true)?;
     Ok(socket)
 }
+
+#[cfg(feature = "reactor")]
+/// The classic BPF program that passes only SYN-ACK and RST-ACK segments addressed to `port`.
+/// IPv4 raw sockets read the IP header first (X = its length, `ldxb 4*([0]&0xf)`); IPv6 raw
+/// sockets read the TCP header at offset 0 (X = 0).
+fn syn_reply_filter(v6: bool, port: u16) -> [socket2::SockFilter; 9] {
+    use libc::{
+        BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_IMM, BPF_IND, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD,
+        BPF_LDX, BPF_MSH, BPF_RET, BPF_W,
+    };
+    use socket2::SockFilter;
+    let op = |code: u32| code as u16;
+    let load_x = if v6 {
+        SockFilter::new(op(BPF_LDX | BPF_W | BPF_IMM), 0, 0, 0)
+    } else {
+        SockFilter::new(op(BPF_LDX | BPF_B | BPF_MSH), 0, 0, 0)
+    };
+    [
+        load_x,
+        // Destination port.
+        SockFilter::new(op(BPF_LD | BPF_H | BPF_IND), 0, 0, 2),
+        SockFilter::new(op(BPF_JMP | BPF_JEQ | BPF_K), 0, 4, u32::from(port)),
+        // Flags: of SYN, RST and ACK, exactly SYN+ACK or RST+ACK.
+        SockFilter::new(op(BPF_LD | BPF_B | BPF_IND), 0, 0, 13),
+        SockFilter::new(op(BPF_ALU | BPF_AND | BPF_K), 0, 0, 0x16),
+        SockFilter::new(op(BPF_JMP | BPF_JEQ | BPF_K), 2, 0, 0x12),
+        SockFilter::new(op(BPF_JMP | BPF_JEQ | BPF_K), 1, 0, 0x14),
+        SockFilter::new(op(BPF_RET | BPF_K), 0, 0, 0),
+        SockFilter::new(op(BPF_RET | BPF_K), 0, 0, 0xffff),
+    ]
+}
+
+#[cfg(feature = "reactor")]
+/// The shared socket of half-open probes of one family: a raw TCP socket (root or
+/// CAP_NET_RAW) that sees only replies to `port`, and an ordinary TCP socket bound to `port`
+/// on the wildcard address that reserves it. That one is never connected nor listening, so
+/// the kernel finds no socket for a SYN-ACK to `port` and answers it with a RST, and no other
+/// application gets the port.
+pub(crate) struct RawTcp {
+    /// The raw socket, driven through `UdpSocket`'s `send_to` / `recv_from` (plain `sendto`
+    /// and `recvfrom`, which also report the IPv6 sender).
+    pub(crate) socket: mio::net::UdpSocket,
+    /// The reserved source port.
+    pub(crate) port: u16,
+    _reserved: Socket,
+}
+
+#[cfg(feature = "reactor")]
+impl RawTcp {
+    /// Opens the pair for `v6`'s family.
+    pub(crate) fn open(v6: bool) -> io::Result<RawTcp> {
+        let (domain, any) = if v6 {
+            (Domain::IPV6, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
+        } else {
+            (Domain::IPV4, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+        };
+        let raw = Socket::new(domain, Type::RAW.nonblocking(), Some(Protocol::TCP)).map_err(
+            |e| match e.kind() {
+                io::ErrorKind::PermissionDenied => io::Error::new(
+                    e.kind(),
+                    "tcp half-open checks need a raw socket: root or CAP_NET_RAW",
+                ),
+                _ => e,
+            },
+        )?;
+        let reserved = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+        if v6 {
+            reserved.set_only_v6(true)?;
+        }
+        reserved.bind(&any.into())?;
+        let port = reserved
+            .local_addr()?
+            .as_socket()
+            .map(|a| a.port())
+            .ok_or_else(|| io::Error::other("reserved port has no address"))?;
+        raw.attach_filter(&syn_reply_filter(v6, port))?;
+        let socket = mio::net::UdpSocket::from_std(std::net::UdpSocket::from(raw));
+        Ok(RawTcp {
+            socket,
+            port,
+            _reserved: reserved,
+        })
+    }
+}
+
+#[cfg(feature = "reactor")]
+/// The address the kernel's routing picks to reach `dst` (a connected UDP socket's local
+/// address; nothing is sent): half-open SYNs need it for their checksum.
+pub(crate) fn route_source(dst: IpAddr) -> io::Result<IpAddr> {
+    let any: SocketAddr = match dst {
+        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = std::net::UdpSocket::bind(any)?;
+    socket.connect((dst, 9))?;
+    Ok(socket.local_addr()?.ip())
+}
