@@ -119,7 +119,8 @@ struct Run {
     finish: Option<Outcome>,
 }
 
-/// Runs a [`Checker`]'s probes: TCP, UDP, ICMP and external commands, from one thread.
+/// Runs a [`Checker`]'s probes: TCP (connect and half-open), UDP, ICMP and external
+/// commands, from one thread.
 ///
 /// Call [`Reactor::poll`] in a loop and drain [`Reactor::poll_event`] after each call.
 pub struct Reactor<R: Rng> {
