@@ -113,24 +113,42 @@ fn syn_reply_filter(v6: bool, port: u16) -> [socket2::SockFilter; 9] {
 }
 
 #[cfg(feature = "reactor")]
-/// The shared socket of half-open probes of one family: a raw TCP socket (root or
-/// CAP_NET_RAW) that sees only replies to `port`, and an ordinary TCP socket bound to `port`
-/// on the wildcard address that reserves it. That one is never connected nor listening, so
-/// the kernel finds no socket for a SYN-ACK to `port` and answers it with a RST, and no other
-/// application gets the port.
-pub(crate) struct RawTcp {
+/// The socket half-open probes of one family share (the reactor opens one per family; it is
+/// public for loops of one's own, such as the benchmark's kernel floor): a non-blocking raw
+/// TCP socket (root or CAP_NET_RAW) whose BPF filter passes only SYN-ACKs and RSTs to
+/// [`SynSocket::port`], and an ordinary TCP socket bound to that port on the wildcard address
+/// which reserves it. That one is never connected nor listening, so the kernel finds no
+/// socket for a SYN-ACK to the port and answers it with a RST, and no other application gets
+/// the port.
+#[derive(Debug)]
+pub struct SynSocket {
     /// The raw socket, driven through `UdpSocket`'s `send_to` / `recv_from` (plain `sendto`
     /// and `recvfrom`, which also report the IPv6 sender).
     pub(crate) socket: mio::net::UdpSocket,
-    /// The reserved source port.
-    pub(crate) port: u16,
+    port: u16,
     _reserved: Socket,
 }
 
 #[cfg(feature = "reactor")]
-impl RawTcp {
+impl SynSocket {
+    /// The reserved source port: SYNs leave from it, the filter passes replies to it.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sends one segment (from [`crate::probe::syn_segment`]) to `dst`.
+    pub fn send(&self, segment: &[u8], dst: IpAddr) -> io::Result<()> {
+        self.socket.send_to(segment, SocketAddr::new(dst, 0)).map(drop)
+    }
+
+    /// Reads one reply: its length in `buf` (for [`crate::probe::parse_syn_reply`]) and its
+    /// sender; `WouldBlock` when none is queued.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
+        self.socket.recv_from(buf).map(|(n, from)| (n, from.ip()))
+    }
+
     /// Opens the pair for `v6`'s family.
-    pub(crate) fn open(v6: bool) -> io::Result<RawTcp> {
+    pub fn open(v6: bool) -> io::Result<SynSocket> {
         let (domain, any) = if v6 {
             (Domain::IPV6, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
         } else {
@@ -157,7 +175,7 @@ impl RawTcp {
             .ok_or_else(|| io::Error::other("reserved port has no address"))?;
         raw.attach_filter(&syn_reply_filter(v6, port))?;
         let socket = mio::net::UdpSocket::from_std(std::net::UdpSocket::from(raw));
-        Ok(RawTcp {
+        Ok(SynSocket {
             socket,
             port,
             _reserved: reserved,
@@ -176,4 +194,11 @@ pub(crate) fn route_source(dst: IpAddr) -> io::Result<IpAddr> {
     let socket = std::net::UdpSocket::bind(any)?;
     socket.connect((dst, 9))?;
     Ok(socket.local_addr()?.ip())
+}
+
+#[cfg(feature = "reactor")]
+impl std::os::fd::AsRawFd for SynSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
 }

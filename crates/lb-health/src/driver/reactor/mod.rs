@@ -138,7 +138,7 @@ pub struct Reactor<R: Rng> {
     icmp: [Option<Socket>; 2],
     /// ICMP runs in flight by (IPv6, sequence number).
     icmp_waiting: HashMap<(bool, u16), Vec<usize>>,
-    raw_tcp: [Option<sockets::RawTcp>; 2],
+    raw_tcp: [Option<sockets::SynSocket>; 2],
     /// Half-open runs in flight by (target, acknowledgment number expected).
     syn_waiting: HashMap<(SocketAddr, u32), usize>,
     /// Source address by destination, and until when it is reused.
@@ -407,7 +407,7 @@ impl<R: Rng> Reactor<R> {
                 Io::Icmp { v6, dst: addr, seq }
             }
             Transport::RawTcp => {
-                let port = self.raw_tcp_socket(addr.is_ipv6())?.port;
+                let port = self.raw_tcp_socket(addr.is_ipv6())?.port();
                 let ip = match source {
                     Some(ip) => ip,
                     None => self.route_source(addr.ip(), now)?,
@@ -451,10 +451,10 @@ impl<R: Rng> Reactor<R> {
             .ok_or_else(|| io::Error::other("no icmp socket"))
     }
 
-    fn raw_tcp_socket(&mut self, v6: bool) -> io::Result<&sockets::RawTcp> {
+    fn raw_tcp_socket(&mut self, v6: bool) -> io::Result<&sockets::SynSocket> {
         let slot = usize::from(v6);
         if self.raw_tcp[slot].is_none() {
-            let mut raw = sockets::RawTcp::open(v6)?;
+            let mut raw = sockets::SynSocket::open(v6)?;
             let token = if v6 { RAW6 } else { RAW4 };
             self.poll
                 .registry()

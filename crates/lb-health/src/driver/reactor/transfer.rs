@@ -68,9 +68,8 @@ impl<R: Rng> Reactor<R> {
                 r
             }
             Io::RawTcp { dst, .. } => {
-                let dst = SocketAddr::new(dst.ip(), 0);
                 let r = match &self.raw_tcp[usize::from(dst.is_ipv6())] {
-                    Some(raw) => raw.socket.send_to(&run.out, dst).map(drop),
+                    Some(raw) => raw.send(&run.out, dst.ip()),
                     None => Err(io::Error::other("no raw tcp socket")),
                 };
                 run.out.clear();
@@ -235,13 +234,13 @@ impl<R: Rng> Reactor<R> {
         loop {
             let (n, from) = match self.raw_tcp[usize::from(v6)]
                 .as_ref()
-                .map(|raw| raw.socket.recv_from(&mut self.buf))
+                .map(|raw| raw.recv(&mut self.buf))
             {
                 Some(Ok(r)) => r,
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 _ => return,
             };
-            let Some(segment) = parse_syn_reply(&self.buf[..n], from.ip()) else {
+            let Some(segment) = parse_syn_reply(&self.buf[..n], from) else {
                 continue;
             };
             let Some(&key) = self.syn_waiting.get(&(segment.from, segment.ack)) else {
