@@ -31,6 +31,10 @@ const ICMP4: Token = Token(usize::MAX - 1);
 const ICMP6: Token = Token(usize::MAX - 2);
 const RAW4: Token = Token(usize::MAX - 3);
 const RAW6: Token = Token(usize::MAX - 4);
+/// Half-open SYNs sent before their raw socket is read in the same batch: on loopback each
+/// SYN-ACK is queued before `sendto` returns, and a burst of due probes would otherwise
+/// overflow the socket's receive buffer (lost replies, false timeouts).
+const SYN_BATCH: usize = 64;
 /// How long a route's source address (for half-open SYN checksums) is reused.
 const ROUTE_TTL: Duration = Duration::from_secs(30);
 /// Upper bounds (ms) of the lateness histogram's first buckets; the last is everything above.
@@ -143,6 +147,8 @@ pub struct Reactor<R: Rng> {
     syn_waiting: HashMap<(SocketAddr, u32), usize>,
     /// Source address by destination, and until when it is reused.
     routes: HashMap<IpAddr, (IpAddr, Duration)>,
+    /// SYNs sent since the raw sockets were last read.
+    syn_unread: usize,
     /// External commands running (they are polled, not evented).
     exec_runs: usize,
     buf: Vec<u8>,
@@ -181,6 +187,7 @@ impl<R: Rng> Reactor<R> {
             raw_tcp: [None, None],
             syn_waiting: HashMap::new(),
             routes: HashMap::new(),
+            syn_unread: 0,
             exec_runs: 0,
             buf: vec![0; 64 * 1024],
             stats: ReactorStats::default(),
@@ -350,6 +357,7 @@ impl<R: Rng> Reactor<R> {
                 Io::Exec { .. } => self.exec_runs += 1,
                 Io::RawTcp { dst, ack } => {
                     self.syn_waiting.insert((dst, ack), key);
+                    self.syn_unread += 1;
                 }
                 Io::Tcp { .. } | Io::Udp(_) => {}
             }
@@ -366,6 +374,10 @@ impl<R: Rng> Reactor<R> {
                     .and_then(|r| r.session.as_mut())
                     .map(Probe::start);
                 self.process(key, step.unwrap_or(Step::NeedMore), now);
+            }
+            if self.syn_unread >= SYN_BATCH {
+                self.raw_tcp_readable(false, now);
+                self.raw_tcp_readable(true, now);
             }
         }
     }

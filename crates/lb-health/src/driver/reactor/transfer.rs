@@ -231,6 +231,7 @@ impl<R: Rng> Reactor<R> {
     /// Replies to half-open SYNs (the socket's filter passes only SYN-ACKs and RSTs to our
     /// port), each to the run waiting for its (sender, acknowledgment number).
     pub(super) fn raw_tcp_readable(&mut self, v6: bool, now: Duration) {
+        self.syn_unread = 0;
         loop {
             let (n, from) = match self.raw_tcp[usize::from(v6)]
                 .as_ref()
