@@ -62,7 +62,7 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = raw.iter();
     while let Some(flag) = it.next() {
-    let mut value = || {
+        let mut value = || {
             it.next()
                 .and_then(|v| v.parse::<u64>().ok())
                 .ok_or(format!("{flag} needs a number"))

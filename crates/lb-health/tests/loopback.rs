@@ -428,10 +428,16 @@ fn icmp_echo_to_loopback() {
 }
 
 /// The verdicts of `id`'s latest run of equal verdicts.
-fn trailing_run(r: &lb_health::driver::Reactor<rand::rngs::StdRng>, id: lb_health::CheckId) -> (Verdict, usize) {
+fn trailing_run(
+    r: &lb_health::driver::Reactor<rand::rngs::StdRng>,
+    id: lb_health::CheckId,
+) -> (Verdict, usize) {
     let t = r.checker().tracker(id).unwrap();
     let last = t.history().next_back().map_or(Verdict::Pass, |o| o.verdict);
-    (last, t.history().rev().take_while(|o| o.verdict == last).count())
+    (
+        last,
+        t.history().rev().take_while(|o| o.verdict == last).count(),
+    )
 }
 
 #[test]
@@ -460,10 +466,17 @@ fn half_open_up_after_rise_refused_after_fall_never_accepted() {
             (State::Up, Reason::SynAck),
             "{bind}"
         );
-        assert_eq!(trailing_run(&r, id), (Verdict::Pass, 2), "{bind}: exactly rise");
+        assert_eq!(
+            trailing_run(&r, id),
+            (Verdict::Pass, 2),
+            "{bind}: exactly rise"
+        );
         // More passes; the listener never had a connection to accept.
         let _ = events(&mut r, 1, 300 * MS);
-        assert!(r.checker().tracker(id).unwrap().stats().passes >= 5, "{bind}");
+        assert!(
+            r.checker().tracker(id).unwrap().stats().passes >= 5,
+            "{bind}"
+        );
         assert_eq!(
             listener.accept().unwrap_err().kind(),
             std::io::ErrorKind::WouldBlock,
@@ -476,7 +489,11 @@ fn half_open_up_after_rise_refused_after_fall_never_accepted() {
             (State::Down, Reason::Refused),
             "{bind}"
         );
-        assert_eq!(trailing_run(&r, id), (Verdict::Fail, 3), "{bind}: exactly fall");
+        assert_eq!(
+            trailing_run(&r, id),
+            (Verdict::Fail, 3),
+            "{bind}: exactly fall"
+        );
         assert_eq!(r.stats().timeouts, 0, "{bind}");
     }
 }

@@ -87,8 +87,8 @@ pub(crate) fn icmp_socket(v6: bool) -> io::Result<Socket> {
 /// sockets read the TCP header at offset 0 (X = 0).
 fn syn_reply_filter(v6: bool, port: u16) -> [socket2::SockFilter; 9] {
     use libc::{
-        BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_IMM, BPF_IND, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD,
-        BPF_LDX, BPF_MSH, BPF_RET, BPF_W,
+        BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_IMM, BPF_IND, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_LDX,
+        BPF_MSH, BPF_RET, BPF_W,
     };
     use socket2::SockFilter;
     let op = |code: u32| code as u16;
@@ -138,7 +138,9 @@ impl SynSocket {
 
     /// Sends one segment (from [`crate::probe::syn_segment`]) to `dst`.
     pub fn send(&self, segment: &[u8], dst: IpAddr) -> io::Result<()> {
-        self.socket.send_to(segment, SocketAddr::new(dst, 0)).map(drop)
+        self.socket
+            .send_to(segment, SocketAddr::new(dst, 0))
+            .map(drop)
     }
 
     /// Reads one reply: its length in `buf` (for [`crate::probe::parse_syn_reply`]) and its

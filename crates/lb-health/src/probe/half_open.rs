@@ -147,7 +147,10 @@ impl Probe for HalfOpenProbe {
             return Step::NeedMore;
         }
         self.sent = true;
-        match self.src.and_then(|src| syn_segment(src, self.dst, self.isn)) {
+        match self
+            .src
+            .and_then(|src| syn_segment(src, self.dst, self.isn))
+        {
             Some(syn) => Step::Send(syn),
             None => Step::Done(Outcome::fail(Reason::LocalError)),
         }

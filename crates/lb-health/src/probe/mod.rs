@@ -30,11 +30,11 @@ use std::process::ExitStatus;
 use rand_core::Rng;
 
 pub use dns::{DnsCheck, DnsError, DnsProbe, DnsReply, DnsType, parse_dns_reply};
+pub use half_open::{HalfOpenProbe, SynReply, SynSegment, parse_syn_reply, syn_segment};
 pub use http::{
     BodyRegex, HEAD_CAP, HttpCheck, HttpError, HttpProbe, ResponseHead, ResponseParser,
     parse_digest,
 };
-pub use half_open::{HalfOpenProbe, SynReply, SynSegment, parse_syn_reply, syn_segment};
 pub use icmp::{IcmpCheck, IcmpProbe, echo_request, parse_echo_reply};
 pub use script::{Expect, Pattern, ScriptCheck, ScriptProbe, ScriptStep, parse_masked_hex};
 pub use smtp::{SmtpCheck, SmtpProbe};

@@ -110,7 +110,10 @@ enum Io {
         check: ExecCheck,
     },
     /// A half-open SYN through the shared raw socket; the reply is routed by (target, ack).
-    RawTcp { dst: SocketAddr, ack: u32 },
+    RawTcp {
+        dst: SocketAddr,
+        ack: u32,
+    },
 }
 
 struct Run {
