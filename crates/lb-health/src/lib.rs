@@ -91,9 +91,7 @@
 //!
 //! Nothing here panics on any input: parsers return typed errors ([`probe::HttpError`],
 //! [`probe::DnsError`], [`AgentError`]) and probes turn them into outcomes with a [`Reason`].
-// `unsafe` stays denied (workspace lints); only the batched raw-socket calls in
-// `driver::sockets` allow it, each block with its SAFETY comment.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod agent;
 mod checker;

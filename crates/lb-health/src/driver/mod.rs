@@ -13,4 +13,4 @@ pub mod tokio;
 #[cfg(feature = "reactor")]
 pub use reactor::{Reactor, ReactorConfig, ReactorStats};
 #[cfg(feature = "reactor")]
-pub use sockets::{REPLY_SLOT, SYN_BATCH, SynSocket};
+pub use sockets::SynSocket;

@@ -3,8 +3,6 @@
 use std::io;
 #[cfg(feature = "reactor")]
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-#[cfg(feature = "reactor")]
-use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -114,15 +112,6 @@ fn syn_reply_filter(v6: bool, port: u16) -> [socket2::SockFilter; 9] {
     ]
 }
 
-/// Segments per [`SynSocket::send_batch`] and replies per [`SynSocket::recv_batch`].
-#[cfg(feature = "reactor")]
-pub const SYN_BATCH: usize = 64;
-
-/// Bytes of a [`SynSocket::recv_batch`] buffer per reply: IPv4 and TCP headers with every
-/// option fit.
-#[cfg(feature = "reactor")]
-pub const REPLY_SLOT: usize = 256;
-
 #[cfg(feature = "reactor")]
 /// The socket half-open probes of one family share (the reactor opens one per family; it is
 /// public for loops of one's own, such as the benchmark's kernel floor): a non-blocking raw
@@ -158,129 +147,6 @@ impl SynSocket {
     /// sender; `WouldBlock` when none is queued.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
         self.socket.recv_from(buf).map(|(n, from)| (n, from.ip()))
-    }
-
-    /// Sends the first (at most [`SYN_BATCH`]) of `segments`, each to its destination, with
-    /// one `sendmmsg`: how many were sent (at least one), or the error of the first.
-    #[allow(unsafe_code)]
-    pub fn send_batch<'a>(
-        &self,
-        segments: impl IntoIterator<Item = (&'a [u8], IpAddr)>,
-    ) -> io::Result<usize> {
-        let mut names = [const { None }; SYN_BATCH];
-        let mut iovs = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; SYN_BATCH];
-        let mut n = 0;
-        for ((segment, dst), (name, iov)) in segments
-            .into_iter()
-            .zip(names.iter_mut().zip(iovs.iter_mut()))
-        {
-            *name = Some(socket2::SockAddr::from(SocketAddr::new(dst, 0)));
-            iov.iov_base = segment.as_ptr().cast_mut().cast();
-            iov.iov_len = segment.len();
-            n += 1;
-        }
-        if n == 0 {
-            return Ok(0);
-        }
-        // SAFETY: an all-zero mmsghdr is a valid value (null pointers, zero lengths).
-        let mut msgs: [libc::mmsghdr; SYN_BATCH] = unsafe { std::mem::zeroed() };
-        for ((msg, name), iov) in msgs.iter_mut().zip(&names).zip(iovs.iter_mut()).take(n) {
-            if let Some(name) = name {
-                msg.msg_hdr.msg_name = name.as_ptr().cast_mut().cast();
-                msg.msg_hdr.msg_namelen = name.len();
-            }
-            msg.msg_hdr.msg_iov = iov;
-            msg.msg_hdr.msg_iovlen = 1;
-        }
-        loop {
-            // SAFETY: the first `n` headers point at `names` and `iovs`, whose buffers (the
-            // caller's segments) outlive the call; the kernel only reads them and writes
-            // `msg_len`.
-            let r = unsafe { libc::sendmmsg(self.as_raw_fd(), msgs.as_mut_ptr(), n as u32, 0) };
-            match usize::try_from(r) {
-                Ok(sent) => return Ok(sent),
-                Err(_) => {
-                    let e = io::Error::last_os_error();
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(e);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Reads the replies queued (at most [`SYN_BATCH`], one per [`REPLY_SLOT`] bytes of
-    /// `buf`) with one `recvmmsg`: the length of each (from the start of its slot, for
-    /// [`crate::probe::parse_syn_reply`]) and its sender into `out`, which is cleared first.
-    /// Returns how many were read; fewer than the slots means the queue was drained.
-    /// `WouldBlock` when none is queued. Replies longer than a slot are read but left out of
-    /// `out` (a SYN-ACK or RST carries no payload).
-    #[allow(unsafe_code)]
-    pub fn recv_batch(&self, buf: &mut [u8], out: &mut Vec<(usize, IpAddr)>) -> io::Result<usize> {
-        out.clear();
-        let slots = (buf.len() / REPLY_SLOT).min(SYN_BATCH);
-        if slots == 0 {
-            return Err(io::Error::other("recv_batch: buffer smaller than one slot"));
-        }
-        let mut names: [socket2::SockAddrStorage; SYN_BATCH] =
-            std::array::from_fn(|_| socket2::SockAddrStorage::zeroed());
-        let mut iovs = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; SYN_BATCH];
-        // SAFETY: an all-zero mmsghdr is a valid value (null pointers, zero lengths).
-        let mut msgs: [libc::mmsghdr; SYN_BATCH] = unsafe { std::mem::zeroed() };
-        for (((msg, name), iov), slot) in msgs
-            .iter_mut()
-            .zip(names.iter_mut())
-            .zip(iovs.iter_mut())
-            .zip(buf.chunks_exact_mut(REPLY_SLOT))
-        {
-            iov.iov_base = slot.as_mut_ptr().cast();
-            iov.iov_len = slot.len();
-            msg.msg_hdr.msg_namelen = name.size_of();
-            msg.msg_hdr.msg_name = std::ptr::from_mut(name).cast();
-            msg.msg_hdr.msg_iov = iov;
-            msg.msg_hdr.msg_iovlen = 1;
-        }
-        let got = loop {
-            // SAFETY: the first `slots` headers point at `names`, `iovs` and disjoint
-            // `REPLY_SLOT`-byte slots of `buf`, all alive and writable for the call; no
-            // timeout pointer, the socket is non-blocking.
-            let r = unsafe {
-                libc::recvmmsg(
-                    self.as_raw_fd(),
-                    msgs.as_mut_ptr(),
-                    slots as u32,
-                    0,
-                    std::ptr::null_mut(),
-                )
-            };
-            match usize::try_from(r) {
-                Ok(got) => break got,
-                Err(_) => {
-                    let e = io::Error::last_os_error();
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(e);
-                    }
-                }
-            }
-        };
-        for (msg, name) in msgs.iter().zip(names).take(got) {
-            // SAFETY: the kernel filled `name` with a socket address of `msg_namelen` bytes.
-            let from = unsafe { socket2::SockAddr::new(name, msg.msg_hdr.msg_namelen) };
-            let Some(from) = from.as_socket() else {
-                continue;
-            };
-            if msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-                continue;
-            }
-            out.push((msg.msg_len as usize, from.ip()));
-        }
-        Ok(got)
     }
 
     /// Opens the pair for `v6`'s family.
@@ -333,7 +199,7 @@ pub(crate) fn route_source(dst: IpAddr) -> io::Result<IpAddr> {
 }
 
 #[cfg(feature = "reactor")]
-impl AsRawFd for SynSocket {
+impl std::os::fd::AsRawFd for SynSocket {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.socket.as_raw_fd()
     }

@@ -1,10 +1,10 @@
 //! The single-threaded mio driver: scheduling, deadlines and transports here; the bytes of
 //! runs in flight in `transfer`.
 
-mod deadlines;
 mod transfer;
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -18,13 +18,12 @@ use rand_core::Rng;
 use slab::Slab;
 use socket2::Socket;
 
-use super::sockets::{self, REPLY_SLOT, SYN_BATCH};
+use super::sockets;
 use crate::probe::{ExecCheck, transport_failure};
 use crate::{
     Check, CheckId, Checker, Error, Event, Outcome, Probe, Reason, Session, Step, Target,
     Transport, Verdict,
 };
-use deadlines::Deadlines;
 
 /// Readiness events taken per epoll_wait.
 const EVENTS: usize = 1024;
@@ -32,6 +31,10 @@ const ICMP4: Token = Token(usize::MAX - 1);
 const ICMP6: Token = Token(usize::MAX - 2);
 const RAW4: Token = Token(usize::MAX - 3);
 const RAW6: Token = Token(usize::MAX - 4);
+/// Half-open SYNs sent before their raw socket is read in the same batch: on loopback each
+/// SYN-ACK is queued before `sendto` returns, and a burst of due probes would otherwise
+/// overflow the socket's receive buffer (lost replies, false timeouts).
+const SYN_BATCH: usize = 64;
 /// How long a route's source address (for half-open SYN checksums) is reused.
 const ROUTE_TTL: Duration = Duration::from_secs(30);
 /// Upper bounds (ms) of the lateness histogram's first buckets; the last is everything above.
@@ -137,7 +140,7 @@ pub struct Reactor<R: Rng> {
     config: ReactorConfig,
     epoch: Instant,
     runs: Slab<Run>,
-    deadlines: Deadlines,
+    deadlines: BinaryHeap<Reverse<(Duration, usize, u64)>>,
     serial: u64,
     icmp: [Option<Socket>; 2],
     /// ICMP runs in flight by (IPv6, sequence number).
@@ -147,11 +150,8 @@ pub struct Reactor<R: Rng> {
     syn_waiting: HashMap<(SocketAddr, u32), usize>,
     /// Source address by destination, and until when it is reused.
     routes: HashMap<IpAddr, (IpAddr, Duration)>,
-    /// Half-open runs (key, serial) whose SYN waits for the next `sendmmsg`, by family.
-    syn_queue: [Vec<(usize, u64)>; 2],
-    /// Reply slots for `recvmmsg` on the raw sockets, and (length, sender) of those read.
-    syn_buf: Vec<u8>,
-    syn_replies: Vec<(usize, IpAddr)>,
+    /// SYNs sent since the raw sockets were last read.
+    syn_unread: usize,
     /// External commands running (they are polled, not evented).
     exec_runs: usize,
     buf: Vec<u8>,
@@ -183,16 +183,14 @@ impl<R: Rng> Reactor<R> {
             },
             epoch: Instant::now(),
             runs: Slab::new(),
-            deadlines: Deadlines::default(),
+            deadlines: BinaryHeap::new(),
             serial: 0,
             icmp: [None, None],
             icmp_waiting: HashMap::new(),
             raw_tcp: [None, None],
             syn_waiting: HashMap::new(),
             routes: HashMap::new(),
-            syn_queue: [Vec::new(), Vec::new()],
-            syn_buf: vec![0; SYN_BATCH * REPLY_SLOT],
-            syn_replies: Vec::with_capacity(SYN_BATCH),
+            syn_unread: 0,
             exec_runs: 0,
             buf: vec![0; 64 * 1024],
             stats: ReactorStats::default(),
@@ -253,7 +251,7 @@ impl<R: Rng> Reactor<R> {
                 cap(at.saturating_sub(now));
             }
         }
-        if let Some(at) = self.deadlines.next() {
+        if let Some(Reverse((at, _, _))) = self.deadlines.peek() {
             cap(at.saturating_sub(now));
         }
         if self.exec_runs > 0 {
@@ -300,14 +298,7 @@ impl<R: Rng> Reactor<R> {
         Ok(())
     }
 
-    /// Starts the probes due at `now` (within the in-flight bound), sends the SYNs of the
-    /// half-open ones in batches and reads their replies.
     fn start_due(&mut self, now: Duration) {
-        self.start_due_runs(now);
-        self.send_syns(now);
-    }
-
-    fn start_due_runs(&mut self, now: Duration) {
         while self.runs.len() < self.config.max_in_flight {
             let Some(due) = self.checker.poll_due(now) else {
                 return;
@@ -369,12 +360,11 @@ impl<R: Rng> Reactor<R> {
                 Io::Exec { .. } => self.exec_runs += 1,
                 Io::RawTcp { dst, ack } => {
                     self.syn_waiting.insert((dst, ack), key);
+                    self.syn_unread += 1;
                 }
                 Io::Tcp { .. } | Io::Udp(_) => {}
             }
-            // The checker's deadline is `now + timeout`: runs of one timeout share a FIFO.
-            let timeout = deadline.saturating_sub(now);
-            self.deadlines.push(timeout, deadline, key, self.serial);
+            self.deadlines.push(Reverse((deadline, key, self.serial)));
             if let Err(e) = self.register(key) {
                 self.complete(key, transport_failure(&e), now);
                 continue;
@@ -388,8 +378,9 @@ impl<R: Rng> Reactor<R> {
                     .map(Probe::start);
                 self.process(key, step.unwrap_or(Step::NeedMore), now);
             }
-            if self.syn_queue.iter().any(|q| q.len() >= SYN_BATCH) {
-                self.send_syns(now);
+            if self.syn_unread >= SYN_BATCH {
+                self.raw_tcp_readable(false, now);
+                self.raw_tcp_readable(true, now);
             }
         }
     }
@@ -514,7 +505,11 @@ impl<R: Rng> Reactor<R> {
     }
 
     fn expire(&mut self, now: Duration) {
-        while let Some((key, serial)) = self.deadlines.pop_due(now) {
+        while let Some(&Reverse((at, key, serial))) = self.deadlines.peek() {
+            if at > now {
+                return;
+            }
+            self.deadlines.pop();
             if !self.alive(key, serial) {
                 continue;
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rand_core::Rng;
 
-use super::{Io, REPLY_SLOT, Reactor, Run, SYN_BATCH};
+use super::{Io, Reactor};
 use crate::probe::{parse_echo_reply, parse_syn_reply, transport_failure};
 use crate::{Outcome, Probe, Reason, Step};
 
@@ -67,10 +67,13 @@ impl<R: Rng> Reactor<R> {
                 run.out.clear();
                 r
             }
-            // Sent with the other SYNs of this wake-up by `send_syns`.
             Io::RawTcp { dst, .. } => {
-                self.syn_queue[usize::from(dst.is_ipv6())].push((key, run.serial));
-                return;
+                let r = match &self.raw_tcp[usize::from(dst.is_ipv6())] {
+                    Some(raw) => raw.send(&run.out, dst.ip()),
+                    None => Err(io::Error::other("no raw tcp socket")),
+                };
+                run.out.clear();
+                r
             }
             Io::Exec { .. } => Ok(()),
         };
@@ -225,91 +228,32 @@ impl<R: Rng> Reactor<R> {
         }
     }
 
-    /// Sends the queued SYNs of both families, [`SYN_BATCH`] per `sendmmsg`, then reads the
-    /// raw sockets: on loopback each SYN-ACK is queued before the send returns, and a burst
-    /// left unread would overflow the socket's receive buffer (lost replies, false timeouts).
-    pub(super) fn send_syns(&mut self, now: Duration) {
-        for v6 in [false, true] {
-            let mut queue = std::mem::take(&mut self.syn_queue[usize::from(v6)]);
-            if queue.is_empty() {
-                continue;
-            }
-            queue.retain(|&(key, serial)| self.alive(key, serial));
-            let mut next = 0;
-            while next < queue.len() {
-                let runs = &self.runs;
-                let segments = queue[next..]
-                    .iter()
-                    .filter_map(|&(key, _)| match runs.get(key) {
-                        Some(Run {
-                            io: Io::RawTcp { dst, .. },
-                            out,
-                            ..
-                        }) => Some((&out[..], dst.ip())),
-                        _ => None,
-                    });
-                let result = match &self.raw_tcp[usize::from(v6)] {
-                    Some(raw) => raw.send_batch(segments),
-                    None => Err(io::Error::other("no raw tcp socket")),
-                };
-                match result {
-                    Ok(sent) => {
-                        for &(key, _) in &queue[next..next + sent] {
-                            let finish = self.runs.get_mut(key).and_then(|run| {
-                                run.out.clear();
-                                run.finish.take()
-                            });
-                            if let Some(o) = finish {
-                                self.complete(key, o, now);
-                            }
-                        }
-                        next += sent;
-                    }
-                    // The error is the first segment's: that run fails, the rest go on.
-                    Err(e) => {
-                        self.complete(queue[next].0, transport_failure(&e), now);
-                        next += 1;
-                    }
-                }
-            }
-            queue.clear();
-            self.syn_queue[usize::from(v6)] = queue;
-            self.raw_tcp_readable(v6, now);
-        }
-    }
-
     /// Replies to half-open SYNs (the socket's filter passes only SYN-ACKs and RSTs to our
-    /// port), each to the run waiting for its (sender, acknowledgment number), read
-    /// [`SYN_BATCH`] per `recvmmsg` until the queue is drained.
+    /// port), each to the run waiting for its (sender, acknowledgment number).
     pub(super) fn raw_tcp_readable(&mut self, v6: bool, now: Duration) {
+        self.syn_unread = 0;
         loop {
-            let read = match &self.raw_tcp[usize::from(v6)] {
-                Some(raw) => raw.recv_batch(&mut self.syn_buf, &mut self.syn_replies),
-                None => return,
+            let (n, from) = match self.raw_tcp[usize::from(v6)]
+                .as_ref()
+                .map(|raw| raw.recv(&mut self.buf))
+            {
+                Some(Ok(r)) => r,
+                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                _ => return,
             };
-            let Ok(got) = read else {
-                return;
+            let Some(segment) = parse_syn_reply(&self.buf[..n], from) else {
+                continue;
             };
-            let full = got >= (self.syn_buf.len() / REPLY_SLOT).min(SYN_BATCH);
-            for i in 0..self.syn_replies.len() {
-                let (n, from) = self.syn_replies[i];
-                let packet = &self.syn_buf[i * REPLY_SLOT..][..n];
-                let Some(segment) = parse_syn_reply(packet, from) else {
-                    continue;
-                };
-                let Some(&key) = self.syn_waiting.get(&(segment.from, segment.ack)) else {
-                    continue;
-                };
-                let step = self
-                    .runs
-                    .get_mut(key)
-                    .and_then(|r| r.session.as_mut())
-                    .map_or(Step::NeedMore, |s| s.on_bytes(packet));
-                self.process(key, step, now);
-            }
-            if !full {
-                return;
-            }
+            let Some(&key) = self.syn_waiting.get(&(segment.from, segment.ack)) else {
+                continue;
+            };
+            let packet = &self.buf[..n];
+            let step = self
+                .runs
+                .get_mut(key)
+                .and_then(|r| r.session.as_mut())
+                .map_or(Step::NeedMore, |s| s.on_bytes(packet));
+            self.process(key, step, now);
         }
     }
 }
