@@ -26,6 +26,8 @@ use rand::rngs::StdRng;
 const AFTER_HELP: &str = "\
 TARGETS:
   tcp://HOST:PORT                          TCP connect
+  tcp+syn://HOST:PORT                      TCP half-open: a SYN; SYN-ACK = up, RST = down (refused); the
+                                           application never sees a connection (needs root or CAP_NET_RAW)
   http://HOST[:PORT]/PATH[?expect=CODES]   HTTP GET; CODES like 200-299,503 (default 200-299)
   https://HOST[:PORT]/PATH[?expect=CODES]  the same over TLS (certificate not verified)
   udp://HOST:PORT?send=HEX[&expect=HEX]    one datagram; the reply must match expect over their common

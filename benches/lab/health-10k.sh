@@ -4,11 +4,15 @@
 # namespace so that the nftables drop that measures detection latency never touches the
 # host's firewall. Needs root.
 #
-#   benches/lab/health-10k.sh [TARGETS] [SECONDS]
+#   benches/lab/health-10k.sh [TARGETS] [SECONDS] [KINDS]
+#
+# KINDS: the probe kinds to run one after the other in the same namespace, "connect syn" by
+# default (connect probes; half-open SYN probes).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TARGETS="${1:-10000}"
 SECONDS_RUN="${2:-30}"
+KINDS="${3:-connect syn}"
 [ "$(id -u)" -eq 0 ] || { echo "health-10k: needs root (network namespace, nftables)" >&2; exit 2; }
 
 cargo build --release --bench health_scale >&2
@@ -21,4 +25,6 @@ ip netns add "$NS"
 ip netns exec "$NS" ip link set lo up
 # 10k listeners + the probes in flight + their accepted ends: as many fds as allowed.
 ulimit -n "$(ulimit -Hn)"
-ip netns exec "$NS" "$BIN" --bench --targets "$TARGETS" --seconds "$SECONDS_RUN" --nft
+for KIND in $KINDS; do
+    ip netns exec "$NS" "$BIN" --bench --targets "$TARGETS" --seconds "$SECONDS_RUN" --nft --probe "$KIND"
+done

@@ -1,12 +1,13 @@
 //! The reactor at scale: N TCP targets (listeners on distinct 127.0.0.0/8 addresses) checked
-//! every interval from one thread. Prints the checker thread's CPU use, probes per second and
+//! every interval from one thread, with connect probes (`--probe connect`, the default) or
+//! half-open SYN probes (`--probe syn`, root). Prints the checker thread's CPU use, probes per second and
 //! how late probes started after their slots; with `--nft`, also drops packets to 100 targets
 //! with nftables and prints how long each took to be marked down, against the formula
 //! fall x interval + timeout.
 //!
 //! ```text
 //! benches/lab/health-10k.sh          # 10 000 targets, 30 s, in a throwaway namespace (root)
-//! cargo bench --bench health_scale -- --targets 2000 --seconds 10
+//! cargo bench --bench health_scale -- --targets 2000 --seconds 10 [--probe syn]
 //! ```
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 2-second smoke run
@@ -15,9 +16,11 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use lb::health::driver::{Reactor, ReactorConfig};
+use lb::health::driver::{Reactor, ReactorConfig, SynSocket};
+use lb::health::probe::{parse_syn_reply, syn_segment};
 use lb::health::{Check, InitialState, Jitter, State, Target, TrackerConfig};
 use mio::net::TcpListener;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -29,6 +32,8 @@ struct Args {
     timeout: Duration,
     fall: u32,
     nft: bool,
+    /// Half-open SYN probes instead of connects.
+    syn: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -42,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
             timeout: Duration::from_millis(500),
             fall: 3,
             nft: false,
+            syn: false,
         }
     } else {
         Args {
@@ -51,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
             timeout: Duration::from_millis(500),
             fall: 3,
             nft: false,
+            syn: false,
         }
     };
     let mut it = raw.iter();
@@ -68,6 +75,13 @@ fn parse_args() -> Result<Args, String> {
             "--timeout-ms" => a.timeout = Duration::from_millis(value()?),
             "--fall" => a.fall = u32::try_from(value()?).map_err(|e| e.to_string())?,
             "--nft" => a.nft = true,
+            "--probe" => {
+                a.syn = match it.next().map(String::as_str) {
+                    Some("connect") => false,
+                    Some("syn") => true,
+                    _ => return Err("--probe needs connect or syn".into()),
+                }
+            }
             // criterion-style filters and flags cargo bench may pass: not ours.
             _ => {}
         }
@@ -131,6 +145,67 @@ fn serve(
     thread_cpu()
 }
 
+/// The kernel's floor of a connect probe: the same TCP handshake and reset close, done by the
+/// simplest possible loop (blocking connect, linger 0, close) on this thread. On loopback the
+/// kernel work of both ends runs in the connecting thread, so this is most of what any
+/// checker pays.
+fn connect_floor(n: u32) {
+    for i in 0..n {
+        if let Ok(s) = std::net::TcpStream::connect(addr(i)) {
+            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+/// The kernel's floor of a half-open probe: a SYN through the same filtered raw socket the
+/// reactor uses, then its SYN-ACK read (waiting in epoll if it is not queued yet; on loopback
+/// it is, the whole exchange and the kernel's RST run inside `sendto`), one target at a time.
+fn syn_floor(n: u32) {
+    let raw = SynSocket::open(false).expect("raw socket (root or CAP_NET_RAW)");
+    let src = {
+        let probe = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
+        probe.connect(addr(0)).expect("route");
+        SocketAddr::new(probe.local_addr().expect("source").ip(), raw.port())
+    };
+    let mut poll = Poll::new().expect("poll");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&raw);
+    poll.registry()
+        .register(&mut SourceFd(&fd), Token(0), Interest::READABLE)
+        .expect("register");
+    let mut events = Events::with_capacity(4);
+    let mut buf = [0u8; 1500];
+    let mut missed = 0;
+    for i in 0..n {
+        let (dst, isn) = (addr(i), i.wrapping_mul(2_654_435_761));
+        let Some(syn) = syn_segment(src, dst, isn) else {
+            return;
+        };
+        raw.send(&syn, dst.ip()).expect("send SYN");
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            match raw.recv(&mut buf) {
+                Ok((len, from)) => {
+                    let reply = parse_syn_reply(&buf[..len], from);
+                    if reply.is_some_and(|r| r.from == dst && r.ack == isn.wrapping_add(1)) {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        missed += 1;
+                        break;
+                    }
+                    let _ = poll.poll(&mut events, Some(Duration::from_millis(100)));
+                }
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+    }
+    if missed > 0 {
+        eprintln!("health_scale: syn floor: {missed} of {n} SYNs unanswered");
+    }
+}
+
 fn main() {
     let args = match parse_args() {
         Ok(a) => a,
@@ -158,15 +233,12 @@ fn main() {
         std::thread::spawn(move || serve(listeners, stop))
     };
 
-    // The kernel's floor: the same TCP handshake and reset close, done by the simplest possible
-    // loop (blocking connect, linger 0, close) on this thread. On loopback the kernel work of
-    // both ends runs in the connecting thread, so this is most of what any checker pays.
     let floor_n = args.targets.min(10_000);
     let floor_cpu0 = thread_cpu();
-    for i in 0..floor_n {
-        if let Ok(s) = std::net::TcpStream::connect(addr(i)) {
-            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
-        }
+    if args.syn {
+        syn_floor(floor_n);
+    } else {
+        connect_floor(floor_n);
     }
     let floor_per_probe = (thread_cpu() - floor_cpu0) / floor_n;
 
@@ -188,7 +260,11 @@ fn main() {
     for i in 0..args.targets {
         let target = Target {
             addr: addr(i),
-            check: Check::Tcp,
+            check: if args.syn {
+                Check::TcpHalfOpen
+            } else {
+                Check::Tcp
+            },
             tracker,
             timeout: args.timeout,
             source: None,
@@ -217,8 +293,9 @@ fn main() {
     let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed());
     let s = reactor.stats();
     println!(
-        "health_scale: {} TCP targets every {:?}, timeout {:?}, one checker thread, {:.1} s measured",
+        "health_scale: {} TCP targets, {} probes, every {:?}, timeout {:?}, one checker thread, {:.1} s measured",
         args.targets,
+        if args.syn { "half-open SYN" } else { "connect" },
         args.interval,
         args.timeout,
         wall.as_secs_f64()
@@ -255,19 +332,26 @@ fn main() {
         .checked_div(u32::try_from(s.started.max(1)).unwrap_or(u32::MAX))
         .unwrap_or_default();
     println!(
-        "  CPU per probe: reactor {:.1} us; kernel floor (blocking connect + reset close, same thread) {:.1} us = {:.1} % of a core at this rate",
+        "  CPU per probe: reactor {:.1} us; kernel floor ({}, same thread) {:.1} us = {:.1} % of a core at this rate",
         per_probe.as_secs_f64() * 1e6,
+        if args.syn {
+            "SYN sent, SYN-ACK read, one at a time"
+        } else {
+            "blocking connect + reset close"
+        },
         floor_per_probe.as_secs_f64() * 1e6,
         100.0 * floor_per_probe.as_secs_f64() * s.started as f64 / wall.as_secs_f64()
     );
 
     if args.nft {
-        // Drop SYNs to 100 targets; each is marked down after `fall` timeouts.
+        // Drop SYNs to 100 targets where they arrive (the input hook: a drop on output would
+        // fail a raw socket's sendto at once instead of making the probe time out); each is
+        // marked down after `fall` timeouts.
         let victims: Vec<String> = (0..100)
             .map(|k| addr(k * (args.targets / 100).max(1)).ip().to_string())
             .collect();
         let rule = format!(
-            "nft add table inet hcscale && nft add chain inet hcscale out '{{ type filter hook output priority 0; }}' && nft add rule inet hcscale out ip daddr {{ {} }} tcp dport 9000 drop",
+            "nft add table inet hcscale && nft add chain inet hcscale in '{{ type filter hook input priority 0; }}' && nft add rule inet hcscale in ip daddr {{ {} }} tcp dport 9000 tcp flags syn drop",
             victims.join(", ")
         );
         let ok = std::process::Command::new("sh")

@@ -42,7 +42,7 @@ pub struct Target {
     /// The longest one run may take (keepalived `connect_timeout`, HAProxy `timeout check`).
     pub timeout: Duration,
     /// The local address probes leave from (keepalived `bindto`); the kernel's choice if
-    /// `None`. TCP and UDP checks only, of the target's family.
+    /// `None`. TCP (connect or half-open) and UDP checks only, of the target's family.
     pub source: Option<IpAddr>,
 }
 
@@ -153,10 +153,13 @@ impl Checker {
                     why: "of the target's address family",
                 });
             }
-            if !matches!(target.check.transport(), Transport::Tcp | Transport::Udp) {
+            if !matches!(
+                target.check.transport(),
+                Transport::Tcp | Transport::Udp | Transport::RawTcp
+            ) {
                 return Err(Error::InvalidParameter {
                     what: "source",
-                    why: "only for TCP and UDP checks",
+                    why: "only for TCP (connect or half-open) and UDP checks",
                 });
             }
         }

@@ -13,6 +13,9 @@ pub enum Error {
         /// What is accepted.
         why: &'static str,
     },
+    /// A check this driver cannot run.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
     /// A status-code set such as `200-299 503` that does not parse.
     #[error("invalid status set {0:?}: expected codes or ranges like `200-299 503`")]
     InvalidStatusSet(String),

@@ -10,9 +10,9 @@
 //! | [`Checker`] | many trackers on one timeline; identical probes deduplicated | none |
 //! | [`outlier`] | passive ejection from real traffic (Envoy outlier detection) | none |
 //! | [`pool`] | several checks per target, quorum + hysteresis + sorry server, panic threshold | none |
-//! | [`driver::Reactor`] | runs a `Checker`'s probes from one thread (mio), bounded and with deadlines | sockets, commands |
+//! | [`driver::Reactor`] | runs a `Checker`'s probes from one thread (mio), bounded and with deadlines; TCP half-open SYNs ([`Check::TcpHalfOpen`]) through one BPF-filtered raw socket per family | sockets, commands |
 //! | `driver::tokio::TokioChecker` (feature `tokio`) | the same on tokio: a task per probe, a bound on tasks | sockets, commands |
-//! | [`url`] | targets written as `tcp://`, `http://`, `https://`, `udp://`, `icmp://`, `exec:` | none |
+//! | [`url`] | targets written as `tcp://`, `tcp+syn://`, `http://`, `https://`, `udp://`, `icmp://`, `exec:` | none |
 //!
 //! # Run loop
 //!

@@ -34,6 +34,8 @@ impl Verdict {
 pub enum Reason {
     /// The TCP connection was established (L4 pass).
     Connected,
+    /// A SYN was answered with a SYN-ACK (half-open L4 pass).
+    SynAck,
     /// The TLS handshake completed (L6 pass).
     TlsHandshake,
     /// An HTTP status inside the expected set.
@@ -100,6 +102,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Reason::Connected => f.write_str("connected"),
+            Reason::SynAck => f.write_str("syn-ack"),
             Reason::TlsHandshake => f.write_str("tls handshake completed"),
             Reason::HttpStatus(s) => write!(f, "http status {s}"),
             Reason::BadStatus(s) => write!(f, "unexpected http status {s}"),

@@ -3,6 +3,7 @@
 //! | URL | check |
 //! |---|---|
 //! | `tcp://HOST:PORT` | TCP connect |
+//! | `tcp+syn://HOST:PORT` | TCP half-open: SYN, SYN-ACK up, RST refused (raw socket: root or CAP_NET_RAW) |
 //! | `http://HOST[:PORT]/PATH[?expect=200-299,503]` | HTTP GET, status set (default 200-299; commas separate) |
 //! | `https://HOST[:PORT]/PATH[?expect=...]` | the same over TLS (certificate not verified, SNI = HOST) |
 //! | `udp://HOST:PORT?send=HEX[&expect=HEX]` | one datagram; the reply must match (X = any nibble) |
@@ -114,11 +115,16 @@ pub fn parse_target_url(url: &str) -> Result<TargetUrl, Error> {
         port,
     };
     match scheme {
-        "tcp" => {
+        "tcp" | "tcp+syn" => {
             if !path_query.is_empty() {
-                return Err(bad(url, "tcp:// takes no path or query"));
+                return Err(bad(url, "tcp:// and tcp+syn:// take no path or query"));
             }
-            Ok(target(Check::Tcp, host_port(url, authority, None)?))
+            let check = if scheme == "tcp" {
+                Check::Tcp
+            } else {
+                Check::TcpHalfOpen
+            };
+            Ok(target(check, host_port(url, authority, None)?))
         }
         "http" | "https" => {
             let tls = scheme == "https";
@@ -190,6 +196,11 @@ mod tests {
             (t.check, t.host.as_deref(), t.port),
             (Check::Tcp, Some("10.0.0.1"), 80)
         );
+        let t = parse_target_url("tcp+syn://[::1]:9000").unwrap();
+        assert_eq!(
+            (t.check, t.host.as_deref(), t.port),
+            (Check::TcpHalfOpen, Some("::1"), 9000)
+        );
         let t = parse_target_url("http://[::1]:8080/health?expect=200-299%20503&x=1").unwrap_err();
         assert!(matches!(t, Error::InvalidStatusSet(_)));
         let t = parse_target_url("http://web/health?x=1&expect=200-299").unwrap();
@@ -223,6 +234,8 @@ mod tests {
             "tcp://:80",
             "tcp://h:0",
             "tcp://h:99999",
+            "tcp+syn://h",
+            "tcp+syn://h:80/x",
             "ftp://h:21",
             "udp://h:53",
             "udp://h:53?send=0g",

@@ -427,6 +427,114 @@ fn icmp_echo_to_loopback() {
     );
 }
 
+/// The verdicts of `id`'s latest run of equal verdicts.
+fn trailing_run(
+    r: &lb_health::driver::Reactor<rand::rngs::StdRng>,
+    id: lb_health::CheckId,
+) -> (Verdict, usize) {
+    let t = r.checker().tracker(id).unwrap();
+    let last = t.history().next_back().map_or(Verdict::Pass, |o| o.verdict);
+    (
+        last,
+        t.history().rev().take_while(|o| o.verdict == last).count(),
+    )
+}
+
+#[test]
+fn half_open_up_after_rise_refused_after_fall_never_accepted() {
+    if lb_lab::skip_unless_root("half_open_up_after_rise_refused_after_fall_never_accepted") {
+        return;
+    }
+    for bind in ["127.0.0.1:0", "[::1]:0"] {
+        let listener = TcpListener::bind(bind).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut r = reactor();
+        let id = r
+            .add(Target {
+                addr,
+                check: Check::TcpHalfOpen,
+                tracker: tracker(30 * MS, InitialState::Down, 2, 3),
+                timeout: 500 * MS,
+                source: None,
+            })
+            .unwrap();
+        let ev = events(&mut r, 2, Duration::from_secs(3));
+        assert_eq!(ev[0].transition.to, State::Down, "{bind}: initial");
+        assert_eq!(
+            (ev[1].transition.to, ev[1].transition.reason),
+            (State::Up, Reason::SynAck),
+            "{bind}"
+        );
+        assert_eq!(
+            trailing_run(&r, id),
+            (Verdict::Pass, 2),
+            "{bind}: exactly rise"
+        );
+        // More passes; the listener never had a connection to accept.
+        let _ = events(&mut r, 1, 300 * MS);
+        assert!(
+            r.checker().tracker(id).unwrap().stats().passes >= 5,
+            "{bind}"
+        );
+        assert_eq!(
+            listener.accept().unwrap_err().kind(),
+            std::io::ErrorKind::WouldBlock,
+            "{bind}: the application saw a connection"
+        );
+        drop(listener);
+        let ev = events(&mut r, 1, Duration::from_secs(3));
+        assert_eq!(
+            (ev[0].transition.to, ev[0].transition.reason),
+            (State::Down, Reason::Refused),
+            "{bind}"
+        );
+        assert_eq!(
+            trailing_run(&r, id),
+            (Verdict::Fail, 3),
+            "{bind}: exactly fall"
+        );
+        assert_eq!(r.stats().timeouts, 0, "{bind}");
+    }
+}
+
+#[test]
+fn half_open_replies_reach_their_own_probes() {
+    if lb_lab::skip_unless_root("half_open_replies_reach_their_own_probes") {
+        return;
+    }
+    // Twenty listeners and twenty closed ports, probed at once through the one raw socket.
+    let listeners: Vec<TcpListener> = (1..=20u8)
+        .map(|i| TcpListener::bind(SocketAddr::from(([127, 0, 3, i], 0))).unwrap())
+        .collect();
+    let mut r = reactor();
+    let mut expect = std::collections::HashMap::new();
+    for l in &listeners {
+        let open = l.local_addr().unwrap();
+        let closed = SocketAddr::new(open.ip(), {
+            // A port just released: nothing listens there.
+            let t = TcpListener::bind(SocketAddr::new(open.ip(), 0)).unwrap();
+            t.local_addr().unwrap().port()
+        });
+        for (addr, reason) in [(open, Reason::SynAck), (closed, Reason::Refused)] {
+            let id = r
+                .add(Target::new(
+                    addr,
+                    Check::TcpHalfOpen,
+                    tracker(Duration::from_secs(60), InitialState::Unknown, 1, 1),
+                    Duration::from_secs(1),
+                ))
+                .unwrap();
+            expect.insert(id, reason);
+        }
+    }
+    let ev = events(&mut r, 40, Duration::from_secs(3));
+    assert_eq!(ev.len(), 40);
+    for e in ev {
+        assert_eq!(e.transition.reason, expect[&e.id], "{}", e.addr);
+    }
+}
+
 #[test]
 fn concurrency_bound_and_timeouts() {
     // A server that accepts and never answers: every HTTP probe runs to its deadline.

@@ -104,6 +104,60 @@ fn nftables_drop_times_out_then_recovers() {
 }
 
 #[test]
+fn half_open_syns_dropped_time_out() {
+    if lb_lab::skip_unless_root("half_open_syns_dropped_time_out") {
+        return;
+    }
+    if let Err(e) = lb_lab::require_tools(&["nft"]) {
+        eprintln!("skipping half_open_syns_dropped_time_out: {e}");
+        return;
+    }
+    let ns = Netns::new("hcsyn").unwrap();
+    let ns_name = ns.name().to_owned();
+    let (interval, timeout, fall) = (100 * MS, 200 * MS, 2);
+    let failures = in_netns(&ns, move || {
+        let ns_run = |script: &str| {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &ns_name, "sh", "-c", script])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut r = reactor();
+        let id = r
+            .add(Target {
+                addr,
+                check: Check::TcpHalfOpen,
+                tracker: tracker(interval, InitialState::Up, 1, fall),
+                timeout,
+                source: None,
+            })
+            .unwrap();
+        assert_eq!(
+            events(&mut r, 1, Duration::from_secs(2))[0].transition.to,
+            State::Up
+        );
+        let _ = events(&mut r, 1, 300 * MS);
+        assert_eq!(r.stats().timeouts, 0, "no timeouts before the drop");
+        let rule = format!(
+            "nft add table inet lbsyn && nft add chain inet lbsyn input '{{ type filter hook input priority 0; }}' && nft add rule inet lbsyn input tcp dport {} tcp flags syn drop",
+            addr.port()
+        );
+        assert!(ns_run(&rule), "nft rule");
+        let ev = events(&mut r, 1, Duration::from_secs(5));
+        assert_eq!(
+            (ev[0].transition.to, ev[0].transition.reason),
+            (State::Down, Reason::Timeout)
+        );
+        assert!(r.stats().timeouts >= u64::from(fall));
+        trailing(&r, id, Verdict::Fail)
+    });
+    assert_eq!(failures, fall as usize, "down after exactly fall timeouts");
+}
+
+#[test]
 fn lan_checker_probes_a_remote_host() {
     if lb_lab::skip_unless_root("lan_checker_probes_a_remote_host") {
         return;

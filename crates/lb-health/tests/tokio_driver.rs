@@ -153,3 +153,18 @@ async fn bound_on_tasks() {
     // Nine 100 ms runs, three at a time: three rounds.
     assert!(start.elapsed() >= 290 * MS, "{:?}", start.elapsed());
 }
+
+#[test]
+fn half_open_is_refused_with_a_clear_error() {
+    let mut c = TokioChecker::new(4, StdRng::seed_from_u64(3));
+    let err = c
+        .add(target(
+            "127.0.0.1:9".parse().unwrap(),
+            Check::TcpHalfOpen,
+            InitialState::Unknown,
+            Duration::from_secs(1),
+        ))
+        .unwrap_err();
+    assert!(matches!(err, lb_health::Error::Unsupported(_)), "{err}");
+    assert!(err.to_string().contains("reactor"), "{err}");
+}

@@ -12,3 +12,5 @@ pub mod tokio;
 
 #[cfg(feature = "reactor")]
 pub use reactor::{Reactor, ReactorConfig, ReactorStats};
+#[cfg(feature = "reactor")]
+pub use sockets::SynSocket;

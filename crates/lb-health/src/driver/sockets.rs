@@ -80,3 +80,127 @@ pub(crate) fn icmp_socket(v6: bool) -> io::Result<Socket> {
     socket.set_nonblocking(true)?;
     Ok(socket)
 }
+
+#[cfg(feature = "reactor")]
+/// The classic BPF program that passes only SYN-ACK and RST-ACK segments addressed to `port`.
+/// IPv4 raw sockets read the IP header first (X = its length, `ldxb 4*([0]&0xf)`); IPv6 raw
+/// sockets read the TCP header at offset 0 (X = 0).
+fn syn_reply_filter(v6: bool, port: u16) -> [socket2::SockFilter; 9] {
+    use libc::{
+        BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_IMM, BPF_IND, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_LDX,
+        BPF_MSH, BPF_RET, BPF_W,
+    };
+    use socket2::SockFilter;
+    let op = |code: u32| code as u16;
+    let load_x = if v6 {
+        SockFilter::new(op(BPF_LDX | BPF_W | BPF_IMM), 0, 0, 0)
+    } else {
+        SockFilter::new(op(BPF_LDX | BPF_B | BPF_MSH), 0, 0, 0)
+    };
+    [
+        load_x,
+        // Destination port.
+        SockFilter::new(op(BPF_LD | BPF_H | BPF_IND), 0, 0, 2),
+        SockFilter::new(op(BPF_JMP | BPF_JEQ | BPF_K), 0, 4, u32::from(port)),
+        // Flags: of SYN, RST and ACK, exactly SYN+ACK or RST+ACK.
+        SockFilter::new(op(BPF_LD | BPF_B | BPF_IND), 0, 0, 13),
+        SockFilter::new(op(BPF_ALU | BPF_AND | BPF_K), 0, 0, 0x16),
+        SockFilter::new(op(BPF_JMP | BPF_JEQ | BPF_K), 2, 0, 0x12),
+        SockFilter::new(op(BPF_JMP | BPF_JEQ | BPF_K), 1, 0, 0x14),
+        SockFilter::new(op(BPF_RET | BPF_K), 0, 0, 0),
+        SockFilter::new(op(BPF_RET | BPF_K), 0, 0, 0xffff),
+    ]
+}
+
+#[cfg(feature = "reactor")]
+/// The socket half-open probes of one family share (the reactor opens one per family; it is
+/// public for loops of one's own, such as the benchmark's kernel floor): a non-blocking raw
+/// TCP socket (root or CAP_NET_RAW) whose BPF filter passes only SYN-ACKs and RSTs to
+/// [`SynSocket::port`], and an ordinary TCP socket bound to that port on the wildcard address
+/// which reserves it. That one is never connected nor listening, so the kernel finds no
+/// socket for a SYN-ACK to the port and answers it with a RST, and no other application gets
+/// the port.
+#[derive(Debug)]
+pub struct SynSocket {
+    /// The raw socket, driven through `UdpSocket`'s `send_to` / `recv_from` (plain `sendto`
+    /// and `recvfrom`, which also report the IPv6 sender).
+    pub(crate) socket: mio::net::UdpSocket,
+    port: u16,
+    _reserved: Socket,
+}
+
+#[cfg(feature = "reactor")]
+impl SynSocket {
+    /// The reserved source port: SYNs leave from it, the filter passes replies to it.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sends one segment (from [`crate::probe::syn_segment`]) to `dst`.
+    pub fn send(&self, segment: &[u8], dst: IpAddr) -> io::Result<()> {
+        self.socket
+            .send_to(segment, SocketAddr::new(dst, 0))
+            .map(drop)
+    }
+
+    /// Reads one reply: its length in `buf` (for [`crate::probe::parse_syn_reply`]) and its
+    /// sender; `WouldBlock` when none is queued.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
+        self.socket.recv_from(buf).map(|(n, from)| (n, from.ip()))
+    }
+
+    /// Opens the pair for `v6`'s family.
+    pub fn open(v6: bool) -> io::Result<SynSocket> {
+        let (domain, any) = if v6 {
+            (Domain::IPV6, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
+        } else {
+            (Domain::IPV4, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+        };
+        let raw = Socket::new(domain, Type::RAW.nonblocking(), Some(Protocol::TCP)).map_err(
+            |e| match e.kind() {
+                io::ErrorKind::PermissionDenied => io::Error::new(
+                    e.kind(),
+                    "tcp half-open checks need a raw socket: root or CAP_NET_RAW",
+                ),
+                _ => e,
+            },
+        )?;
+        let reserved = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+        if v6 {
+            reserved.set_only_v6(true)?;
+        }
+        reserved.bind(&any.into())?;
+        let port = reserved
+            .local_addr()?
+            .as_socket()
+            .map(|a| a.port())
+            .ok_or_else(|| io::Error::other("reserved port has no address"))?;
+        raw.attach_filter(&syn_reply_filter(v6, port))?;
+        let socket = mio::net::UdpSocket::from_std(std::net::UdpSocket::from(raw));
+        Ok(SynSocket {
+            socket,
+            port,
+            _reserved: reserved,
+        })
+    }
+}
+
+#[cfg(feature = "reactor")]
+/// The address the kernel's routing picks to reach `dst` (a connected UDP socket's local
+/// address; nothing is sent): half-open SYNs need it for their checksum.
+pub(crate) fn route_source(dst: IpAddr) -> io::Result<IpAddr> {
+    let any: SocketAddr = match dst {
+        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = std::net::UdpSocket::bind(any)?;
+    socket.connect((dst, 9))?;
+    Ok(socket.local_addr()?.ip())
+}
+
+#[cfg(feature = "reactor")]
+impl std::os::fd::AsRawFd for SynSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
+}

@@ -59,7 +59,13 @@ impl<R: Rng> TokioChecker<R> {
     }
 
     /// Starts tracking a target (or adds a reference to an identical one).
+    /// Half-open checks are the reactor's only ([`Error::Unsupported`]).
     pub fn add(&mut self, target: Target) -> Result<CheckId, Error> {
+        if target.check.transport() == Transport::RawTcp {
+            return Err(Error::Unsupported(
+                "tcp half-open checks run in the reactor driver only",
+            ));
+        }
         let now = self.now();
         self.checker.add(target, now, &mut self.rng)
     }
@@ -159,7 +165,7 @@ async fn run(
             Transport::Tcp => run_tcp(addr, source, &mut session).await,
             Transport::Udp => run_udp(addr, source, &mut session).await,
             Transport::Icmp => run_icmp(addr, &mut session).await,
-            Transport::Exec => Ok(Outcome::fail(Reason::LocalError)),
+            Transport::Exec | Transport::RawTcp => Ok(Outcome::fail(Reason::LocalError)),
         }
     };
     match tokio::time::timeout(timeout, attempt).await {

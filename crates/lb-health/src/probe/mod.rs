@@ -13,6 +13,7 @@
 //! maps the exit with [`ExecCheck::outcome`].
 
 mod dns;
+mod half_open;
 mod http;
 mod icmp;
 mod script;
@@ -29,6 +30,7 @@ use std::process::ExitStatus;
 use rand_core::Rng;
 
 pub use dns::{DnsCheck, DnsError, DnsProbe, DnsReply, DnsType, parse_dns_reply};
+pub use half_open::{HalfOpenProbe, SynReply, SynSegment, parse_syn_reply, syn_segment};
 pub use http::{
     BodyRegex, HEAD_CAP, HttpCheck, HttpError, HttpProbe, ResponseHead, ResponseParser,
     parse_digest,
@@ -81,6 +83,8 @@ pub enum Transport {
     Udp,
     /// ICMP echo to the target's IP.
     Icmp,
+    /// A SYN from a raw TCP socket the driver shares among half-open probes.
+    RawTcp,
     /// An external command.
     Exec,
 }
@@ -154,6 +158,10 @@ impl ExecCheck {
 pub enum Check {
     /// TCP connect (keepalived TCP_CHECK, HAProxy L4).
     Tcp,
+    /// TCP half-open (F5 `tcp_half_open`): a SYN, answered by SYN-ACK (up) or RST (refused).
+    /// The same verdict as [`Check::Tcp`] without the target application seeing a
+    /// connection. Needs a raw socket (root or CAP_NET_RAW).
+    TcpHalfOpen,
     /// TCP connect and a TLS handshake.
     #[cfg(feature = "tls")]
     Tls(TlsOptions),
@@ -180,16 +188,18 @@ impl Check {
             Check::Script(s) if s.udp => Transport::Udp,
             Check::Dns(_) => Transport::Udp,
             Check::Icmp(_) => Transport::Icmp,
+            Check::TcpHalfOpen => Transport::RawTcp,
             Check::Exec(_) => Transport::Exec,
             _ => Transport::Tcp,
         }
     }
 
-    /// A kind name for logs: `tcp`, `tls`, `http`, `https`, `script`, `dns`, `smtp`, `agent`,
+    /// A kind name for logs: `tcp`, `tcp-half-open`, `tls`, `http`, `https`, `script`, `dns`, `smtp`, `agent`,
     /// `icmp`, `exec`.
     pub fn kind(&self) -> &'static str {
         match self {
             Check::Tcp => "tcp",
+            Check::TcpHalfOpen => "tcp-half-open",
             #[cfg(feature = "tls")]
             Check::Tls(_) => "tls",
             Check::Http(h) if h.is_tls() => "https",
@@ -204,10 +214,11 @@ impl Check {
     }
 
     /// A fresh session for one run against `addr`; `None` for [`Check::Exec`], which the
-    /// driver runs itself. Randomness picks DNS ids and ICMP sequence numbers.
+    /// driver runs itself. Randomness picks DNS ids, ICMP and SYN sequence numbers.
     pub fn session(&self, addr: SocketAddr, rng: &mut impl Rng) -> Option<Session> {
         Some(match self {
             Check::Tcp => Session::Connect(ConnectProbe),
+            Check::TcpHalfOpen => Session::HalfOpen(HalfOpenProbe::new(addr, rng)),
             #[cfg(feature = "tls")]
             Check::Tls(opts) => Session::Tls(Box::new(TlsProbe::new(
                 opts,
@@ -254,6 +265,8 @@ pub enum Session {
     Agent(AgentProbe),
     /// [`IcmpProbe`].
     Icmp(IcmpProbe),
+    /// [`HalfOpenProbe`].
+    HalfOpen(HalfOpenProbe),
     /// Another session inside TLS.
     #[cfg(feature = "tls")]
     Tls(Box<TlsProbe>),
@@ -269,6 +282,7 @@ macro_rules! each_session {
             Session::Smtp($p) => $e,
             Session::Agent($p) => $e,
             Session::Icmp($p) => $e,
+            Session::HalfOpen($p) => $e,
             #[cfg(feature = "tls")]
             Session::Tls($p) => $e,
         }

@@ -29,6 +29,14 @@ use crate::{
 const EVENTS: usize = 1024;
 const ICMP4: Token = Token(usize::MAX - 1);
 const ICMP6: Token = Token(usize::MAX - 2);
+const RAW4: Token = Token(usize::MAX - 3);
+const RAW6: Token = Token(usize::MAX - 4);
+/// Half-open SYNs sent before their raw socket is read in the same batch: on loopback each
+/// SYN-ACK is queued before `sendto` returns, and a burst of due probes would otherwise
+/// overflow the socket's receive buffer (lost replies, false timeouts).
+const SYN_BATCH: usize = 64;
+/// How long a route's source address (for half-open SYN checksums) is reused.
+const ROUTE_TTL: Duration = Duration::from_secs(30);
 /// Upper bounds (ms) of the lateness histogram's first buckets; the last is everything above.
 const LATENESS_BOUNDS_MS: [u64; 4] = [1, 5, 10, 50];
 
@@ -101,6 +109,11 @@ enum Io {
         child: Child,
         check: ExecCheck,
     },
+    /// A half-open SYN through the shared raw socket; the reply is routed by (target, ack).
+    RawTcp {
+        dst: SocketAddr,
+        ack: u32,
+    },
 }
 
 struct Run {
@@ -113,7 +126,8 @@ struct Run {
     finish: Option<Outcome>,
 }
 
-/// Runs a [`Checker`]'s probes: TCP, UDP, ICMP and external commands, from one thread.
+/// Runs a [`Checker`]'s probes: TCP (connect and half-open), UDP, ICMP and external
+/// commands, from one thread.
 ///
 /// Call [`Reactor::poll`] in a loop and drain [`Reactor::poll_event`] after each call.
 pub struct Reactor<R: Rng> {
@@ -131,6 +145,13 @@ pub struct Reactor<R: Rng> {
     icmp: [Option<Socket>; 2],
     /// ICMP runs in flight by (IPv6, sequence number).
     icmp_waiting: HashMap<(bool, u16), Vec<usize>>,
+    raw_tcp: [Option<sockets::SynSocket>; 2],
+    /// Half-open runs in flight by (target, acknowledgment number expected).
+    syn_waiting: HashMap<(SocketAddr, u32), usize>,
+    /// Source address by destination, and until when it is reused.
+    routes: HashMap<IpAddr, (IpAddr, Duration)>,
+    /// SYNs sent since the raw sockets were last read.
+    syn_unread: usize,
     /// External commands running (they are polled, not evented).
     exec_runs: usize,
     buf: Vec<u8>,
@@ -166,6 +187,10 @@ impl<R: Rng> Reactor<R> {
             serial: 0,
             icmp: [None, None],
             icmp_waiting: HashMap::new(),
+            raw_tcp: [None, None],
+            syn_waiting: HashMap::new(),
+            routes: HashMap::new(),
+            syn_unread: 0,
             exec_runs: 0,
             buf: vec![0; 64 * 1024],
             stats: ReactorStats::default(),
@@ -256,6 +281,8 @@ impl<R: Rng> Reactor<R> {
                 match token {
                     ICMP4 => self.icmp_readable(false, now),
                     ICMP6 => self.icmp_readable(true, now),
+                    RAW4 => self.raw_tcp_readable(false, now),
+                    RAW6 => self.raw_tcp_readable(true, now),
                     Token(key) => self.ready_run(key, readable, writable, error, now),
                 }
             }
@@ -298,17 +325,13 @@ impl<R: Rng> Reactor<R> {
                 slot,
                 deadline,
                 transport,
-                session,
+                mut session,
                 exec,
                 nodelay,
             } = start;
             self.note_lateness(now.saturating_sub(slot));
             self.stats.started += 1;
-            let icmp_seq = match &session {
-                Some(Session::Icmp(p)) => p.sequence(),
-                _ => 0,
-            };
-            let io = match self.open(transport, addr, source, exec, nodelay, icmp_seq) {
+            let io = match self.open(transport, addr, source, exec, nodelay, &mut session, now) {
                 Ok(io) => io,
                 Err(e) => {
                     self.stats.local_errors += 1;
@@ -335,6 +358,10 @@ impl<R: Rng> Reactor<R> {
                     self.icmp_waiting.entry((v6, seq)).or_default().push(key);
                 }
                 Io::Exec { .. } => self.exec_runs += 1,
+                Io::RawTcp { dst, ack } => {
+                    self.syn_waiting.insert((dst, ack), key);
+                    self.syn_unread += 1;
+                }
                 Io::Tcp { .. } | Io::Udp(_) => {}
             }
             self.deadlines.push(Reverse((deadline, key, self.serial)));
@@ -351,6 +378,10 @@ impl<R: Rng> Reactor<R> {
                     .map(Probe::start);
                 self.process(key, step.unwrap_or(Step::NeedMore), now);
             }
+            if self.syn_unread >= SYN_BATCH {
+                self.raw_tcp_readable(false, now);
+                self.raw_tcp_readable(true, now);
+            }
         }
     }
 
@@ -364,6 +395,7 @@ impl<R: Rng> Reactor<R> {
         self.stats.lateness_histogram[bucket] += 1;
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
         transport: Transport,
@@ -371,7 +403,8 @@ impl<R: Rng> Reactor<R> {
         source: Option<IpAddr>,
         exec: Option<ExecCheck>,
         nodelay: bool,
-        icmp_seq: u16,
+        session: &mut Option<Session>,
+        now: Duration,
     ) -> io::Result<Io> {
         Ok(match transport {
             Transport::Tcp => Io::Tcp {
@@ -382,10 +415,25 @@ impl<R: Rng> Reactor<R> {
             Transport::Icmp => {
                 let v6 = addr.is_ipv6();
                 self.icmp_socket(v6)?;
-                Io::Icmp {
-                    v6,
+                let seq = match session {
+                    Some(Session::Icmp(p)) => p.sequence(),
+                    _ => 0,
+                };
+                Io::Icmp { v6, dst: addr, seq }
+            }
+            Transport::RawTcp => {
+                let port = self.raw_tcp_socket(addr.is_ipv6())?.port();
+                let ip = match source {
+                    Some(ip) => ip,
+                    None => self.route_source(addr.ip(), now)?,
+                };
+                let Some(Session::HalfOpen(probe)) = session else {
+                    return Err(io::Error::other("half-open check without its session"));
+                };
+                probe.set_source(SocketAddr::new(ip, port));
+                Io::RawTcp {
                     dst: addr,
-                    seq: icmp_seq,
+                    ack: probe.expected_ack(),
                 }
             }
             Transport::Exec => {
@@ -418,6 +466,33 @@ impl<R: Rng> Reactor<R> {
             .ok_or_else(|| io::Error::other("no icmp socket"))
     }
 
+    fn raw_tcp_socket(&mut self, v6: bool) -> io::Result<&sockets::SynSocket> {
+        let slot = usize::from(v6);
+        if self.raw_tcp[slot].is_none() {
+            let mut raw = sockets::SynSocket::open(v6)?;
+            let token = if v6 { RAW6 } else { RAW4 };
+            self.poll
+                .registry()
+                .register(&mut raw.socket, token, Interest::READABLE)?;
+            self.raw_tcp[slot] = Some(raw);
+        }
+        self.raw_tcp[slot]
+            .as_ref()
+            .ok_or_else(|| io::Error::other("no raw tcp socket"))
+    }
+
+    /// The source address routing picks toward `dst`, looked up once per [`ROUTE_TTL`].
+    fn route_source(&mut self, dst: IpAddr, now: Duration) -> io::Result<IpAddr> {
+        if let Some(&(ip, until)) = self.routes.get(&dst) {
+            if now < until {
+                return Ok(ip);
+            }
+        }
+        let ip = sockets::route_source(dst)?;
+        self.routes.insert(dst, (ip, now + ROUTE_TTL));
+        Ok(ip)
+    }
+
     fn register(&mut self, key: usize) -> io::Result<()> {
         let registry = self.poll.registry();
         match &mut self.runs[key].io {
@@ -425,7 +500,7 @@ impl<R: Rng> Reactor<R> {
                 registry.register(stream, Token(key), Interest::READABLE | Interest::WRITABLE)
             }
             Io::Udp(socket) => registry.register(socket, Token(key), Interest::READABLE),
-            Io::Icmp { .. } | Io::Exec { .. } => Ok(()),
+            Io::Icmp { .. } | Io::Exec { .. } | Io::RawTcp { .. } => Ok(()),
         }
     }
 
@@ -486,6 +561,9 @@ impl<R: Rng> Reactor<R> {
                         self.icmp_waiting.remove(&(*v6, *seq));
                     }
                 }
+            }
+            Io::RawTcp { dst, ack } => {
+                self.syn_waiting.remove(&(*dst, *ack));
             }
             Io::Exec { child, .. } => {
                 self.exec_runs -= 1;

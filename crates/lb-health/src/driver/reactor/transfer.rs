@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand_core::Rng;
 
 use super::{Io, Reactor};
-use crate::probe::{parse_echo_reply, transport_failure};
+use crate::probe::{parse_echo_reply, parse_syn_reply, transport_failure};
 use crate::{Outcome, Probe, Reason, Step};
 
 impl<R: Rng> Reactor<R> {
@@ -63,6 +63,14 @@ impl<R: Rng> Reactor<R> {
                 let r = match &self.icmp[usize::from(*v6)] {
                     Some(s) => s.send_to(&run.out, &dst).map(drop),
                     None => Err(io::Error::other("no icmp socket")),
+                };
+                run.out.clear();
+                r
+            }
+            Io::RawTcp { dst, .. } => {
+                let r = match &self.raw_tcp[usize::from(dst.is_ipv6())] {
+                    Some(raw) => raw.send(&run.out, dst.ip()),
+                    None => Err(io::Error::other("no raw tcp socket")),
                 };
                 run.out.clear();
                 r
@@ -124,7 +132,7 @@ impl<R: Rng> Reactor<R> {
                     self.read_datagrams(key, now);
                 }
             }
-            Io::Icmp { .. } | Io::Exec { .. } => {}
+            Io::Icmp { .. } | Io::Exec { .. } | Io::RawTcp { .. } => {}
         }
     }
 
@@ -217,6 +225,35 @@ impl<R: Rng> Reactor<R> {
                     .map_or(Step::NeedMore, |s| s.on_bytes(packet));
                 self.process(key, step, now);
             }
+        }
+    }
+
+    /// Replies to half-open SYNs (the socket's filter passes only SYN-ACKs and RSTs to our
+    /// port), each to the run waiting for its (sender, acknowledgment number).
+    pub(super) fn raw_tcp_readable(&mut self, v6: bool, now: Duration) {
+        self.syn_unread = 0;
+        loop {
+            let (n, from) = match self.raw_tcp[usize::from(v6)]
+                .as_ref()
+                .map(|raw| raw.recv(&mut self.buf))
+            {
+                Some(Ok(r)) => r,
+                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                _ => return,
+            };
+            let Some(segment) = parse_syn_reply(&self.buf[..n], from) else {
+                continue;
+            };
+            let Some(&key) = self.syn_waiting.get(&(segment.from, segment.ack)) else {
+                continue;
+            };
+            let packet = &self.buf[..n];
+            let step = self
+                .runs
+                .get_mut(key)
+                .and_then(|r| r.session.as_mut())
+                .map_or(Step::NeedMore, |s| s.on_bytes(packet));
+            self.process(key, step, now);
         }
     }
 }
