@@ -36,9 +36,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (src, dst): (SocketAddr, SocketAddr) = if family % 2 == 0 {
-        ("127.0.0.1:40000".parse().unwrap(), "127.1.0.1:9000".parse().unwrap())
+        (
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.1.0.1:9000".parse().unwrap(),
+        )
     } else {
-        ("[::1]:40000".parse().unwrap(), "[::1]:9000".parse().unwrap())
+        (
+            "[::1]:40000".parse().unwrap(),
+            "[::1]:9000".parse().unwrap(),
+        )
     };
     let isn = u32::from_be_bytes([*s0, *s1, *s2, *s3]);
     let parsed = parse_syn_reply(packet, dst.ip());
@@ -49,7 +55,10 @@ fuzz_target!(|data: &[u8]| {
         Step::NeedMore => {}
         Step::Done(o) => {
             let s = parsed.expect("concluded on a classified reply");
-            assert_eq!((s.from, s.to_port, s.ack), (dst, 40000, isn.wrapping_add(1)));
+            assert_eq!(
+                (s.from, s.to_port, s.ack),
+                (dst, 40000, isn.wrapping_add(1))
+            );
             let want = match s.reply {
                 SynReply::SynAck => (Verdict::Pass, Reason::SynAck),
                 SynReply::Rst => (Verdict::Fail, Reason::Refused),
@@ -59,6 +68,10 @@ fuzz_target!(|data: &[u8]| {
         other => panic!("unexpected step {other:?}"),
     }
     if let (Some(s), IpAddr::V6(_)) = (parsed, dst.ip()) {
-        assert_eq!(s.from.ip(), dst.ip(), "an IPv6 reply's sender is the address read from");
+        assert_eq!(
+            s.from.ip(),
+            dst.ip(),
+            "an IPv6 reply's sender is the address read from"
+        );
     }
 });
