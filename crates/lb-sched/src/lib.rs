@@ -173,6 +173,7 @@ mod ipvs;
 mod persistence;
 mod pool;
 mod request;
+mod roster;
 mod scheduler;
 mod slow_start;
 pub mod trace;

@@ -44,7 +44,7 @@ fn request(i: u64) -> Request {
     let r = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i >> 7);
     let src = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(r as u32)), (r >> 32) as u16);
     let dst = SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::from(0xc612_0000 | (r >> 48) as u32 % 64)),
+        IpAddr::V4(Ipv4Addr::from(0xc612_0000 | ((r >> 48) as u32 % 64))),
         80,
     );
     Request::from_src(src).with_dst(dst)

@@ -10,6 +10,7 @@ use super::wrr::gcd;
 use crate::Backend;
 use crate::algorithm::MH_PRIMES;
 use crate::request::fold_addr;
+use crate::roster::Roster;
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -132,7 +133,7 @@ impl MaglevIpvs {
     #[inline]
     pub(crate) fn pick(
         &self,
-        backends: &[Backend],
+        roster: &Roster,
         src: &SocketAddr,
         use_port: bool,
         fallback: bool,
@@ -143,7 +144,7 @@ impl MaglevIpvs {
         if pos == NONE {
             return None;
         }
-        if backends[pos as usize].is_schedulable() {
+        if roster.schedulable(pos as usize) {
             return Some(pos as usize);
         }
         if !fallback {
@@ -156,7 +157,7 @@ impl MaglevIpvs {
             if pos == NONE {
                 break;
             }
-            if backends[pos as usize].is_schedulable() {
+            if roster.schedulable(pos as usize) {
                 return Some(pos as usize);
             }
         }

@@ -5,6 +5,7 @@
 
 use crate::Backend;
 use crate::request::fold_addr;
+use crate::roster::Roster;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
@@ -74,7 +75,7 @@ impl HashTable {
     #[inline]
     pub(crate) fn pick_sh(
         &self,
-        backends: &[Backend],
+        roster: &Roster,
         src: &SocketAddr,
         use_port: bool,
         fallback: bool,
@@ -86,7 +87,7 @@ impl HashTable {
         if pos == NONE {
             return None;
         }
-        if backends[pos as usize].is_schedulable() {
+        if roster.schedulable(pos as usize) {
             return Some(pos as usize);
         }
         if !fallback {
@@ -99,7 +100,7 @@ impl HashTable {
             if pos == NONE {
                 break;
             }
-            if backends[pos as usize].is_schedulable() {
+            if roster.schedulable(pos as usize) {
                 return Some(pos as usize);
             }
         }
@@ -108,10 +109,10 @@ impl HashTable {
 
     /// `ip_vs_dh_get`, keyed by the destination address.
     #[inline]
-    pub(crate) fn pick_dh(&self, backends: &[Backend], dst: &SocketAddr) -> Option<usize> {
+    pub(crate) fn pick_dh(&self, roster: &Roster, dst: &SocketAddr) -> Option<usize> {
         let bucket = fold_addr(&dst.ip()).wrapping_mul(KNUTH) & self.mask();
         let pos = self.buckets[bucket as usize];
-        (pos != NONE && backends[pos as usize].is_schedulable()).then_some(pos as usize)
+        (pos != NONE && roster.schedulable(pos as usize)).then_some(pos as usize)
     }
 
     /// The bucket `sh` reads first for this source, for explanations.

@@ -10,6 +10,7 @@
 
 use super::tournament::{Rule, Tournament};
 use crate::Backend;
+use crate::roster::Roster;
 use alloc::vec::Vec;
 
 /// The longest cycle laid out (8 MiB of positions).
@@ -161,7 +162,7 @@ impl WeightedRoundRobin {
 
     /// `ip_vs_wrr_schedule`.
     #[inline]
-    pub(crate) fn pick(&mut self, backends: &[Backend]) -> Option<usize> {
+    pub(crate) fn pick(&mut self, backends: &[Backend], roster: &Roster) -> Option<usize> {
         if self.mw == 0 {
             return None;
         }
@@ -171,7 +172,7 @@ impl WeightedRoundRobin {
         };
         let (top_pass, top) = self.pass_at_most(backends[heaviest].effective_weight as i64);
         let Some(cycle) = &mut self.cycle else {
-            return Some(self.scan(backends, top));
+            return Some(self.scan(backends, roster, top));
         };
         // A pass above `top` has nothing schedulable; from `top` down every pass holds the
         // heaviest backend, so the walk ends within one pass after the current one.
@@ -192,7 +193,7 @@ impl WeightedRoundRobin {
             }
             let pos = cycle.entries[cycle.next] as usize;
             cycle.next += 1;
-            if backends[pos].is_schedulable() {
+            if roster.schedulable(pos) {
                 self.cw = self.mw - cycle.pass as i64 * self.di;
                 self.cursor = Some(pos);
                 return Some(pos);
@@ -217,14 +218,14 @@ impl WeightedRoundRobin {
 
     /// The kernel's scan, for cycles too long to lay out, skipping the passes above `top`
     /// (the floor of the heaviest schedulable backend), where the kernel finds nothing.
-    fn scan(&mut self, backends: &[Backend], top: i64) -> usize {
+    fn scan(&mut self, backends: &[Backend], roster: &Roster, top: i64) -> usize {
         let mut start = self.cursor.map_or(0, |c| c + 1);
         loop {
             if self.cw > top {
                 (self.cw, start) = (top, 0);
             }
             for (i, b) in backends.iter().enumerate().skip(start) {
-                if b.is_schedulable() && b.effective_weight as i64 >= self.cw {
+                if roster.schedulable(i) && b.effective_weight as i64 >= self.cw {
                     self.cursor = Some(i);
                     return i;
                 }
@@ -319,8 +320,9 @@ mod tests {
                 match op {
                     0 | 1 => {
                         let expected = kernel.kernel(&list);
-                        prop_assert_eq!(fast.pick(&list), expected);
-                        prop_assert_eq!(scan.pick(&list), expected);
+                        let roster = Roster::new(&list);
+                        prop_assert_eq!(fast.pick(&list, &roster), expected);
+                        prop_assert_eq!(scan.pick(&list, &roster), expected);
                     }
                     2 if !list.is_empty() => {
                         let i = i % list.len();
@@ -359,12 +361,12 @@ mod tests {
         list[0].availability = Availability::Down;
         wrr.refresh(&list, 0);
         for _ in 0..10 {
-            assert!(wrr.pick(&list).is_some());
+            assert!(wrr.pick(&list, &Roster::new(&list)).is_some());
         }
         list[1].availability = Availability::Down;
         list[2].availability = Availability::Down;
         wrr.refresh(&list, 1);
         wrr.refresh(&list, 2);
-        assert_eq!(wrr.pick(&list), None);
+        assert_eq!(wrr.pick(&list, &Roster::new(&list)), None);
     }
 }
