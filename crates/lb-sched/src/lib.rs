@@ -175,6 +175,7 @@ mod pool;
 mod request;
 mod roster;
 mod scheduler;
+mod slots;
 mod slow_start;
 pub mod trace;
 

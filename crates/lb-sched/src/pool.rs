@@ -106,8 +106,10 @@ impl Pool {
         if config.bounded_load.is_some() && !config.algorithm.is_consistent_hash() {
             return Err(Error::BoundedLoadNeedsHash(config.algorithm.name()));
         }
-        let mut list = Vec::new();
+        let backends = backends.into_iter();
+        let mut list = Vec::with_capacity(backends.size_hint().0);
         let mut index = IdIndex::default();
+        index.reserve(backends.size_hint().0);
         for mut b in backends {
             if index.insert(b.id, list.len()).is_some() {
                 return Err(Error::DuplicateBackend(b.id));
