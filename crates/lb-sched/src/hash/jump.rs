@@ -128,7 +128,8 @@ fn jump(mut key: u64, buckets: u64) -> u64 {
         key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
         // The next bucket count at which this key moves: (b + 1) / r, r uniform in (0, 1].
         let next = (bucket + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64);
-        if !(next < limit) {
+        // Never NaN: a positive integer times a positive quotient.
+        if next >= limit {
             return bucket as u64;
         }
         // 1 <= next < limit: the truncation is in range.
