@@ -325,9 +325,8 @@ impl Pool {
         if self.ramping > 0 && now >= self.next_ramp {
             self.advance_ramps(now);
         }
-        let client = req.src.ip();
         if let Some(templates) = &mut self.templates {
-            if let Some(pos) = templates.lookup(client, &self.backends, &self.index, now) {
+            if let Some(pos) = templates.lookup(req.src.ip(), &self.backends, &self.index, now) {
                 return Some(self.roster.id(pos));
             }
         }
@@ -337,7 +336,7 @@ impl Pool {
             .pick(backends, &self.roster, index, req, now, rng, scratch)?;
         let id = self.roster.id(pos);
         if let Some(templates) = &mut self.templates {
-            templates.insert(client, id, now);
+            templates.insert(req.src.ip(), id, now);
         }
         Some(id)
     }

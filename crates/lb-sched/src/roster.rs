@@ -45,7 +45,7 @@ impl Roster {
     pub(crate) fn schedulable(&self, pos: usize) -> bool {
         self.schedulable
             .get(pos / 64)
-            .is_some_and(|w| w >> (pos % 64) & 1 != 0)
+            .is_some_and(|w| w & 1 << (pos % 64) != 0)
     }
 
     /// The first schedulable position at or after `from`, wrapping around the list once.

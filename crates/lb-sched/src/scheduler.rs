@@ -19,7 +19,10 @@ use alloc::vec::Vec;
 use core::time::Duration;
 use rand_core::Rng;
 
+/// Tagged with an explicit byte (`repr(u8)`), so a pick dispatches on one load instead of
+/// decoding a niche in a variant's fields.
 #[derive(Clone, Debug)]
+#[repr(u8)]
 pub(crate) enum Scheduler {
     Rr(RoundRobin),
     Wrr(WeightedRoundRobin),
@@ -216,10 +219,31 @@ impl Scheduler {
             Scheduler::P2c { sums, choices } => {
                 random::power_of_choices(backends, sums, *choices, rng)
             }
-            Scheduler::Dh(_)
-            | Scheduler::Sh { .. }
-            | Scheduler::Mh { .. }
-            | Scheduler::Hash { .. } => self.lookup(backends, roster, req, scratch).flatten(),
+            // The arms of `lookup`, repeated so that a pick dispatches once.
+            Scheduler::Dh(t) => t.pick_dh(roster, &req.dst),
+            Scheduler::Sh {
+                table,
+                fallback,
+                port,
+            } => table.pick_sh(roster, &req.src, *port, *fallback),
+            Scheduler::Mh {
+                table,
+                fallback,
+                port,
+            } => table.pick(roster, &req.src, *port, *fallback),
+            Scheduler::Hash {
+                hash,
+                bounded,
+                sums,
+            } => Self::pick_hash(
+                hash,
+                bounded.as_ref(),
+                sums,
+                backends,
+                roster,
+                req.hash_key(),
+                scratch,
+            ),
         }
     }
 

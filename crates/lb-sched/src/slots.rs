@@ -43,6 +43,7 @@ impl Position for u32 {
 /// A table whose entries are positions below some bound `n`: 16-bit entries when
 /// `n <= u16::LIMIT`, else 32-bit ones.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Slots {
     Narrow(Vec<u16>),
     Wide(Vec<u32>),

@@ -9,7 +9,7 @@
 use super::wrr::gcd;
 use crate::Backend;
 use crate::algorithm::MH_PRIMES;
-use crate::request::fold_addr;
+use crate::request::fold_ip;
 use crate::roster::Roster;
 use crate::slots::{Position, Slots};
 use alloc::vec::Vec;
@@ -89,8 +89,8 @@ impl MaglevIpvs {
             .iter()
             .map(|b| {
                 let addr = b.addr.unwrap_or_else(|| default_addr(b));
-                let offset = hashkey(&addr.ip(), addr.port(), KEY1, 0) % m;
-                let skip = hashkey(&addr.ip(), addr.port(), KEY2, 0) % (m - 1) + 1;
+                let offset = hashkey(fold_ip(&addr), addr.port(), KEY1, 0) % m;
+                let skip = hashkey(fold_ip(&addr), addr.port(), KEY2, 0) % (m - 1) + 1;
                 let lw = b.table_weight;
                 let turns = match (lw / g) >> shift {
                     0 => (lw != 0) as u32,
@@ -140,7 +140,7 @@ impl MaglevIpvs {
     /// The slot `mh` reads first for this source.
     pub(crate) fn slot(&self, src: &SocketAddr, use_port: bool) -> u32 {
         let port = if use_port { src.port() } else { 0 };
-        hashkey(&src.ip(), port, KEY1, 0) % self.size
+        hashkey(fold_ip(src), port, KEY1, 0) % self.size
     }
 
     /// `ip_vs_mh_get` / `ip_vs_mh_get_fallback`.
@@ -153,7 +153,8 @@ impl MaglevIpvs {
         fallback: bool,
     ) -> Option<usize> {
         let port = if use_port { src.port() } else { 0 };
-        let first = self.modulo.rem(hashkey(&src.ip(), port, KEY1, 0));
+        let folded = fold_ip(src);
+        let first = self.modulo.rem(hashkey(folded, port, KEY1, 0));
         let pos = self.lookup.get(first as usize)?;
         if roster.schedulable(pos) {
             return Some(pos);
@@ -163,7 +164,7 @@ impl MaglevIpvs {
         }
         for offset in 0..self.size {
             let roffset = (offset + first) % self.size;
-            let slot = self.modulo.rem(hashkey(&src.ip(), port, KEY1, roffset));
+            let slot = self.modulo.rem(hashkey(folded, port, KEY1, roffset));
             let Some(pos) = self.lookup.get(slot as usize) else {
                 break;
             };
@@ -186,12 +187,11 @@ pub(crate) fn default_addr(b: &Backend) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(ip), 0)
 }
 
-/// `ip_vs_mh_hashkey`: `hsiphash(offset + port + addr_fold)` with both key words equal.
+/// `ip_vs_mh_hashkey`: `hsiphash(offset + port + addr_fold)` with both key words equal;
+/// `folded` is the address's [`fold_ip`].
 #[inline]
-fn hashkey(addr: &IpAddr, port: u16, key: u64, offset: u32) -> u32 {
-    let v = offset
-        .wrapping_add(port as u32)
-        .wrapping_add(fold_addr(addr));
+fn hashkey(folded: u32, port: u16, key: u64, offset: u32) -> u32 {
+    let v = offset.wrapping_add(port as u32).wrapping_add(folded);
     siphash13_u32(v, key, key) as u32
 }
 
