@@ -210,31 +210,33 @@ fn populate<T: Position>(table: &mut [T], fresh: bool, size: u32, keys: &[u64], 
     let mut claimants: Vec<Claimant> = (0u32..)
         .zip(keys.iter().zip(deficits))
         .filter(|(_, (_, d))| **d > 0)
-        .map(|(pos, (&key, &left))| {
+        .map(|(pos, (&key, &deficit))| {
             let (offset, skip) = permutation(key, size);
-            let left = left.min(size as u64) as u32;
+            let share = deficit.min(size as u64) as u32;
             Claimant::new(
                 pos,
                 offset,
                 if prime { skip } else { 1 },
                 size,
-                left,
+                share,
                 rounds,
             )
         })
         .collect();
     for _ in 0..rounds {
         for c in claimants.iter_mut() {
+            // After r rounds a claimant has made (rounds - 1 + r * share) / rounds claims:
+            // one in the first round, `share` after the last.
             c.credit += c.share;
-            while c.credit >= rounds && c.left > 0 {
+            while c.credit >= rounds {
                 c.credit -= rounds;
-                c.left -= 1;
                 let slot = if count > FEW {
                     c.walk(&free.taken, size)
                 } else if let Some(slot) = c.rank(&mut free, size) {
                     slot
                 } else {
-                    c.left = 0;
+                    // No free slot (never: the deficits add up to the free slots).
+                    (c.share, c.credit) = (0, 0);
                     continue;
                 };
                 // Slots are below `size`, the table's length.
@@ -280,13 +282,13 @@ struct Claimant {
     steps: [u32; CHAINS],
     /// `skip⁻¹ mod size`, computed when first needed.
     inverse: u32,
+    /// Slots to claim over all the rounds.
     share: u32,
-    left: u32,
     credit: u32,
 }
 
 impl Claimant {
-    fn new(pos: u32, offset: u32, skip: u32, size: u32, left: u32, rounds: u32) -> Self {
+    fn new(pos: u32, offset: u32, skip: u32, size: u32, share: u32, rounds: u32) -> Self {
         let mut steps = [skip % size.max(1); CHAINS];
         for k in 1..CHAINS {
             steps[k] = add_mod(steps[k - 1], steps[0], size);
@@ -296,9 +298,7 @@ impl Claimant {
             next: offset,
             steps,
             inverse: 0,
-            share: left,
-            left,
-            // Everyone claims in the first round, and exactly `left` over all the rounds.
+            share,
             credit: rounds - 1,
         }
     }
