@@ -79,6 +79,19 @@ impl Jump {
         if accept(first) {
             return Some(first);
         }
+        self.fall_back(key, first, scratch, accept)
+    }
+
+    /// The rest of [`Jump::pick_in`]'s sequence after the key's first backend `first`: out of
+    /// line, so that the common pick stays small.
+    #[inline(never)]
+    fn fall_back(
+        &self,
+        key: u64,
+        first: usize,
+        scratch: &mut Vec<u64>,
+        mut accept: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
         let mut offered = Offered::new(self.bound, scratch);
         offered.insert(first);
         let mut last = 0;

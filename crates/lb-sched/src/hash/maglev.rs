@@ -107,6 +107,20 @@ impl Maglev {
                 return Some(first);
             }
         }
+        self.fall_back(key, home, first, scratch, accept)
+    }
+
+    /// The rest of [`Maglev::pick_in`]'s sequence after the home slot `home`, which holds
+    /// `first`: out of line, so that the common pick stays small.
+    #[inline(never)]
+    fn fall_back(
+        &self,
+        key: u64,
+        home: usize,
+        first: Option<usize>,
+        scratch: &mut Vec<u64>,
+        mut accept: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
         let mut offered = Offered::new(self.counts.len(), scratch);
         if let Some(first) = first {
             offered.insert(first);

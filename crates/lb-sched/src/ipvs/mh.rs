@@ -162,6 +162,13 @@ impl MaglevIpvs {
         if !fallback {
             return None;
         }
+        self.fall_back(roster, folded, port, first)
+    }
+
+    /// `ip_vs_mh_get_fallback` past the first slot `first`: out of line, so that the common
+    /// pick stays small.
+    #[inline(never)]
+    fn fall_back(&self, roster: &Roster, folded: u32, port: u16, first: u32) -> Option<usize> {
         for offset in 0..self.size {
             let roffset = (offset + first) % self.size;
             let slot = self.modulo.rem(hashkey(folded, port, KEY1, roffset));

@@ -93,6 +93,13 @@ impl HashTable {
         if !fallback {
             return None;
         }
+        self.sh_fall_back(roster, addr, port, first)
+    }
+
+    /// `ip_vs_sh_get_fallback` past the first bucket `first`: out of line, so that the common
+    /// pick stays small.
+    #[inline(never)]
+    fn sh_fall_back(&self, roster: &Roster, addr: u32, port: u16, first: usize) -> Option<usize> {
         let size = self.buckets.len() as u32;
         for offset in 0..size {
             let roffset = (offset + first as u32) % size;
