@@ -272,11 +272,13 @@ fn permutation(key: u64, size: u32) -> (u32, u32) {
     (offset as u32, skip as u32)
 }
 
-/// `(a + b) mod m` for `a, b < m`, without a division.
+/// `(a + b) mod m` for `a < m`, `b <= m` and `m <= 2^31` (table sizes are at most
+/// [`crate::MAGLEV_MAX_TABLE`]), without a division or a branch: below `m`, `s - m` wraps
+/// above `s`.
 #[inline(always)]
 fn add_mod(a: u32, b: u32, m: u32) -> u32 {
     let s = a + b;
-    if s >= m { s - m } else { s }
+    s.min(s.wrapping_sub(m))
 }
 
 /// Below this many free slots a claim ranks the free slots by their place in the claimant's
@@ -324,17 +326,17 @@ impl Claimant {
     /// every slot (`size` is prime, or the step is 1).
     #[inline(always)]
     fn walk(&self, taken: &[u64], size: u32) -> u32 {
-        // Slots are below `size`, and `taken` has a bit for each.
-        let is_free = |s: u32| taken[s as usize / 64] >> (s % 64) & 1 == 0;
+        // Slots are below `size`, and `taken` has a bit for each: 1 when taken.
+        let bit = |s: u32| taken[s as usize / 64] >> (s % 64) & 1;
         let first = self.next;
         let [one, two, three] = self.steps;
         let (mut a, mut b, mut c) = (first, add_mod(first, one, size), add_mod(first, two, size));
         loop {
-            let (fa, fb, fc) = (is_free(a), is_free(b), is_free(c));
-            if (fa as u32 | fb as u32 | fc as u32) != 0 {
-                return if fa {
+            let (ta, tb, tc) = (bit(a), bit(b), bit(c));
+            if ta & tb & tc == 0 {
+                return if ta == 0 {
                     a
-                } else if fb {
+                } else if tb == 0 {
                     b
                 } else {
                     c
