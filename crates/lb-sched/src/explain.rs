@@ -94,13 +94,7 @@ impl Pool {
                     .map(u64::from)
                     .collect::<Vec<_>>(),
             ),
-            Scheduler::Mh { table, .. } => Some(
-                table
-                    .slot_counts(self.len())
-                    .into_iter()
-                    .map(u64::from)
-                    .collect::<Vec<_>>(),
-            ),
+            Scheduler::Mh { table, .. } => Some(table.slot_counts(self.len())),
             _ => None,
         };
         let candidates = self

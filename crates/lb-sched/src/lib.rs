@@ -173,7 +173,9 @@ mod ipvs;
 mod persistence;
 mod pool;
 mod request;
+mod roster;
 mod scheduler;
+mod slots;
 mod slow_start;
 pub mod trace;
 

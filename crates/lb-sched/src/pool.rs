@@ -4,6 +4,7 @@ use crate::backend::IdIndex;
 use crate::hash::BoundedLoad;
 use crate::ipvs::lblc::LocalityConfig;
 use crate::persistence::Templates;
+use crate::roster::Roster;
 use crate::scheduler::{Change, Scheduler};
 use crate::{
     Algorithm, Availability, Backend, BackendId, Error, Persistence, Request, SlowStart, Thresholds,
@@ -76,6 +77,8 @@ pub enum ConnState {
 pub struct Pool {
     config: PoolConfig,
     backends: Vec<Backend>,
+    /// The backends' ids and schedulable flags, packed for the pick path.
+    roster: Roster,
     index: IdIndex,
     scheduler: Scheduler,
     templates: Option<Templates>,
@@ -103,8 +106,10 @@ impl Pool {
         if config.bounded_load.is_some() && !config.algorithm.is_consistent_hash() {
             return Err(Error::BoundedLoadNeedsHash(config.algorithm.name()));
         }
-        let mut list = Vec::new();
+        let backends = backends.into_iter();
+        let mut list = Vec::with_capacity(backends.size_hint().0);
         let mut index = IdIndex::default();
+        index.reserve(backends.size_hint().0);
         for mut b in backends {
             if index.insert(b.id, list.len()).is_some() {
                 return Err(Error::DuplicateBackend(b.id));
@@ -126,6 +131,7 @@ impl Pool {
             scratch: alloc::vec![0; list.len().div_ceil(64)],
             templates: config.persistence.map(Templates::new),
             config,
+            roster: Roster::new(&list),
             backends: list,
             index,
             scheduler,
@@ -187,6 +193,7 @@ impl Pool {
             self.start_ramp(pos, now);
         }
         self.apply_ramp(pos, now);
+        self.roster.rebuild(&self.backends);
         self.scheduler.weights_changed(&self.backends);
         Ok(())
     }
@@ -202,6 +209,7 @@ impl Pool {
         for (i, b) in self.backends.iter().enumerate().skip(pos) {
             self.index.insert(b.id, i);
         }
+        self.roster.rebuild(&self.backends);
         if let Some(t) = &mut self.templates {
             t.removed(id);
         }
@@ -233,6 +241,7 @@ impl Pool {
             return Ok(());
         }
         self.backends[pos].availability = availability;
+        self.roster.refresh(&self.backends, pos);
         if availability == Availability::Up && self.start_ramp(pos, now) {
             self.apply_ramp(pos, now);
             self.scheduler.weights_changed(&self.backends);
@@ -246,6 +255,7 @@ impl Pool {
     pub fn set_thresholds(&mut self, id: BackendId, thresholds: Thresholds) -> Result<(), Error> {
         let pos = self.pos(id)?;
         self.backends[pos].set_thresholds(thresholds);
+        self.roster.refresh(&self.backends, pos);
         self.scheduler.changed(&self.backends, pos, Change::Load);
         Ok(())
     }
@@ -315,19 +325,18 @@ impl Pool {
         if self.ramping > 0 && now >= self.next_ramp {
             self.advance_ramps(now);
         }
-        let client = req.src.ip();
         if let Some(templates) = &mut self.templates {
-            if let Some(pos) = templates.lookup(client, &self.backends, &self.index, now) {
-                return Some(self.backends[pos].id);
+            if let Some(pos) = templates.lookup(req.src.ip(), &self.backends, &self.index, now) {
+                return Some(self.roster.id(pos));
             }
         }
         let (backends, index, scratch) = (&self.backends, &self.index, &mut self.scratch);
         let pos = self
             .scheduler
-            .pick(backends, index, req, now, rng, scratch)?;
-        let id = self.backends[pos].id;
+            .pick(backends, &self.roster, index, req, now, rng, scratch)?;
+        let id = self.roster.id(pos);
         if let Some(templates) = &mut self.templates {
-            templates.insert(client, id, now);
+            templates.insert(req.src.ip(), id, now);
         }
         Some(id)
     }
@@ -336,8 +345,11 @@ impl Pool {
     /// sends this request now, without changing anything (persistence is not consulted).
     /// `Err` for algorithms whose choice depends on their history or on chance.
     pub fn lookup(&self, req: &Request) -> Result<Option<BackendId>, Error> {
-        match self.scheduler.lookup(&self.backends, req, &mut Vec::new()) {
-            Some(pos) => Ok(pos.map(|p| self.backends[p].id)),
+        match self
+            .scheduler
+            .lookup(&self.backends, &self.roster, req, &mut Vec::new())
+        {
+            Some(pos) => Ok(pos.map(|p| self.roster.id(p))),
             None => Err(Error::InvalidParameter {
                 what: "algorithm",
                 why: "lookup needs a hashing algorithm (sh, dh, mh, ring, maglev, rendezvous, jump)",
@@ -388,6 +400,7 @@ impl Pool {
     fn update_load(&mut self, id: BackendId, f: impl FnOnce(&mut Backend)) -> Result<(), Error> {
         let pos = self.pos(id)?;
         f(&mut self.backends[pos]);
+        self.roster.refresh(&self.backends, pos);
         self.scheduler.changed(&self.backends, pos, Change::Load);
         Ok(())
     }
@@ -424,7 +437,9 @@ impl Pool {
                 (b.effective_weight, b.table_weight) = (b.weight, b.last_weight);
             }
         }
-        before != (b.effective_weight, b.table_weight)
+        let changed = before != (b.effective_weight, b.table_weight);
+        self.roster.refresh(&self.backends, pos);
+        changed
     }
 
     fn advance_ramps(&mut self, now: Duration) {
@@ -453,5 +468,46 @@ fn check_capacity(algorithm: &Algorithm, n: usize) -> Result<(), Error> {
         Err(Error::TooManyBackends(max))
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The roster the pick path reads follows every change the pool makes to its backends,
+        /// slow-start ramps included.
+        #[test]
+        fn the_roster_describes_the_backends(
+            weights in prop::collection::vec(0u32..5, 0..80),
+            ops in prop::collection::vec((0u8..9, 0u32..90, 0u32..5), 0..200),
+        ) {
+            let config = PoolConfig::new(Algorithm::Rr)
+                .with_slow_start(SlowStart::new(Duration::from_secs(10)).unwrap());
+            let backends = weights.iter().zip(0..).map(|(&w, i)| Backend::new(BackendId(i), w));
+            let mut pool = Pool::with_backends(config, backends).unwrap();
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+            for (step, (op, id, arg)) in (0u64..).zip(ops) {
+                let (id, now) = (BackendId(id), Duration::from_secs(step));
+                // Unknown ids are errors; what matters is that none desynchronises the roster.
+                let _ = match op {
+                    0 => pool.set_availability(id, Availability::Down, now),
+                    1 => pool.set_availability(id, Availability::Up, now),
+                    2 => pool.set_weight(id, arg, now),
+                    3 => pool.remove(id).map(drop),
+                    4 => pool.add(Backend::new(id, arg), now),
+                    5 => pool.conn_opened(id, ConnState::Active),
+                    6 => pool.conn_closed(id, ConnState::Active),
+                    7 => pool.set_thresholds(id, Thresholds { upper: arg, lower: 0 }),
+                    _ => {
+                        pool.pick(&Request::default(), now, &mut rng);
+                        Ok(())
+                    }
+                };
+                prop_assert!(pool.roster.describes(&pool.backends));
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! What a scheduler knows about the connection it places.
 
-use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The new connection (or request) to place.
 ///
@@ -58,9 +58,7 @@ impl Request {
     pub fn hash_key(&self) -> u64 {
         match self.key {
             Some(key) => key,
-            None => crate::hash::mix64(
-                (fold_addr(&self.src.ip()) as u64) << 16 | self.src.port() as u64,
-            ),
+            None => crate::hash::mix64((fold_ip(&self.src) as u64) << 16 | self.src.port() as u64),
         }
     }
 }
@@ -71,10 +69,22 @@ impl Request {
 pub fn fold_addr(addr: &IpAddr) -> u32 {
     match addr {
         IpAddr::V4(v4) => u32::from(*v4),
-        IpAddr::V6(v6) => {
-            let o = v6.octets();
-            let word = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
-            word(0) ^ word(4) ^ word(8) ^ word(12)
-        }
+        IpAddr::V6(v6) => fold_v6(v6),
     }
+}
+
+/// [`fold_addr`] of a socket address's IP, without building an [`IpAddr`] first.
+#[inline]
+pub(crate) fn fold_ip(addr: &SocketAddr) -> u32 {
+    match addr {
+        SocketAddr::V4(a) => u32::from(*a.ip()),
+        SocketAddr::V6(a) => fold_v6(a.ip()),
+    }
+}
+
+#[inline]
+fn fold_v6(v6: &Ipv6Addr) -> u32 {
+    let o = v6.octets();
+    let word = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+    word(0) ^ word(4) ^ word(8) ^ word(12)
 }

@@ -13,12 +13,16 @@ use crate::ipvs::{
     twos,
     wrr::WeightedRoundRobin,
 };
+use crate::roster::Roster;
 use crate::{Algorithm, Backend, BackendId, Request};
 use alloc::vec::Vec;
 use core::time::Duration;
 use rand_core::Rng;
 
+/// Tagged with an explicit byte (`repr(u8)`), so a pick dispatches on one load instead of
+/// decoding a niche in a variant's fields.
 #[derive(Clone, Debug)]
+#[repr(u8)]
 pub(crate) enum Scheduler {
     Rr(RoundRobin),
     Wrr(WeightedRoundRobin),
@@ -188,12 +192,15 @@ impl Scheduler {
         }
     }
 
-    /// `scratch`: an all-zero bitset of one bit per backend for the consistent hashes'
-    /// fallback walks, so that no pick allocates; it is left all-zero.
+    /// `roster` describes `backends`. `scratch`: an all-zero bitset of one bit per backend
+    /// for the consistent hashes' fallback walks, so that no pick allocates; it is left
+    /// all-zero.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn pick(
         &mut self,
         backends: &[Backend],
+        roster: &Roster,
         index: &IdIndex,
         req: &Request,
         now: Duration,
@@ -201,21 +208,42 @@ impl Scheduler {
         scratch: &mut Vec<u64>,
     ) -> Option<usize> {
         match self {
-            Scheduler::Rr(s) => s.pick(backends),
-            Scheduler::Wrr(s) => s.pick(backends),
+            Scheduler::Rr(s) => s.pick(roster, backends.len()),
+            Scheduler::Wrr(s) => s.pick(backends, roster),
             Scheduler::Best(t) => t.pick(),
             Scheduler::Locality(l) => l.pick(backends, index, req.dst.ip(), now),
             Scheduler::Twos(sums) => twos::pick(backends, sums, rng),
-            Scheduler::Swrr(s) => s.pick(backends),
+            Scheduler::Swrr(s) => s.pick(backends, roster),
             Scheduler::Edf(s) => s.pick(backends),
             Scheduler::Random(sums) => random::weighted(sums, rng),
             Scheduler::P2c { sums, choices } => {
                 random::power_of_choices(backends, sums, *choices, rng)
             }
-            Scheduler::Dh(_)
-            | Scheduler::Sh { .. }
-            | Scheduler::Mh { .. }
-            | Scheduler::Hash { .. } => self.lookup(backends, req, scratch).flatten(),
+            // The arms of `lookup`, repeated so that a pick dispatches once.
+            Scheduler::Dh(t) => t.pick_dh(roster, &req.dst),
+            Scheduler::Sh {
+                table,
+                fallback,
+                port,
+            } => table.pick_sh(roster, &req.src, *port, *fallback),
+            Scheduler::Mh {
+                table,
+                fallback,
+                port,
+            } => table.pick(roster, &req.src, *port, *fallback),
+            Scheduler::Hash {
+                hash,
+                bounded,
+                sums,
+            } => Self::pick_hash(
+                hash,
+                bounded.as_ref(),
+                sums,
+                backends,
+                roster,
+                req.hash_key(),
+                scratch,
+            ),
         }
     }
 
@@ -225,16 +253,17 @@ impl Scheduler {
         bounded: Option<&BoundedLoad>,
         sums: &WeightSums,
         backends: &[Backend],
+        roster: &Roster,
         key: u64,
         scratch: &mut Vec<u64>,
     ) -> Option<usize> {
         match bounded {
-            None => hash.pick(backends, key, scratch, |pos| backends[pos].is_schedulable()),
+            None => hash.pick(backends, key, scratch, |pos| roster.schedulable(pos)),
             Some(bound) => {
                 let (total_load, total_weight) = (sums.total_load(), sums.total());
                 hash.pick(backends, key, scratch, |pos| {
                     let b = &backends[pos];
-                    b.is_schedulable()
+                    roster.schedulable(pos)
                         && bound.admits(
                             b.load.outstanding(),
                             b.effective_weight,
@@ -252,21 +281,22 @@ impl Scheduler {
     pub(crate) fn lookup(
         &self,
         backends: &[Backend],
+        roster: &Roster,
         req: &Request,
         scratch: &mut Vec<u64>,
     ) -> Option<Option<usize>> {
         Some(match self {
-            Scheduler::Dh(t) => t.pick_dh(backends, &req.dst),
+            Scheduler::Dh(t) => t.pick_dh(roster, &req.dst),
             Scheduler::Sh {
                 table,
                 fallback,
                 port,
-            } => table.pick_sh(backends, &req.src, *port, *fallback),
+            } => table.pick_sh(roster, &req.src, *port, *fallback),
             Scheduler::Mh {
                 table,
                 fallback,
                 port,
-            } => table.pick(backends, &req.src, *port, *fallback),
+            } => table.pick(roster, &req.src, *port, *fallback),
             Scheduler::Hash {
                 hash,
                 bounded,
@@ -276,6 +306,7 @@ impl Scheduler {
                 bounded.as_ref(),
                 sums,
                 backends,
+                roster,
                 req.hash_key(),
                 scratch,
             ),

@@ -9,6 +9,7 @@
 
 use crate::Backend;
 use crate::ipvs::gcd;
+use crate::roster::Roster;
 use alloc::vec::Vec;
 
 /// The longest cycle kept in memory (4 MiB of positions).
@@ -89,7 +90,7 @@ impl Smooth {
     }
 
     #[inline]
-    pub(crate) fn pick(&mut self, backends: &[Backend]) -> Option<usize> {
+    pub(crate) fn pick(&mut self, backends: &[Backend], roster: &Roster) -> Option<usize> {
         if self.cycle.is_empty() {
             return self.step(backends, Backend::is_schedulable, 1);
         }
@@ -100,7 +101,7 @@ impl Smooth {
             if self.next == len {
                 self.next = 0;
             }
-            if backends.get(pos).is_some_and(Backend::is_schedulable) {
+            if roster.schedulable(pos) {
                 return Some(pos);
             }
         }

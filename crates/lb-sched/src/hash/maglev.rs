@@ -14,6 +14,7 @@ use super::ring::Offered;
 use super::{backend_key, mix64};
 use crate::Backend;
 use crate::algorithm::is_prime;
+use crate::slots::{Position, Slots};
 use alloc::vec::Vec;
 
 const NONE: u32 = u32::MAX;
@@ -29,8 +30,8 @@ const SKIP_SALT: u64 = 0x736b_6970_5f5f_5f32;
 #[derive(Clone, Debug)]
 pub(crate) struct Maglev {
     size: u32,
-    /// Each slot's owning position; [`NONE`] only when no backend has weight.
-    table: Vec<u32>,
+    /// Each slot's owning position; empty only when no backend has weight.
+    table: Slots,
     /// The identity of each position the table was built for, to find an old slot's owner in
     /// the next list, where positions may have shifted.
     keys: Vec<u64>,
@@ -45,7 +46,7 @@ impl Maglev {
     pub(crate) fn new(table_size: u32, backends: &[Backend]) -> Maglev {
         let mut maglev = Maglev {
             size: table_size,
-            table: Vec::new(),
+            table: Slots::default(),
             keys: Vec::new(),
             counts: Vec::new(),
             distinct: 0,
@@ -61,22 +62,23 @@ impl Maglev {
         let keys: Vec<u64> = backends.iter().map(backend_key).collect();
         let quotas = quotas(self.size, backends, &keys);
         let mut deficits = quotas.clone();
-        if self.table.len() == m {
+        let n = backends.len();
+        let fresh = self.table.len() != m;
+        self.table = if !fresh {
             let remap = remap(&self.keys, &keys);
-            for slot in self.table.iter_mut() {
-                let new = remap.get(*slot as usize).copied().unwrap_or(NONE);
-                *slot = match deficits.get_mut(new as usize) {
-                    Some(d) if *d > 0 => {
-                        *d -= 1;
-                        new
-                    }
-                    _ => NONE,
-                };
-            }
+            self.table.map(n, |old| {
+                let new = *remap.get(old?)? as usize;
+                let deficit = deficits.get_mut(new).filter(|d| **d > 0)?;
+                *deficit -= 1;
+                Some(new)
+            })
         } else {
-            self.table = alloc::vec![NONE; m];
+            Slots::new(m, n)
+        };
+        match &mut self.table {
+            Slots::Narrow(t) => populate(t, fresh, self.size, &keys, &deficits),
+            Slots::Wide(t) => populate(t, fresh, self.size, &keys, &deficits),
         }
-        populate(&mut self.table, self.size, &keys, &deficits);
         self.distinct = quotas.iter().filter(|&&q| q > 0).count();
         self.counts = quotas;
         self.keys = keys;
@@ -99,13 +101,29 @@ impl Maglev {
         mut accept: impl FnMut(usize) -> bool,
     ) -> Option<usize> {
         let home = self.slot(mix64(key));
-        let first = *self.table.get(home)?;
-        if first != NONE && accept(first as usize) {
-            return Some(first as usize);
+        let first = self.table.get(home);
+        if let Some(first) = first {
+            if accept(first) {
+                return Some(first);
+            }
         }
+        self.fall_back(key, home, first, scratch, accept)
+    }
+
+    /// The rest of [`Maglev::pick_in`]'s sequence after the home slot `home`, which holds
+    /// `first`: out of line, so that the common pick stays small.
+    #[inline(never)]
+    fn fall_back(
+        &self,
+        key: u64,
+        home: usize,
+        first: Option<usize>,
+        scratch: &mut Vec<u64>,
+        mut accept: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
         let mut offered = Offered::new(self.counts.len(), scratch);
-        if first != NONE {
-            offered.insert(first as usize);
+        if let Some(first) = first {
+            offered.insert(first);
         }
         let len = self.table.len();
         let probes = (1..=RANDOM_PROBES).map(|i| self.slot(mix64(key ^ mix64(i))));
@@ -120,9 +138,10 @@ impl Maglev {
             if offered.len() >= self.distinct {
                 break;
             }
-            let pos = self.table.get(s).copied().unwrap_or(NONE);
-            if pos != NONE && offered.insert(pos as usize) && accept(pos as usize) {
-                return Some(pos as usize);
+            if let Some(pos) = self.table.get(s) {
+                if offered.insert(pos) && accept(pos) {
+                    return Some(pos);
+                }
             }
         }
         None
@@ -157,8 +176,14 @@ fn quotas(size: u32, backends: &[Backend], keys: &[u64]) -> Vec<u64> {
             remainders.push((share % total, keys.get(i).copied().unwrap_or(0), i));
         }
     }
-    remainders.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    for &(_, _, i) in remainders.iter().take(left as usize) {
+    // The `left` largest remainders (in no particular order), ties to the smaller identity.
+    let left = (left as usize).min(remainders.len());
+    if left < remainders.len() {
+        remainders.select_nth_unstable_by(left, |a, b| {
+            b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+        });
+    }
+    for &(_, _, i) in &remainders[..left] {
         if let Some(q) = quotas.get_mut(i) {
             *q += 1;
         }
@@ -181,43 +206,58 @@ fn remap(old: &[u64], new: &[u64]) -> Vec<u32> {
         .collect()
 }
 
-/// Fills the free slots: in each round, every backend short of its quota earns credit in
-/// proportion to its deficit and spends it on the next free slots along its permutation.
-/// The deficits add up to the free slots, so every claim finds one.
-fn populate(table: &mut [u32], size: u32, keys: &[u64], deficits: &[u64]) {
-    let rounds = deficits.iter().copied().max().unwrap_or(0).min(MAX_ROUNDS);
+/// Fills the free slots (all of them when `fresh`): in each round, every backend short of its
+/// quota earns credit in proportion to its deficit and spends it on the next free slots along
+/// its permutation. The deficits add up to the free slots, so every claim finds one.
+fn populate<T: Position>(table: &mut [T], fresh: bool, size: u32, keys: &[u64], deficits: &[u64]) {
+    // Deficits add up to at most `size`, so they fit 32 bits.
+    let rounds = deficits.iter().copied().max().unwrap_or(0).min(MAX_ROUNDS) as u32;
     if rounds == 0 || size as usize != table.len() {
         return;
     }
-    let mut free = Free::new(table);
+    let (mut free, mut count) = if fresh {
+        Free::all(table.len())
+    } else {
+        Free::new(table)
+    };
     let prime = is_prime(size);
     let mut claimants: Vec<Claimant> = (0u32..)
         .zip(keys.iter().zip(deficits))
         .filter(|(_, (_, d))| **d > 0)
-        .map(|(pos, (&key, &left))| Claimant {
-            pos,
-            next: permutation(key, size).0,
-            skip: if prime { permutation(key, size).1 } else { 1 },
-            inverse: 0,
-            share: left,
-            left,
-            // Everyone claims in the first round, and exactly `left` over all the rounds.
-            credit: rounds - 1,
+        .map(|(pos, (&key, &deficit))| {
+            let (offset, skip) = permutation(key, size);
+            let share = deficit.min(size as u64) as u32;
+            Claimant::new(
+                pos,
+                offset,
+                if prime { skip } else { 1 },
+                size,
+                share,
+                rounds,
+            )
         })
         .collect();
     for _ in 0..rounds {
         for c in claimants.iter_mut() {
+            // After r rounds a claimant has made (rounds - 1 + r * share) / rounds claims:
+            // one in the first round, `share` after the last.
             c.credit += c.share;
-            while c.credit >= rounds && c.left > 0 {
+            while c.credit >= rounds {
                 c.credit -= rounds;
-                c.left -= 1;
-                match c
-                    .claim(&mut free, size)
-                    .and_then(|s| table.get_mut(s as usize))
-                {
-                    Some(t) => *t = c.pos,
-                    None => c.left = 0,
-                }
+                let slot = if count > FEW {
+                    c.walk(&free.taken, size)
+                } else if let Some(slot) = c.rank(&mut free, size) {
+                    slot
+                } else {
+                    // No free slot (never: the deficits add up to the free slots).
+                    (c.share, c.credit) = (0, 0);
+                    continue;
+                };
+                // Slots are below `size`, the table's length.
+                free.take(slot);
+                count -= 1;
+                table[slot as usize] = T::new(c.pos as usize);
+                c.next = add_mod(slot, c.steps[0], size);
             }
         }
     }
@@ -232,58 +272,108 @@ fn permutation(key: u64, size: u32) -> (u32, u32) {
     (offset as u32, skip as u32)
 }
 
+/// `(a + b) mod m` for `a < m`, `b <= m` and `m <= 2^31` (table sizes are at most
+/// [`crate::MAGLEV_MAX_TABLE`]), without a division or a branch: below `m`, `s - m` wraps
+/// above `s`.
+#[inline(always)]
+fn add_mod(a: u32, b: u32, m: u32) -> u32 {
+    let s = a + b;
+    s.min(s.wrapping_sub(m))
+}
+
 /// Below this many free slots a claim ranks the free slots by their place in the claimant's
 /// permutation instead of walking it: O(F) rather than O(M / F) per claim, for the same slot.
-/// Walks to the last 64 slots are 40% of a classic build's probes (M (ln 64 + 0.58) of
-/// M (ln M + 0.58)).
-const FEW: u64 = 64;
+/// Walks to the last 128 slots would be a third of a classic build's probes
+/// (M (ln 128 + 0.58) of M (ln M + 0.58)); measured at M = 65537, 128 beats 64 and 256.
+const FEW: u64 = 128;
+/// Interleaved chains of a walk: see [`Claimant::walk`].
+const CHAINS: usize = 3;
 
 struct Claimant {
     pos: u32,
-    /// The slot last claimed (or the permutation's first): the walk resumes here.
+    /// Where the walk resumes: the slot after the last one claimed (or the permutation's
+    /// first slot); every slot before it along the permutation is taken.
     next: u32,
-    skip: u32,
+    /// `k * skip mod size` for k = 1..=CHAINS.
+    steps: [u32; CHAINS],
     /// `skip⁻¹ mod size`, computed when first needed.
-    inverse: u64,
-    share: u64,
-    left: u64,
-    credit: u64,
+    inverse: u32,
+    /// Slots to claim over all the rounds.
+    share: u32,
+    credit: u32,
 }
 
 impl Claimant {
-    /// Takes the first free slot along the permutation from `next`.
-    fn claim(&mut self, free: &mut Free, size: u32) -> Option<u32> {
-        let slot = if free.count > FEW {
-            // Terminates: some slot is free and the permutation visits every slot (`size` is
-            // prime, or the step is 1).
-            let mut next = self.next;
-            while free.taken(next) {
-                next += self.skip;
-                if next >= size {
-                    next -= size;
-                }
+    fn new(pos: u32, offset: u32, skip: u32, size: u32, share: u32, rounds: u32) -> Self {
+        let mut steps = [skip % size.max(1); CHAINS];
+        for k in 1..CHAINS {
+            steps[k] = add_mod(steps[k - 1], steps[0], size);
+        }
+        Claimant {
+            pos,
+            next: offset,
+            steps,
+            inverse: 0,
+            share,
+            credit: rounds - 1,
+        }
+    }
+
+    /// The first free slot along the permutation from `next`, probed as [`CHAINS`]
+    /// interleaved chains (the slots 0, 1 and 2 steps ahead, each advancing three steps):
+    /// their probes do not wait for one another, and the walk branches once per three probes,
+    /// so a build mispredicts less. Terminates: some slot is free and the permutation visits
+    /// every slot (`size` is prime, or the step is 1).
+    #[inline(always)]
+    fn walk(&self, taken: &[u64], size: u32) -> u32 {
+        // Slots are below `size`, and `taken` has a bit for each: 1 when taken.
+        let bit = |s: u32| taken[s as usize / 64] >> (s % 64) & 1;
+        let first = self.next;
+        let [one, two, three] = self.steps;
+        let (mut a, mut b, mut c) = (first, add_mod(first, one, size), add_mod(first, two, size));
+        loop {
+            let (ta, tb, tc) = (bit(a), bit(b), bit(c));
+            if ta & tb & tc == 0 {
+                return if ta == 0 {
+                    a
+                } else if tb == 0 {
+                    b
+                } else {
+                    c
+                };
             }
-            next
-        } else {
-            if free.list.is_empty() {
-                free.collect();
-            }
-            if self.inverse == 0 {
-                self.inverse = inverse(self.skip, size);
-            }
-            let m = size as u64;
-            // Slot s is `(s - next) / skip` steps along the permutation.
-            let steps = |s: u32| (s as u64 + m - self.next as u64) % m * self.inverse % m;
-            let (i, _) = free
-                .list
-                .iter()
-                .enumerate()
-                .min_by_key(|&(_, &s)| steps(s))?;
-            free.list.swap_remove(i)
+            a = add_mod(a, three, size);
+            b = add_mod(b, three, size);
+            c = add_mod(c, three, size);
+        }
+    }
+
+    /// The free slot fewest steps along the permutation from `next`, from the list of the
+    /// last few free slots (which it leaves out of the list).
+    fn rank(&mut self, free: &mut Free, size: u32) -> Option<u32> {
+        if free.list.is_empty() {
+            free.collect();
+        }
+        if self.inverse == 0 {
+            self.inverse = inverse(self.steps[0], size) as u32;
+        }
+        let m = size as u64;
+        // Barrett reduction of `x < m²`: `magic` is at most 1 below 2^64 / m, so the quotient
+        // estimate is at most 1 short and one subtraction corrects it. No division per slot.
+        let magic = u64::MAX / m;
+        let reduce = |x: u64| {
+            let r = x - ((x as u128 * magic as u128) >> 64) as u64 * m;
+            if r >= m { r - m } else { r }
         };
-        self.next = slot;
-        free.take(slot);
-        Some(slot)
+        // Slot s is `(s - next) / skip` steps along the permutation.
+        let from = size - self.next;
+        let steps = |s: u32| reduce(add_mod(s, from, size) as u64 * self.inverse as u64);
+        let (i, _) = free
+            .list
+            .iter()
+            .enumerate()
+            .min_by_key(|&(_, &s)| steps(s))?;
+        Some(free.list.swap_remove(i))
     }
 }
 
@@ -306,44 +396,50 @@ fn inverse(a: u32, m: u32) -> u64 {
 /// The free slots as a bitset of taken ones: 8 KiB at M = 65537, so probes stay in L1.
 struct Free {
     taken: Vec<u64>,
-    count: u64,
     /// The free slots, once at most [`FEW`] are left.
     list: Vec<u32>,
 }
 
 impl Free {
-    fn new(table: &[u32]) -> Free {
-        let mut taken = alloc::vec![0u64; table.len().div_ceil(64)];
+    /// Every one of `len` slots free, and their count.
+    fn all(len: usize) -> (Free, u64) {
+        let mut taken = alloc::vec![0u64; len.div_ceil(64)];
         // Bits past the table's end read as taken.
-        if let Some(last) = taken.last_mut().filter(|_| table.len() % 64 != 0) {
-            *last = !0 << (table.len() % 64);
+        if let Some(last) = taken.last_mut().filter(|_| len % 64 != 0) {
+            *last = !0 << (len % 64);
         }
+        (Free::with(taken), len as u64)
+    }
+
+    /// The slots of `table` that hold no position, and their count.
+    fn new<T: Position>(table: &[T]) -> (Free, u64) {
         let mut count = 0;
-        for (s, &p) in table.iter().enumerate() {
-            match taken.get_mut(s / 64) {
-                Some(w) if p != NONE => *w |= 1 << (s % 64),
-                _ => count += 1,
-            }
-        }
+        let taken = table
+            .chunks(64)
+            .map(|chunk| {
+                let held = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |w, (i, &p)| w | ((p != T::NONE) as u64) << i);
+                count += (chunk.len() - held.count_ones() as usize) as u64;
+                // Bits past the table's end read as taken.
+                held | (!0u64).checked_shl(chunk.len() as u32).unwrap_or(0)
+            })
+            .collect();
+        (Free::with(taken), count)
+    }
+
+    fn with(taken: Vec<u64>) -> Free {
         Free {
             taken,
-            count,
             list: Vec::new(),
         }
     }
 
-    #[inline]
-    fn taken(&self, s: u32) -> bool {
-        self.taken
-            .get(s as usize / 64)
-            .is_none_or(|w| w >> (s % 64) & 1 != 0)
-    }
-
+    /// Marks free slot `s` taken.
+    #[inline(always)]
     fn take(&mut self, s: u32) {
-        if let Some(w) = self.taken.get_mut(s as usize / 64) {
-            *w |= 1 << (s % 64);
-            self.count = self.count.saturating_sub(1);
-        }
+        self.taken[s as usize / 64] |= 1 << (s % 64);
     }
 
     fn collect(&mut self) {
@@ -374,13 +470,7 @@ mod tests {
     const M: u32 = 65537;
 
     fn table_counts(maglev: &Maglev, n: usize) -> Vec<u64> {
-        let mut counts = alloc::vec![0u64; n];
-        maglev
-            .table
-            .iter()
-            .filter(|&&p| p != NONE)
-            .for_each(|&p| counts[p as usize] += 1);
-        counts
+        maglev.table.counts(n)
     }
 
     #[test]
@@ -442,7 +532,7 @@ mod tests {
         let mut built = alloc::vec![NONE; SIZE as usize];
         built[..3].fill(0);
         let mut walked = built.clone();
-        populate(&mut built, SIZE, &keys, &[50; 40]);
+        populate(&mut built, false, SIZE, &keys, &[50; 40]);
         let mut perms: Vec<(u32, u32)> = keys.iter().map(|&k| permutation(k, SIZE)).collect();
         for _ in 0..50 {
             for (pos, (next, skip)) in (0..).zip(&mut perms) {

@@ -48,6 +48,7 @@ pub(crate) fn backend_key(b: &Backend) -> u64 {
 
 /// One of the consistent hashes, built over a pool's backends.
 #[derive(Clone, Debug)]
+#[repr(u8)]
 pub(crate) enum ConsistentHash {
     Ring(Ring),
     Maglev(Maglev),

@@ -147,6 +147,19 @@ impl Ring {
         if accept(first) {
             return Some(first);
         }
+        self.fall_back(h, first, scratch, accept)
+    }
+
+    /// The rest of [`Ring::pick_in`]'s sequence after the home backend `first` of hash `h`:
+    /// out of line, so that the common pick stays small.
+    #[inline(never)]
+    fn fall_back(
+        &self,
+        h: u64,
+        first: usize,
+        scratch: &mut Vec<u64>,
+        mut accept: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
         let start = self.start(h);
         let mut offered = Offered::new(self.counts.len(), scratch);
         offered.insert(first);

@@ -9,11 +9,12 @@
 use super::wrr::gcd;
 use crate::Backend;
 use crate::algorithm::MH_PRIMES;
-use crate::request::fold_addr;
+use crate::request::fold_ip;
+use crate::roster::Roster;
+use crate::slots::{Position, Slots};
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-const NONE: u32 = u32::MAX;
 const KEY1: u64 = 2_654_435_761;
 const KEY2: u64 = 2_654_446_892;
 
@@ -47,7 +48,14 @@ pub(crate) struct MaglevIpvs {
     modulo: FastMod,
     /// `IP_VS_MH_TAB_BITS`: half the Kconfig index the size comes from.
     weight_bits: u32,
-    lookup: Vec<u32>,
+    lookup: Slots,
+}
+
+/// A backend's walk along its permutation (`ip_vs_mh_dest_setup`).
+struct Setup {
+    perm: u32,
+    skip: u32,
+    turns: u32,
 }
 
 impl MaglevIpvs {
@@ -57,7 +65,7 @@ impl MaglevIpvs {
             size,
             modulo: FastMod::new(size),
             weight_bits: index / 2,
-            lookup: alloc::vec![NONE; size as usize],
+            lookup: Slots::new(size as usize, 0),
         }
     }
 
@@ -70,24 +78,19 @@ impl MaglevIpvs {
             .map(|b| b.table_weight)
             .filter(|&w| w > 0)
             .fold(0, |g, w| if g > 0 { gcd(w, g) } else { w });
-        self.lookup.fill(NONE);
+        self.lookup = Slots::new(m as usize, backends.len());
         if g == 0 || backends.len() > m as usize {
             return;
         }
         let max = backends.iter().map(|b| b.table_weight).max().unwrap_or(0) / g;
         let fls = 32 - max.leading_zeros();
         let shift = fls.saturating_sub(self.weight_bits);
-        struct Setup {
-            perm: u32,
-            skip: u32,
-            turns: u32,
-        }
         let mut setup: Vec<Setup> = backends
             .iter()
             .map(|b| {
                 let addr = b.addr.unwrap_or_else(|| default_addr(b));
-                let offset = hashkey(&addr.ip(), addr.port(), KEY1, 0) % m;
-                let skip = hashkey(&addr.ip(), addr.port(), KEY2, 0) % (m - 1) + 1;
+                let offset = hashkey(fold_ip(&addr), addr.port(), KEY1, 0) % m;
+                let skip = hashkey(fold_ip(&addr), addr.port(), KEY2, 0) % (m - 1) + 1;
                 let lw = b.table_weight;
                 let turns = match (lw / g) >> shift {
                     0 => (lw != 0) as u32,
@@ -100,78 +103,88 @@ impl MaglevIpvs {
                 }
             })
             .collect();
-        let mut taken = alloc::vec![false; m as usize];
-        let mut filled = 0u32;
-        while filled < m {
-            for (pos, s) in setup.iter_mut().enumerate() {
-                for _ in 0..s.turns {
-                    while taken[s.perm as usize] {
-                        s.perm += s.skip;
-                        if s.perm >= m {
-                            s.perm -= m;
-                        }
+        match &mut self.lookup {
+            Slots::Narrow(t) => populate(t, &mut setup),
+            Slots::Wide(t) => populate(t, &mut setup),
+        }
+    }
+}
+
+/// `ip_vs_mh_populate`: rounds in which each backend in list order claims `turns` free slots
+/// along its permutation, until every slot is taken. Some backend has turns.
+fn populate<T: Position>(lookup: &mut [T], setup: &mut [Setup]) {
+    let m = lookup.len() as u32;
+    let mut taken = alloc::vec![false; m as usize];
+    let mut filled = 0u32;
+    while filled < m {
+        for (pos, s) in setup.iter_mut().enumerate() {
+            for _ in 0..s.turns {
+                while taken[s.perm as usize] {
+                    s.perm += s.skip;
+                    if s.perm >= m {
+                        s.perm -= m;
                     }
-                    taken[s.perm as usize] = true;
-                    self.lookup[s.perm as usize] = pos as u32;
-                    filled += 1;
-                    if filled == m {
-                        return;
-                    }
+                }
+                taken[s.perm as usize] = true;
+                lookup[s.perm as usize] = T::new(pos);
+                filled += 1;
+                if filled == m {
+                    return;
                 }
             }
         }
     }
+}
 
+impl MaglevIpvs {
     /// The slot `mh` reads first for this source.
     pub(crate) fn slot(&self, src: &SocketAddr, use_port: bool) -> u32 {
         let port = if use_port { src.port() } else { 0 };
-        hashkey(&src.ip(), port, KEY1, 0) % self.size
+        hashkey(fold_ip(src), port, KEY1, 0) % self.size
     }
 
     /// `ip_vs_mh_get` / `ip_vs_mh_get_fallback`.
     #[inline]
     pub(crate) fn pick(
         &self,
-        backends: &[Backend],
+        roster: &Roster,
         src: &SocketAddr,
         use_port: bool,
         fallback: bool,
     ) -> Option<usize> {
         let port = if use_port { src.port() } else { 0 };
-        let first = self.modulo.rem(hashkey(&src.ip(), port, KEY1, 0));
-        let pos = self.lookup[first as usize];
-        if pos == NONE {
-            return None;
-        }
-        if backends[pos as usize].is_schedulable() {
-            return Some(pos as usize);
+        let folded = fold_ip(src);
+        let first = self.modulo.rem(hashkey(folded, port, KEY1, 0));
+        let pos = self.lookup.get(first as usize)?;
+        if roster.schedulable(pos) {
+            return Some(pos);
         }
         if !fallback {
             return None;
         }
+        self.fall_back(roster, folded, port, first)
+    }
+
+    /// `ip_vs_mh_get_fallback` past the first slot `first`: out of line, so that the common
+    /// pick stays small.
+    #[inline(never)]
+    fn fall_back(&self, roster: &Roster, folded: u32, port: u16, first: u32) -> Option<usize> {
         for offset in 0..self.size {
             let roffset = (offset + first) % self.size;
-            let slot = self.modulo.rem(hashkey(&src.ip(), port, KEY1, roffset));
-            let pos = self.lookup[slot as usize];
-            if pos == NONE {
+            let slot = self.modulo.rem(hashkey(folded, port, KEY1, roffset));
+            let Some(pos) = self.lookup.get(slot as usize) else {
                 break;
-            }
-            if backends[pos as usize].is_schedulable() {
-                return Some(pos as usize);
+            };
+            if roster.schedulable(pos) {
+                return Some(pos);
             }
         }
         None
     }
 
     /// How many slots each backend position holds.
-    pub(crate) fn slot_counts(&self, n: usize) -> Vec<u32> {
-        let mut counts = alloc::vec![0u32; n];
-        for &p in &self.lookup {
-            if let Some(c) = counts.get_mut(p as usize) {
-                *c += 1;
-            }
-        }
-        counts
+    pub(crate) fn slot_counts(&self, n: usize) -> Vec<u64> {
+        self.lookup.counts(n)
     }
 }
 
@@ -181,12 +194,11 @@ pub(crate) fn default_addr(b: &Backend) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(ip), 0)
 }
 
-/// `ip_vs_mh_hashkey`: `hsiphash(offset + port + addr_fold)` with both key words equal.
+/// `ip_vs_mh_hashkey`: `hsiphash(offset + port + addr_fold)` with both key words equal;
+/// `folded` is the address's [`fold_ip`].
 #[inline]
-fn hashkey(addr: &IpAddr, port: u16, key: u64, offset: u32) -> u32 {
-    let v = offset
-        .wrapping_add(port as u32)
-        .wrapping_add(fold_addr(addr));
+fn hashkey(folded: u32, port: u16, key: u64, offset: u32) -> u32 {
+    let v = offset.wrapping_add(port as u32).wrapping_add(folded);
     siphash13_u32(v, key, key) as u32
 }
 

@@ -1,6 +1,6 @@
 //! IPVS `rr` (ip_vs_rr.c).
 
-use crate::Backend;
+use crate::roster::Roster;
 
 /// The kernel's cursor: the last backend picked, or the list head.
 #[derive(Clone, Debug, Default)]
@@ -12,11 +12,9 @@ impl RoundRobin {
     /// The next schedulable backend after the cursor, wrapping once; the cursor itself is
     /// tried last.
     #[inline]
-    pub(crate) fn pick(&mut self, backends: &[Backend]) -> Option<usize> {
+    pub(crate) fn pick(&mut self, roster: &Roster, len: usize) -> Option<usize> {
         let start = self.cursor.map_or(0, |c| c + 1);
-        let found = (start..backends.len())
-            .chain(0..start)
-            .find(|&i| backends[i].is_schedulable())?;
+        let found = roster.next_schedulable(if start >= len { 0 } else { start })?;
         self.cursor = Some(found);
         Some(found)
     }

@@ -4,7 +4,8 @@
 //! kernel. Availability and overload only make a bucket's backend refuse the connection.
 
 use crate::Backend;
-use crate::request::fold_addr;
+use crate::request::fold_ip;
+use crate::roster::Roster;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
@@ -16,14 +17,18 @@ const KNUTH: u32 = 2_654_435_761;
 
 #[derive(Clone, Debug)]
 pub(crate) struct HashTable {
-    bits: u8,
+    /// `32 - bits`: `hash_32` keeps the top `bits` bits of the product.
+    shift: u32,
+    /// `2^bits - 1`.
+    mask: u32,
     buckets: Vec<u32>,
 }
 
 impl HashTable {
     pub(crate) fn new(bits: u8) -> Self {
         HashTable {
-            bits,
+            shift: 32 - bits as u32,
+            mask: (1u32 << bits) - 1,
             buckets: alloc::vec![NONE; 1 << bits],
         }
     }
@@ -56,17 +61,13 @@ impl HashTable {
         }
     }
 
-    fn mask(&self) -> u32 {
-        (1u32 << self.bits) - 1
-    }
-
     /// `ip_vs_sh_hashkey`: `(offset + hash_32(port + addr, bits)) & mask`.
     fn sh_bucket(&self, addr: u32, port: u16, offset: u32) -> usize {
         let h = (port as u32)
             .wrapping_add(addr)
             .wrapping_mul(GOLDEN_RATIO_32)
-            >> (32 - self.bits);
-        (offset.wrapping_add(h) & self.mask()) as usize
+            >> self.shift;
+        (offset.wrapping_add(h) & self.mask) as usize
     }
 
     /// `ip_vs_sh_get` / `ip_vs_sh_get_fallback`, keyed by the source address (and port with
@@ -74,24 +75,31 @@ impl HashTable {
     #[inline]
     pub(crate) fn pick_sh(
         &self,
-        backends: &[Backend],
+        roster: &Roster,
         src: &SocketAddr,
         use_port: bool,
         fallback: bool,
     ) -> Option<usize> {
-        let addr = fold_addr(&src.ip());
+        let addr = fold_ip(src);
         let port = if use_port { src.port() } else { 0 };
         let first = self.sh_bucket(addr, port, 0);
         let pos = self.buckets[first];
         if pos == NONE {
             return None;
         }
-        if backends[pos as usize].is_schedulable() {
+        if roster.schedulable(pos as usize) {
             return Some(pos as usize);
         }
         if !fallback {
             return None;
         }
+        self.sh_fall_back(roster, addr, port, first)
+    }
+
+    /// `ip_vs_sh_get_fallback` past the first bucket `first`: out of line, so that the common
+    /// pick stays small.
+    #[inline(never)]
+    fn sh_fall_back(&self, roster: &Roster, addr: u32, port: u16, first: usize) -> Option<usize> {
         let size = self.buckets.len() as u32;
         for offset in 0..size {
             let roffset = (offset + first as u32) % size;
@@ -99,7 +107,7 @@ impl HashTable {
             if pos == NONE {
                 break;
             }
-            if backends[pos as usize].is_schedulable() {
+            if roster.schedulable(pos as usize) {
                 return Some(pos as usize);
             }
         }
@@ -108,21 +116,21 @@ impl HashTable {
 
     /// `ip_vs_dh_get`, keyed by the destination address.
     #[inline]
-    pub(crate) fn pick_dh(&self, backends: &[Backend], dst: &SocketAddr) -> Option<usize> {
-        let bucket = fold_addr(&dst.ip()).wrapping_mul(KNUTH) & self.mask();
+    pub(crate) fn pick_dh(&self, roster: &Roster, dst: &SocketAddr) -> Option<usize> {
+        let bucket = fold_ip(dst).wrapping_mul(KNUTH) & self.mask;
         let pos = self.buckets[bucket as usize];
-        (pos != NONE && backends[pos as usize].is_schedulable()).then_some(pos as usize)
+        (pos != NONE && roster.schedulable(pos as usize)).then_some(pos as usize)
     }
 
     /// The bucket `sh` reads first for this source, for explanations.
     pub(crate) fn sh_first_bucket(&self, src: &SocketAddr, use_port: bool) -> usize {
         let port = if use_port { src.port() } else { 0 };
-        self.sh_bucket(fold_addr(&src.ip()), port, 0)
+        self.sh_bucket(fold_ip(src), port, 0)
     }
 
     /// The bucket `dh` reads for this destination, for explanations.
     pub(crate) fn dh_bucket(&self, dst: &SocketAddr) -> usize {
-        (fold_addr(&dst.ip()).wrapping_mul(KNUTH) & self.mask()) as usize
+        (fold_ip(dst).wrapping_mul(KNUTH) & self.mask) as usize
     }
 
     /// How many buckets each backend position holds.

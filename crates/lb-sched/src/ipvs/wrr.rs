@@ -10,6 +10,7 @@
 
 use super::tournament::{Rule, Tournament};
 use crate::Backend;
+use crate::roster::Roster;
 use alloc::vec::Vec;
 
 /// The longest cycle laid out (8 MiB of positions).
@@ -31,18 +32,20 @@ pub(crate) struct WeightedRoundRobin {
     /// The schedulable backend with the highest weight: passes above its weight hold nothing
     /// schedulable and are skipped whole, and none at all means the pick fails at once.
     heaviest: Tournament,
+    /// The first pass and floor at most the heaviest schedulable weight ([`Self::pass_at_most`]),
+    /// kept up to date with `heaviest`; `None` when nothing is schedulable.
+    top: Option<(usize, i64)>,
 }
 
 /// Every pass's backends in list order, one pass after the other.
 #[derive(Clone, Debug, Default)]
 struct Cycle {
-    entries: Vec<u32>,
+    /// A position and the pass it belongs to.
+    entries: Vec<(u32, u32)>,
     /// Where each pass starts in `entries`, plus the end.
     pass_start: Vec<usize>,
     /// The next entry to examine: just after the cursor in the current pass.
     next: usize,
-    /// The pass the last entry picked belongs to.
-    pass: usize,
 }
 
 impl WeightedRoundRobin {
@@ -56,9 +59,18 @@ impl WeightedRoundRobin {
             di,
             cycle: None,
             heaviest: Tournament::new(Rule::Fo, backends),
+            top: None,
         };
         wrr.lay_out(backends);
+        wrr.find_top(backends);
         wrr
+    }
+
+    fn find_top(&mut self, backends: &[Backend]) {
+        self.top = self
+            .heaviest
+            .pick()
+            .map(|h| self.pass_at_most(backends[h].effective_weight as i64));
     }
 
     #[cfg(test)]
@@ -94,12 +106,14 @@ impl WeightedRoundRobin {
         }
         self.heaviest.rebuild(backends);
         self.lay_out(backends);
+        self.find_top(backends);
     }
 
     /// A backend's availability or overload flag may have changed.
     #[inline]
     pub(crate) fn refresh(&mut self, backends: &[Backend], pos: usize) {
         self.heaviest.update(backends, pos);
+        self.find_top(backends);
     }
 
     /// The first pass (from the top) whose floor is at most `weight`, and that floor. No
@@ -131,14 +145,17 @@ impl WeightedRoundRobin {
             ..Cycle::default()
         };
         let mut floor = self.mw;
+        // The number of passes is at most the cycle's length.
+        let mut pass = 0u32;
         while floor > 0 {
             cycle.pass_start.push(cycle.entries.len());
             let members = backends
                 .iter()
                 .enumerate()
                 .filter(|(_, b)| b.effective_weight as i64 >= floor);
-            cycle.entries.extend(members.map(|(i, _)| i as u32));
+            cycle.entries.extend(members.map(|(i, _)| (i as u32, pass)));
             floor -= self.di;
+            pass += 1;
         }
         cycle.pass_start.push(cycle.entries.len());
         self.cycle = Some(cycle);
@@ -153,47 +170,41 @@ impl WeightedRoundRobin {
         let (start, end) = (cycle.pass_start[pass], cycle.pass_start[pass + 1]);
         let after = match self.cursor {
             None => 0,
-            Some(c) => cycle.entries[start..end].partition_point(|&p| p as usize <= c),
+            Some(c) => cycle.entries[start..end].partition_point(|&(p, _)| p as usize <= c),
         };
         cycle.next = start + after;
-        cycle.pass = pass;
     }
 
     /// `ip_vs_wrr_schedule`.
     #[inline]
-    pub(crate) fn pick(&mut self, backends: &[Backend]) -> Option<usize> {
+    pub(crate) fn pick(&mut self, backends: &[Backend], roster: &Roster) -> Option<usize> {
         if self.mw == 0 {
             return None;
         }
-        let Some(heaviest) = self.heaviest.pick() else {
+        let Some((top_pass, top)) = self.top else {
             self.fail();
             return None;
         };
-        let (top_pass, top) = self.pass_at_most(backends[heaviest].effective_weight as i64);
         let Some(cycle) = &mut self.cycle else {
-            return Some(self.scan(backends, top));
+            return Some(self.scan(backends, roster, top));
         };
         // A pass above `top` has nothing schedulable; from `top` down every pass holds the
         // heaviest backend, so the walk ends within one pass after the current one.
-        let len = cycle.entries.len();
         loop {
-            if cycle.next == len {
-                cycle.next = 0;
-            }
-            if cycle.next < cycle.pass_start[cycle.pass] {
-                cycle.pass = 0;
-            }
-            while cycle.pass_start[cycle.pass + 1] <= cycle.next {
-                cycle.pass += 1;
-            }
-            if cycle.pass < top_pass {
-                cycle.pass = top_pass;
-                cycle.next = cycle.pass_start[top_pass];
-            }
-            let pos = cycle.entries[cycle.next] as usize;
+            let (pos, pass) = match cycle.entries.get(cycle.next) {
+                Some(&(_, pass)) if (pass as usize) < top_pass => {
+                    cycle.next = cycle.pass_start[top_pass];
+                    continue;
+                }
+                Some(&(pos, pass)) => (pos as usize, pass),
+                None => {
+                    cycle.next = 0;
+                    continue;
+                }
+            };
             cycle.next += 1;
-            if backends[pos].is_schedulable() {
-                self.cw = self.mw - cycle.pass as i64 * self.di;
+            if roster.schedulable(pos) {
+                self.cw = self.mw - pass as i64 * self.di;
                 self.cursor = Some(pos);
                 return Some(pos);
             }
@@ -217,14 +228,14 @@ impl WeightedRoundRobin {
 
     /// The kernel's scan, for cycles too long to lay out, skipping the passes above `top`
     /// (the floor of the heaviest schedulable backend), where the kernel finds nothing.
-    fn scan(&mut self, backends: &[Backend], top: i64) -> usize {
+    fn scan(&mut self, backends: &[Backend], roster: &Roster, top: i64) -> usize {
         let mut start = self.cursor.map_or(0, |c| c + 1);
         loop {
             if self.cw > top {
                 (self.cw, start) = (top, 0);
             }
             for (i, b) in backends.iter().enumerate().skip(start) {
-                if b.is_schedulable() && b.effective_weight as i64 >= self.cw {
+                if roster.schedulable(i) && b.effective_weight as i64 >= self.cw {
                     self.cursor = Some(i);
                     return i;
                 }
@@ -319,8 +330,9 @@ mod tests {
                 match op {
                     0 | 1 => {
                         let expected = kernel.kernel(&list);
-                        prop_assert_eq!(fast.pick(&list), expected);
-                        prop_assert_eq!(scan.pick(&list), expected);
+                        let roster = Roster::new(&list);
+                        prop_assert_eq!(fast.pick(&list, &roster), expected);
+                        prop_assert_eq!(scan.pick(&list, &roster), expected);
                     }
                     2 if !list.is_empty() => {
                         let i = i % list.len();
@@ -359,12 +371,12 @@ mod tests {
         list[0].availability = Availability::Down;
         wrr.refresh(&list, 0);
         for _ in 0..10 {
-            assert!(wrr.pick(&list).is_some());
+            assert!(wrr.pick(&list, &Roster::new(&list)).is_some());
         }
         list[1].availability = Availability::Down;
         list[2].availability = Availability::Down;
         wrr.refresh(&list, 1);
         wrr.refresh(&list, 2);
-        assert_eq!(wrr.pick(&list), None);
+        assert_eq!(wrr.pick(&list, &Roster::new(&list)), None);
     }
 }
