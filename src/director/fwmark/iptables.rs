@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use lb_forward::Protocol;
 
-use super::{Chain, Conditions, MarkRule, Marks, parse_number, shadow_warning};
+use super::{Chain, Conditions, Marks, parse_number, shadow_warning};
 
 /// Targets that end the chain for the packets they match.
 const ENDING: &[&str] = &["ACCEPT", "DROP", "RETURN", "REJECT", "QUEUE", "NFQUEUE"];
@@ -91,37 +91,14 @@ pub fn from_iptables_save(text: &str, ipv6: bool) -> Marks {
             continue;
         }
         let shadowed = chain_state(&mut chains, chain_name).ended_by.clone();
-        let mark = match mark {
-            Ok(m) => m,
-            Err(e) => {
-                marks.warnings.push(format!("{here} {e}: not translated"));
-                continue;
-            }
-        };
-        if mark == 0 {
-            marks.warnings.push(format!(
-                "{here} sets mark 0: the packets it matches stay with the services of earlier rules"
-            ));
+        let Some(mark) = marks.settable(&here, mark) else {
             continue;
+        };
+        let keys = conditions(options, ipv6).and_then(|c| c.keys());
+        if let (Ok(_), Some(by)) = (&keys, shadowed) {
+            marks.warnings.push(shadow_warning(&by, &here, mark));
         }
-        match conditions(options, ipv6).and_then(|c| c.keys()) {
-            Ok(keys) => {
-                if let Some(by) = shadowed {
-                    marks.warnings.push(shadow_warning(&by, &here, mark));
-                }
-                marks
-                    .warnings
-                    .extend(super::wide_warning(&here, mark, &keys));
-                marks.rules.push(MarkRule {
-                    mark,
-                    keys,
-                    rule: here,
-                });
-            }
-            Err(e) => marks
-                .warnings
-                .push(format!("{here} sets mark {mark} but {e}: not translated")),
-        }
+        marks.add(here, mark, keys);
     }
     marks
 }

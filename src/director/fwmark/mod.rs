@@ -68,6 +68,36 @@ pub struct Marks {
 }
 
 impl Marks {
+    /// The mark `rule` sets, or `None` after a warning when it cannot be read or is 0.
+    fn settable(&mut self, rule: &str, mark: Result<u32, String>) -> Option<u32> {
+        match mark {
+            Ok(0) => {
+                self.warnings.push(format!(
+                    "{rule} sets mark 0: the packets it matches stay with the services of earlier rules"
+                ));
+                None
+            }
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.warnings.push(format!("{rule} {e}: not translated"));
+                None
+            }
+        }
+    }
+
+    /// Records `rule`, setting `mark` on `keys`, or why its keys cannot be translated.
+    fn add(&mut self, rule: String, mark: u32, keys: Result<Vec<MatchKey>, String>) {
+        match keys {
+            Ok(keys) => {
+                self.warnings.extend(wide_warning(&rule, mark, &keys));
+                self.rules.push(MarkRule { mark, keys, rule });
+            }
+            Err(e) => self
+                .warnings
+                .push(format!("{rule} sets mark {mark} but {e}: not translated")),
+        }
+    }
+
     /// The match keys of `mark` for one family, each once.
     pub fn keys(&self, mark: u32, ipv6: bool) -> Vec<MatchKey> {
         let mut out: Vec<MatchKey> = Vec::new();

@@ -10,7 +10,7 @@ use nftables::schema::{NfListObject, NfObject};
 use nftables::stmt::{Match, Operator, Statement};
 use nftables::types::{NfFamily, NfHook};
 
-use super::{Chain, Conditions, MarkRule, Marks, parse_number, range_prefixes};
+use super::{Chain, Conditions, Marks, parse_number, range_prefixes};
 
 /// The translation of an nft JSON document, and the iptables-nft tables in it: (IPv6, table
 /// name) of each table whose rules use xt extensions, to be read from `iptables-save` /
@@ -238,19 +238,9 @@ fn translate(
     let Some(mark) = mark else {
         return;
     };
-    let mark = match mark {
-        Ok(m) => m,
-        Err(e) => {
-            marks.warnings.push(format!("{here} {e}: not translated"));
-            return;
-        }
-    };
-    if mark == 0 {
-        marks.warnings.push(format!(
-            "{here} sets mark 0: the packets it matches stay with the services of earlier rules"
-        ));
+    let Some(mark) = marks.settable(&here, mark) else {
         return;
-    }
+    };
     if let Some(e) = problem {
         marks
             .warnings
@@ -260,21 +250,7 @@ fn translate(
     if let Some(by) = shadowed {
         marks.warnings.push(super::shadow_warning(&by, &here, mark));
     }
-    match cond.keys() {
-        Ok(keys) => {
-            marks
-                .warnings
-                .extend(super::wide_warning(&here, mark, &keys));
-            marks.rules.push(MarkRule {
-                mark,
-                keys,
-                rule: here,
-            });
-        }
-        Err(e) => marks
-            .warnings
-            .push(format!("{here} sets mark {mark} but {e}: not translated")),
-    }
+    marks.add(here, mark, cond.keys());
 }
 
 fn statement_name(s: &Statement<'_>) -> String {
