@@ -5,13 +5,13 @@
 //! returns the same [`CheckId`] (counted references): the probe runs once per interval
 //! however many pools ask for it, and every pool reads the one tracker.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rand_core::Rng;
 
+use crate::wheel::Wheel;
 use crate::{Admin, Check, Error, Outcome, Tracker, TrackerConfig, Transition, Transport};
 
 /// A handle to one tracked (check, address) pair. A removed target's id never names a later
@@ -100,7 +100,7 @@ struct Entry {
     tracker: Tracker,
     refs: u32,
     running: bool,
-    /// Bumped on every reschedule; heap items with an older value are stale.
+    /// Bumped on every reschedule; wheel items with an older value are stale.
     generation: u64,
 }
 
@@ -112,7 +112,7 @@ pub struct Checker {
     incarnations: Vec<u32>,
     free: Vec<usize>,
     index: HashMap<(Check, SocketAddr), Vec<usize>>,
-    heap: BinaryHeap<Reverse<(Duration, usize, u64)>>,
+    wheel: Wheel<(usize, u64)>,
     events: VecDeque<Event>,
     len: usize,
 }
@@ -272,7 +272,7 @@ impl Checker {
         if let Some(e) = self.entries[i].as_mut() {
             e.generation += 1;
             if let Some(at) = e.tracker.poll_timeout() {
-                self.heap.push(Reverse((at, i, e.generation)));
+                self.wheel.insert(at, (i, e.generation));
             }
         }
     }
@@ -295,17 +295,13 @@ impl Checker {
     /// When to call [`Checker::poll_due`] next (it may be early, never late).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.heap.peek().map(|Reverse((at, _, _))| *at)
+        self.wheel.next_at()
     }
 
     /// The next probe due at `now`, marked running until [`Checker::report`]. Also applies
     /// damping releases that are due.
     pub fn poll_due(&mut self, now: Duration) -> Option<Due<'_>> {
-        while let Some(&Reverse((at, i, generation))) = self.heap.peek() {
-            if at > now {
-                return None;
-            }
-            self.heap.pop();
+        while let Some((_, (i, generation))) = self.wheel.pop_due(now) {
             let Some(e) = self.entries[i].as_mut() else {
                 continue;
             };

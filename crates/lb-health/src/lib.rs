@@ -104,6 +104,7 @@ pub mod pool;
 pub mod probe;
 mod tracker;
 pub mod url;
+mod wheel;
 
 pub use agent::{AgentError, AgentHealth, AgentReport, parse_agent_line};
 pub use checker::{CheckId, Checker, Due, Event, Target};

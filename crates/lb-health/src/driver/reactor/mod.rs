@@ -3,8 +3,7 @@
 
 mod transfer;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -20,6 +19,7 @@ use socket2::Socket;
 
 use super::sockets;
 use crate::probe::{ExecCheck, transport_failure};
+use crate::wheel::Wheel;
 use crate::{
     Check, CheckId, Checker, Error, Event, Outcome, Probe, Reason, Session, Step, Target,
     Transport, Verdict,
@@ -140,7 +140,7 @@ pub struct Reactor<R: Rng> {
     config: ReactorConfig,
     epoch: Instant,
     runs: Slab<Run>,
-    deadlines: BinaryHeap<Reverse<(Duration, usize, u64)>>,
+    deadlines: Wheel<(usize, u64)>,
     serial: u64,
     icmp: [Option<Socket>; 2],
     /// ICMP runs in flight by (IPv6, sequence number).
@@ -183,7 +183,7 @@ impl<R: Rng> Reactor<R> {
             },
             epoch: Instant::now(),
             runs: Slab::new(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Wheel::default(),
             serial: 0,
             icmp: [None, None],
             icmp_waiting: HashMap::new(),
@@ -251,7 +251,7 @@ impl<R: Rng> Reactor<R> {
                 cap(at.saturating_sub(now));
             }
         }
-        if let Some(Reverse((at, _, _))) = self.deadlines.peek() {
+        if let Some(at) = self.deadlines.next_at() {
             cap(at.saturating_sub(now));
         }
         if self.exec_runs > 0 {
@@ -364,7 +364,7 @@ impl<R: Rng> Reactor<R> {
                 }
                 Io::Tcp { .. } | Io::Udp(_) => {}
             }
-            self.deadlines.push(Reverse((deadline, key, self.serial)));
+            self.deadlines.insert(deadline, (key, self.serial));
             if let Err(e) = self.register(key) {
                 self.complete(key, transport_failure(&e), now);
                 continue;
@@ -505,11 +505,7 @@ impl<R: Rng> Reactor<R> {
     }
 
     fn expire(&mut self, now: Duration) {
-        while let Some(&Reverse((at, key, serial))) = self.deadlines.peek() {
-            if at > now {
-                return;
-            }
-            self.deadlines.pop();
+        while let Some((_, (key, serial))) = self.deadlines.pop_due(now) {
             if !self.alive(key, serial) {
                 continue;
             }
