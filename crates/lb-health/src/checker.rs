@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand_core::Rng;
@@ -115,6 +116,8 @@ pub struct Checker {
     wheel: Wheel<(usize, u64)>,
     events: VecDeque<Event>,
     len: usize,
+    /// The configuration of the last tracker added, shared with the next if equal.
+    last_config: Option<Arc<TrackerConfig>>,
 }
 
 impl Checker {
@@ -180,7 +183,12 @@ impl Checker {
                 }
             }
         }
-        let tracker = Tracker::new(target.tracker, now, rng)?;
+        let config = match &self.last_config {
+            Some(c) if **c == target.tracker => c.clone(),
+            _ => Arc::new(target.tracker),
+        };
+        let tracker = Tracker::shared(config.clone(), now, rng)?;
+        self.last_config = Some(config);
         let mut entry = Entry {
             incarnation: 0,
             target,

@@ -10,6 +10,8 @@ mod damping;
 mod ring;
 
 use core::time::Duration;
+use std::sync::Arc;
+
 use rand_core::Rng;
 
 pub use config::{
@@ -114,7 +116,9 @@ pub struct TrackerStats {
 /// One target's health state machine.
 #[derive(Clone, Debug)]
 pub struct Tracker {
-    config: TrackerConfig,
+    /// Shared by the trackers a [`Checker`](crate::Checker) adds with one configuration:
+    /// thousands of targets read one copy (cache-friendly) instead of one each.
+    config: Arc<TrackerConfig>,
     health: Health,
     /// Consecutive: opposite results since the last steady state. Saturating: HAProxy's
     /// `health` in `[0, rise + fall - 1]`.
@@ -124,7 +128,8 @@ pub struct Tracker {
     next_probe: Option<Duration>,
     failures_while_down: u32,
     recovered_at: Option<Duration>,
-    damper: Option<Damper>,
+    /// Boxed: most trackers have none, and the hot record stays small.
+    damper: Option<Box<Damper>>,
     reported_weight: Option<ReportedWeight>,
     reported_maxconn: Option<u32>,
     published: State,
@@ -137,9 +142,17 @@ impl Tracker {
     /// A tracker created at `now`; its first probe falls at a random time within the warm-up.
     /// Queues the initial transition unless the initial state is `Unknown`.
     pub fn new(config: TrackerConfig, now: Duration, rng: &mut impl Rng) -> Result<Tracker, Error> {
+        Tracker::shared(Arc::new(config), now, rng)
+    }
+
+    /// [`Tracker::new`] with a configuration other trackers may share.
+    pub(crate) fn shared(
+        config: Arc<TrackerConfig>,
+        now: Duration,
+        rng: &mut impl Rng,
+    ) -> Result<Tracker, Error> {
         config.validate()?;
         let mut t = Tracker {
-            config,
             health: Health::Unknown,
             counter: 0,
             admin: Admin::Ready,
@@ -147,7 +160,7 @@ impl Tracker {
             next_probe: Some(now + uniform(rng, config.jitter.warmup)),
             failures_while_down: 0,
             recovered_at: None,
-            damper: config.damping.map(Damper::new),
+            damper: config.damping.map(|d| Box::new(Damper::new(d))),
             reported_weight: None,
             reported_maxconn: None,
             published: State::Unknown,
@@ -155,6 +168,7 @@ impl Tracker {
             // A handful of transitions between polls is plenty; older ones are dropped first.
             pending: Ring::new(8),
             stats: TrackerStats::default(),
+            config,
         };
         t.reset_to_initial();
         t.publish(now, Reason::Initial);
@@ -167,7 +181,7 @@ impl Tracker {
             fall,
             counting,
             ..
-        } = self.config;
+        } = *self.config;
         let top = rise + fall - 1;
         (self.health, self.counter) = match (self.config.initial, counting) {
             (InitialState::Unknown, _) => (Health::Unknown, 0),
@@ -212,7 +226,7 @@ impl Tracker {
     /// damping suppression. Call [`Tracker::handle_timeout`] then.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
-        let release = self.damper.as_ref().and_then(Damper::release_at);
+        let release = self.damper.as_deref().and_then(Damper::release_at);
         match (self.next_probe, release) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -307,7 +321,7 @@ impl Tracker {
     }
 
     fn count(&mut self, pass: bool) {
-        let TrackerConfig { rise, fall, .. } = self.config;
+        let TrackerConfig { rise, fall, .. } = *self.config;
         let top = rise + fall - 1;
         if self.health == Health::Unknown {
             // The first conclusive outcome decides (Envoy's startup rule).
@@ -455,12 +469,12 @@ impl Tracker {
 
     /// When flap damping will release the target, while it holds it.
     pub fn damped_until(&self) -> Option<Duration> {
-        self.damper.as_ref().and_then(Damper::release_at)
+        self.damper.as_deref().and_then(Damper::release_at)
     }
 
     /// Whether flap damping holds the target down now.
     pub fn is_damped(&self) -> bool {
-        self.damper.as_ref().is_some_and(Damper::suppressed)
+        self.damper.as_deref().is_some_and(Damper::suppressed)
     }
 
     fn publish(&mut self, now: Duration, reason: Reason) {

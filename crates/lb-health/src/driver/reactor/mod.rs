@@ -3,7 +3,7 @@
 
 mod transfer;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -186,10 +186,10 @@ impl<R: Rng> Reactor<R> {
             deadlines: Wheel::default(),
             serial: 0,
             icmp: [None, None],
-            icmp_waiting: HashMap::new(),
+            icmp_waiting: HashMap::default(),
             raw_tcp: [None, None],
-            syn_waiting: HashMap::new(),
-            routes: HashMap::new(),
+            syn_waiting: HashMap::default(),
+            routes: HashMap::default(),
             syn_unread: 0,
             exec_runs: 0,
             buf: vec![0; 64 * 1024],
