@@ -180,10 +180,11 @@ fn jump_back(key: u64, buckets: u32) -> u32 {
     let below = largest_point(r0, flagged ^ low).1;
     let mask = (low as u64 * 2).wrapping_sub(1) as u32;
     let (d1, d2) = (r1 as u32 & mask, (r1 >> 32) as u32 & mask);
-    if (largest >= buckets) & (d1 >= buckets) & (d2 >= buckets) {
+    let draw = if d1 < buckets { d1 } else { d2 };
+    // One test, almost never true: a branch on each comparison would be mispredicted often.
+    if largest.min(draw) >= buckets {
         return top_range_point(key, low, buckets).unwrap_or(below);
     }
-    let draw = if d1 < buckets { d1 } else { d2 };
     let next = if draw < low { below } else { draw };
     if largest < buckets { largest } else { next }
 }
