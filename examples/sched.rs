@@ -34,11 +34,11 @@ OPERATIONS (stdin, one per line; blank lines and # comments are ignored):
 
 ALGORITHMS:
   IPVS:   rr wrr lc wlc sed nq lblc lblcr dh sh mh fo ovf twos
-  others: swrr edf random p2c ring maglev rendezvous jump
+  others: swrr edf random p2c ring maglev rendezvous jump jump-classic
 
 FLAGS (--flags, comma-separated):
   sh-fallback sh-port mh-fallback mh-port   the IPVS scheduler flags
-  bounded=PERCENT                           bounded load for ring, maglev, rendezvous, jump
+  bounded=PERCENT                           bounded load for ring, maglev, rendezvous, jump(-classic)
   slow-start=SECONDS                        ramp weights of servers that join or come back up
 
 EXAMPLE:

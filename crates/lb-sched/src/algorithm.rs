@@ -97,16 +97,21 @@ pub enum Algorithm {
     },
     /// Weighted rendezvous (highest random weight) hashing.
     Rendezvous,
-    /// Jump consistent hashing (Lamping and Veach), weighted by slot expansion. Adding a
+    /// Jump consistent hashing, weighted by slot expansion, with JumpBackHash (Ertl 2024):
+    /// the same law as Lamping and Veach's jump hash in expected constant time. Adding a
     /// backend at the end or marking one down moves only its own keys; removing one from the
     /// middle renumbers those after it and moves about half the keys, so mark backends down
     /// rather than remove them.
     Jump,
+    /// [`Algorithm::Jump`] with Lamping and Veach's own function (the values of their paper's
+    /// code), for keys that must land where other implementations of it put them. About
+    /// ln(slots) + 1 dependent floating-point steps per pick.
+    JumpClassic,
 }
 
 impl Algorithm {
     /// Every algorithm name [`Algorithm::from_name`] accepts.
-    pub const NAMES: [&'static str; 22] = [
+    pub const NAMES: [&'static str; 23] = [
         "rr",
         "wrr",
         "lc",
@@ -129,6 +134,7 @@ impl Algorithm {
         "maglev",
         "rendezvous",
         "jump",
+        "jump-classic",
     ];
 
     /// The algorithm with this name and its default parameters.
@@ -170,6 +176,7 @@ impl Algorithm {
             },
             "rendezvous" => Algorithm::Rendezvous,
             "jump" => Algorithm::Jump,
+            "jump-classic" => Algorithm::JumpClassic,
             other => return Err(Error::UnknownAlgorithm(other.to_string())),
         })
     }
@@ -199,6 +206,7 @@ impl Algorithm {
             Algorithm::Maglev { .. } => "maglev",
             Algorithm::Rendezvous => "rendezvous",
             Algorithm::Jump => "jump",
+            Algorithm::JumpClassic => "jump-classic",
         }
     }
 
@@ -267,6 +275,7 @@ impl Algorithm {
                 | Algorithm::Maglev { .. }
                 | Algorithm::Rendezvous
                 | Algorithm::Jump
+                | Algorithm::JumpClassic
         )
     }
 

@@ -190,7 +190,7 @@ impl Pool {
                     ConsistentHash::Ring(_) => "ring",
                     ConsistentHash::Maglev(_) => "maglev",
                     ConsistentHash::Rendezvous(_) => "rendezvous",
-                    ConsistentHash::Jump(_) => "jump",
+                    ConsistentHash::Jump(j) => j.name(),
                 };
                 format!("{kind} key {:#018x}", req.hash_key())
             }

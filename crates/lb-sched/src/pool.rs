@@ -322,6 +322,24 @@ impl Pool {
     /// does not count the connection: call [`Pool::conn_opened`] when it is made.
     #[inline]
     pub fn pick(&mut self, req: &Request, now: Duration, rng: &mut dyn Rng) -> Option<BackendId> {
+        if (self.ramping > 0 && now >= self.next_ramp) || self.templates.is_some() {
+            return self.pick_with_upkeep(req, now, rng);
+        }
+        let (backends, index, scratch) = (&self.backends, &self.index, &mut self.scratch);
+        let pos = self
+            .scheduler
+            .pick(backends, &self.roster, index, req, now, rng, scratch)?;
+        Some(self.roster.id(pos))
+    }
+
+    /// [`Pool::pick`] when slow start has a weight to ramp or persistence is on.
+    #[inline(never)]
+    fn pick_with_upkeep(
+        &mut self,
+        req: &Request,
+        now: Duration,
+        rng: &mut dyn Rng,
+    ) -> Option<BackendId> {
         if self.ramping > 0 && now >= self.next_ramp {
             self.advance_ramps(now);
         }

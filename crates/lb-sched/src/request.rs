@@ -52,13 +52,14 @@ impl Request {
         self
     }
 
-    /// The key the consistent hashes use: the explicit key, else a hash of the source address
-    /// and port.
+    /// The key the consistent hashes use: the explicit key, else the source address (IPv6
+    /// folded as IPVS folds it, see [`fold_addr`]) and port packed into 64 bits. Each hash
+    /// mixes the key itself, so an address costs no more than an explicit key.
     #[inline]
     pub fn hash_key(&self) -> u64 {
         match self.key {
             Some(key) => key,
-            None => crate::hash::mix64((fold_ip(&self.src) as u64) << 16 | self.src.port() as u64),
+            None => (fold_ip(&self.src) as u64) << 16 | self.src.port() as u64,
         }
     }
 }

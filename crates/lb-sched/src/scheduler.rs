@@ -125,7 +125,8 @@ impl Scheduler {
             Algorithm::Ring { .. }
             | Algorithm::Maglev { .. }
             | Algorithm::Rendezvous
-            | Algorithm::Jump => match ConsistentHash::new(algorithm, backends) {
+            | Algorithm::Jump
+            | Algorithm::JumpClassic => match ConsistentHash::new(algorithm, backends) {
                 Some(hash) => Scheduler::Hash {
                     hash,
                     bounded,

@@ -1,15 +1,20 @@
-//! Jump consistent hashing (Lamping and Veach, arXiv 1406.2294), weighted by giving each
-//! backend as many consecutive slots as its weight.
+//! Jump consistent hashing, weighted by giving each backend as many consecutive slots as its
+//! weight. Two functions map a key to a slot: JumpBackHash (Ertl, arXiv 2403.18682; the
+//! default), which walks the key's jump points backwards in expected constant time, and
+//! Lamping and Veach's original (arXiv 1406.2294), about ln(slots) + 1 dependent
+//! floating-point steps, for callers that must agree with other implementations of it.
 //!
-//! Jump hash needs no table of its own and balances almost perfectly, but it numbers its
+//! Both follow the same law: a key's slot for n slots is the largest of its "jump points"
+//! below n, where each slot j is a jump point with probability 1/(j + 1), independently.
+//! So the hash needs no table of its own and balances almost perfectly, but it numbers its
 //! buckets: growing from n to n + 1 buckets moves exactly 1/(n + 1) of the keys, and only to
 //! the new one. So appending a backend (or raising the last one's weight) is minimally
 //! disruptive, while removing or reweighting one in the middle renumbers every slot after it.
 //! Use it for pools that only grow at the end, or whose members go down rather than leave
 //! (availability never rebuilds the slots; the fallback sequence handles it).
 
-use super::mix64;
 use super::ring::Offered;
+use super::{GOLDEN_GAMMA, mix64};
 use crate::Backend;
 use alloc::vec::Vec;
 
@@ -18,8 +23,18 @@ const MAX_SLOTS: u128 = 1 << 20;
 /// Rehashed attempts before the fallback walks the slots in order.
 const ATTEMPTS: u64 = 32;
 
+/// Which function maps a key to a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JumpFunction {
+    /// JumpBackHash: expected constant time.
+    Back,
+    /// Lamping and Veach's published function, value for value.
+    Classic,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Jump {
+    function: JumpFunction,
     /// Each slot's owning position, in list order.
     slots: Vec<u32>,
     /// One past the largest position with a slot.
@@ -28,8 +43,9 @@ pub(crate) struct Jump {
 }
 
 impl Jump {
-    pub(crate) fn new(backends: &[Backend]) -> Jump {
+    pub(crate) fn new(function: JumpFunction, backends: &[Backend]) -> Jump {
         let mut jump = Jump {
+            function,
             slots: Vec::new(),
             bound: 0,
             distinct: 0,
@@ -60,10 +76,28 @@ impl Jump {
         }
     }
 
-    /// The slot a hash lands in: `mix64(key ^ attempt)` for attempt 0, 1, ...
-    #[inline]
-    fn slot(&self, h: u64) -> usize {
-        jump(h, self.slots.len() as u64) as usize
+    /// The algorithm's name.
+    pub(crate) fn name(&self) -> &'static str {
+        match self.function {
+            JumpFunction::Back => "jump",
+            JumpFunction::Classic => "jump-classic",
+        }
+    }
+
+    /// The slot a key lands in (attempt 0 hashes the key, attempt k the key XOR k).
+    #[inline(always)]
+    fn slot(&self, key: u64) -> usize {
+        match self.function {
+            // At most 2^20 slots.
+            JumpFunction::Back => jump_back(key, self.slots.len() as u32) as usize,
+            JumpFunction::Classic => self.classic_slot(key),
+        }
+    }
+
+    /// [`Jump::slot`] with the classic function: out of line, so that the default stays small.
+    #[inline(never)]
+    fn classic_slot(&self, key: u64) -> usize {
+        jump(mix64(key), self.slots.len() as u64) as usize
     }
 
     /// The key's slot, then up to [`ATTEMPTS`] slots of the rehashed key (as if the rejected
@@ -75,7 +109,7 @@ impl Jump {
         scratch: &mut Vec<u64>,
         mut accept: impl FnMut(usize) -> bool,
     ) -> Option<usize> {
-        let first = *self.slots.get(self.slot(mix64(key)))? as usize;
+        let first = *self.slots.get(self.slot(key))? as usize;
         if accept(first) {
             return Some(first);
         }
@@ -99,7 +133,7 @@ impl Jump {
             if offered.len() >= self.distinct {
                 return None;
             }
-            last = self.slot(mix64(key ^ attempt));
+            last = self.slot(key ^ attempt);
             let pos = self.slots.get(last).copied().unwrap_or(0) as usize;
             if offered.insert(pos) && accept(pos) {
                 return Some(pos);
@@ -115,6 +149,73 @@ impl Jump {
             }
         }
         None
+    }
+}
+
+/// JumpBackHash: the largest of the key's jump points below `buckets` (0 for fewer than 2).
+///
+/// The random values are SplitMix64's sequence seeded with the key (`mix64(key + k * γ)`).
+/// The bits of `r0 ^ (r0 >> 32)` say, for each range `[2^i, 2^(i+1))`, whether it holds a
+/// jump point (the chance is exactly 1/2: no jump point in `[m, 2m)` has probability
+/// `m / 2m`), and given that it does, its largest jump point is uniform in the range; so the
+/// answer is in the highest flagged range at or below `buckets - 1`'s, at an offset taken
+/// from `r0`'s low or high half. Consecutive flagged ranges take alternate halves (by the
+/// parity of the flags up to them), so the two ranges one call can read stay independent.
+/// When that largest point is `buckets` or more (only in the top range), the next lower
+/// ones are drawn uniformly from the range, two per random value, until one is below
+/// `buckets` (the answer) or below the range (none left there: the answer is the next
+/// flagged range's largest point). Every draw ends the walk with probability above 1/2.
+///
+/// Written without data-dependent branches for the first random value after `r0`, which
+/// is computed alongside it: the walk goes on past it for under 4 % of keys.
+#[inline(always)]
+fn jump_back(key: u64, buckets: u32) -> u32 {
+    if buckets < 2 {
+        return 0;
+    }
+    let r0 = mix64(key);
+    let r1 = mix64(key.wrapping_add(GOLDEN_GAMMA));
+    let flagged = ((r0 ^ (r0 >> 32)) as u32) & (u32::MAX >> (buckets - 1).leading_zeros());
+    let (low, largest) = largest_point(r0, flagged);
+    let below = largest_point(r0, flagged ^ low).1;
+    let mask = (low as u64 * 2).wrapping_sub(1) as u32;
+    let (d1, d2) = (r1 as u32 & mask, (r1 >> 32) as u32 & mask);
+    let draw = if d1 < buckets { d1 } else { d2 };
+    // One test, almost never true: a branch on each comparison would be mispredicted often.
+    if largest.min(draw) >= buckets {
+        return top_range_point(key, low, buckets).unwrap_or(below);
+    }
+    let next = if draw < low { below } else { draw };
+    if largest < buckets { largest } else { next }
+}
+
+/// The highest flagged range's low end and largest jump point, both 0 when none is flagged.
+#[inline(always)]
+fn largest_point(r0: u64, flagged: u32) -> (u32, u32) {
+    let low = ((1u64 << 31) >> flagged.leading_zeros()) as u32;
+    let half = (r0 >> ((flagged.count_ones() & 1) * 32)) as u32;
+    (low, low | (half & low.saturating_sub(1)))
+}
+
+/// The largest jump point in `[low, buckets)` from the second random value after `r0` on,
+/// when `[low, 2 * low)`'s largest and the first value's two draws are all `buckets` or
+/// more; `None` when the range has none below `buckets`.
+#[cold]
+#[inline(never)]
+fn top_range_point(key: u64, low: u32, buckets: u32) -> Option<u32> {
+    let mask = (low as u64 * 2 - 1) as u32;
+    let mut state = key.wrapping_add(GOLDEN_GAMMA);
+    loop {
+        state = state.wrapping_add(GOLDEN_GAMMA);
+        let r = mix64(state);
+        for draw in [r as u32 & mask, (r >> 32) as u32 & mask] {
+            if draw < low {
+                return None;
+            }
+            if draw < buckets {
+                return Some(draw);
+            }
+        }
     }
 }
 
@@ -177,6 +278,108 @@ mod tests {
         assert_eq!(jump(5, 0), 0);
     }
 
+    /// [`jump_back`] as a plain loop over the flagged ranges and the top range's draws.
+    fn jump_back_reference(key: u64, buckets: u32) -> u32 {
+        if buckets < 2 {
+            return 0;
+        }
+        let r0 = mix64(key);
+        let mut flagged = ((r0 ^ (r0 >> 32)) as u32) & (u32::MAX >> (buckets - 1).leading_zeros());
+        let mut draws = (1u64..).flat_map(|k| {
+            let r = mix64(key.wrapping_add(k.wrapping_mul(GOLDEN_GAMMA)));
+            [r as u32, (r >> 32) as u32]
+        });
+        while flagged != 0 {
+            let low = 1u32 << (31 - flagged.leading_zeros());
+            let half = (r0 >> ((flagged.count_ones() & 1) * 32)) as u32;
+            let largest = low | (half & (low - 1));
+            if largest < buckets {
+                return largest;
+            }
+            let mask = (low as u64 * 2 - 1) as u32;
+            for draw in draws.by_ref().map(|d| d & mask) {
+                if draw < low {
+                    break;
+                }
+                if draw < buckets {
+                    return draw;
+                }
+            }
+            flagged ^= low;
+        }
+        0
+    }
+
+    #[test]
+    fn jump_back_matches_its_loop_form() {
+        for n in (0..5000u32).chain([65535, 65536, 65537, 1 << 20, u32::MAX]) {
+            for k in 0..200u64 {
+                let key = mix64(k ^ n as u64);
+                assert_eq!(jump_back(key, n), jump_back_reference(key, n), "{key} {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn jump_back_moves_only_to_the_new_bucket() {
+        for n in 0..2100u32 {
+            for k in 0..300u64 {
+                let (a, b) = (jump_back(k, n), jump_back(k, n + 1));
+                assert!(
+                    a < n.max(1) && (a == b || b == n),
+                    "key {k} n {n}: {a} then {b}"
+                );
+            }
+        }
+        // The largest bucket counts: the top range's mask and draws stay in 32 bits.
+        for k in 0..1000u64 {
+            assert!(jump_back(k, u32::MAX) < u32::MAX);
+            let (a, b) = (jump_back(k, (1 << 31) + 1), jump_back(k, (1 << 31) + 2));
+            assert!(a == b || b == (1 << 31) + 1);
+        }
+    }
+
+    /// The same law as Lamping and Veach's function: uniform over the buckets, and growing
+    /// from n to n + 1 moves 1/(n + 1) of the keys, for bucket counts at, just above and
+    /// just below powers of two (where the top range is nearly empty or nearly full).
+    #[test]
+    fn jump_back_is_uniform_and_moves_one_share() {
+        const KEYS: u64 = 200_000;
+        for n in [3u32, 10, 64, 65, 127, 1000, 5500] {
+            let mut hits = alloc::vec![0u64; n as usize + 1];
+            let mut moved = 0u64;
+            for k in 0..KEYS {
+                let key = mix64(k ^ 0x5eed);
+                let (a, b) = (jump_back(key, n), jump_back(key, n + 1));
+                hits[a as usize] += 1;
+                moved += (a != b) as u64;
+            }
+            let expected = KEYS as f64 / n as f64;
+            let worst = hits[..n as usize]
+                .iter()
+                .map(|&h| (h as f64 - expected).abs() / expected.sqrt())
+                .fold(0.0, f64::max);
+            // Binomial counts: more than 5.5 standard deviations off is a broken law.
+            assert!(worst < 5.5, "n={n}: {worst:.1} sd off");
+            let share = KEYS as f64 / (n + 1) as f64;
+            assert!(
+                (moved as f64 - share).abs() < 5.5 * share.sqrt(),
+                "n={n} moved {moved}, expected {share:.0}"
+            );
+        }
+    }
+
+    /// A few values, so that the function cannot change unnoticed (keys' slots are part of
+    /// the contract between a pool's users).
+    #[test]
+    fn jump_back_values() {
+        let got: Vec<u32> = [(0u64, 10u32), (1, 1000), (42, 5500), (u64::MAX, 65537)]
+            .iter()
+            .map(|&(k, n)| jump_back(k, n))
+            .collect();
+        assert_eq!(got, [7, 492, 4355, 27680]);
+    }
+
     /// Values of the paper's C++ function (Lamping and Veach 2014, Figure 1) compiled with
     /// gcc: `JumpConsistentHash(key, buckets)` for each key (rows) and bucket count (columns).
     #[test]
@@ -223,20 +426,24 @@ mod tests {
         }
     }
 
+    const BOTH: [JumpFunction; 2] = [JumpFunction::Back, JumpFunction::Classic];
+
     #[test]
     fn deterministic_and_weighted() {
         let backends = pool(&[1, 2, 0, 3, 4]);
-        let (a, b) = (Jump::new(&backends), Jump::new(&backends));
-        assert_eq!(a.slots, b.slots);
-        let hits = fractions(5, 200_000, |k| a.pick(k, |_| true));
-        for (h, w) in hits.iter().zip([1.0, 2.0, 0.0, 3.0, 4.0]) {
-            assert!((h - w / 10.0).abs() < 0.01, "{hits:?}");
+        for f in BOTH {
+            let (a, b) = (Jump::new(f, &backends), Jump::new(f, &backends));
+            assert_eq!(a.slots, b.slots);
+            let hits = fractions(5, 200_000, |k| a.pick(k, |_| true));
+            for (h, w) in hits.iter().zip([1.0, 2.0, 0.0, 3.0, 4.0]) {
+                assert!((h - w / 10.0).abs() < 0.01, "{f:?} {hits:?}");
+            }
         }
     }
 
     #[test]
     fn slots_are_capped() {
-        let j = Jump::new(&pool(&[u32::MAX, 1, 0, 7]));
+        let j = Jump::new(JumpFunction::Back, &pool(&[u32::MAX, 1, 0, 7]));
         assert!(j.slots.len() as u128 <= MAX_SLOTS + 4);
         assert_eq!(j.slots.iter().filter(|&&p| p == 1).count(), 1);
         assert_eq!(j.distinct, 3);
@@ -249,14 +456,18 @@ mod tests {
         weights[1] = 0;
         weights[4] = 3;
         let backends = pool(&weights);
-        let j = Jump::new(&backends);
-        check_fallback(&backends, |k, accept| j.pick(k, accept));
+        for f in BOTH {
+            let j = Jump::new(f, &backends);
+            check_fallback(&backends, |k, accept| j.pick(k, accept));
+        }
     }
 
     #[test]
     fn empty_and_zero_weights() {
         for backends in [pool(&[]), pool(&[0, 0, 0])] {
-            assert_eq!(Jump::new(&backends).pick(7, |_| true), None);
+            for f in BOTH {
+                assert_eq!(Jump::new(f, &backends).pick(7, |_| true), None);
+            }
         }
     }
 
@@ -265,9 +476,12 @@ mod tests {
     #[test]
     fn append_churn() {
         const KEYS: u64 = 100_000;
-        for n in [10usize, 25, 50] {
+        for (n, f) in [10usize, 25, 50]
+            .into_iter()
+            .flat_map(|n| BOTH.map(|f| (n, f)))
+        {
             let (short, long) = (pool(&alloc::vec![2; n]), pool(&alloc::vec![2; n + 1]));
-            let mut j = Jump::new(&short);
+            let mut j = Jump::new(f, &short);
             let before = owners(&short, KEYS, |k| j.pick(k, |_| true));
             j.rebuild(&long);
             let after = owners(&long, KEYS, |k| j.pick(k, |_| true));
@@ -289,8 +503,10 @@ mod tests {
         fn never_zero_weight(weights in prop::collection::vec(0u32..=1000, 0..64), key: u64,
                              reject in prop::collection::vec(any::<bool>(), 64)) {
             let backends = pool(&weights);
-            let j = Jump::new(&backends);
-            check_pick(&backends, &reject, j.pick(key, |p| !reject[p]))?;
+            for f in BOTH {
+                let j = Jump::new(f, &backends);
+                check_pick(&backends, &reject, j.pick(key, |p| !reject[p]))?;
+            }
         }
     }
 }

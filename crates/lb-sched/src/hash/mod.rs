@@ -13,7 +13,7 @@ mod rendezvous;
 mod ring;
 
 pub use bounded::BoundedLoad;
-pub(crate) use jump::Jump;
+pub(crate) use jump::{Jump, JumpFunction};
 pub(crate) use maglev::Maglev;
 pub(crate) use rendezvous::Rendezvous;
 pub(crate) use ring::Ring;
@@ -21,11 +21,14 @@ pub(crate) use ring::Ring;
 use crate::{Algorithm, Backend};
 use alloc::vec::Vec;
 
+/// SplitMix64's increment: [`mix64`] of `seed + k * GOLDEN_GAMMA` is its k-th output.
+pub(crate) const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
 /// A 64-bit mixing function (the SplitMix64 / MurmurHash3 `fmix64` finaliser): every input
 /// bit affects every output bit.
 #[inline]
 pub(crate) fn mix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = x.wrapping_add(GOLDEN_GAMMA);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
@@ -67,7 +70,10 @@ impl ConsistentHash {
                 ConsistentHash::Maglev(Maglev::new(table_size, backends))
             }
             Algorithm::Rendezvous => ConsistentHash::Rendezvous(Rendezvous::new(backends)),
-            Algorithm::Jump => ConsistentHash::Jump(Jump::new(backends)),
+            Algorithm::Jump => ConsistentHash::Jump(Jump::new(JumpFunction::Back, backends)),
+            Algorithm::JumpClassic => {
+                ConsistentHash::Jump(Jump::new(JumpFunction::Classic, backends))
+            }
             _ => return None,
         })
     }
