@@ -20,7 +20,8 @@
 //! On a shared machine criterion's means carry other tenants' load. `FORWARD_BEST_OF=N cargo
 //! bench --bench forward` instead runs each IPv4 case above in N rounds of 200 000 packets and
 //! prints the fastest round's time per packet (fill included), the cost with the least
-//! interference.
+//! interference; `FORWARD_ROUND=M` changes the packets per round (shorter rounds are less
+//! often interrupted on a busy machine).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -253,8 +254,7 @@ fn best_of(rounds: usize, per_round: usize, mut step: impl FnMut(usize)) -> f64 
     best
 }
 
-fn best_of_report(rounds: usize) {
-    let per_round = 200_000;
+fn best_of_report(rounds: usize, per_round: usize) {
     let now = Duration::from_secs(2);
     let mut frame = Frame::default();
     let modes = [
@@ -310,7 +310,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        best_of_report(rounds);
+        let per_round = std::env::var("FORWARD_ROUND")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200_000);
+        best_of_report(rounds, per_round);
         return;
     }
     benches();
