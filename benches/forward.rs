@@ -18,7 +18,7 @@
 //!   restores it first).
 //!
 //! On a shared machine criterion's means carry other tenants' load. `FORWARD_BEST_OF=N cargo
-//! bench --bench forward` instead runs each IPv4 case above in N rounds of 200 000 packets and
+//! bench --bench forward` instead runs each case above in N rounds of 200 000 packets and
 //! prints the fastest round's time per packet (fill included), the cost with the least
 //! interference; `FORWARD_ROUND=M` changes the packets per round (shorter rounds are less
 //! often interrupted on a busy machine) and `FORWARD_ONLY=S` runs only the ids containing `S`.
@@ -274,18 +274,20 @@ fn best_of_report(rounds: usize, per_round: usize, only: &str) {
             }
         };
     }
-    for (name, method) in modes {
-        let (mut fw, vip, _) = forwarder(method, false, 4 * FLOWS);
-        let (inbound, replies) = established(&mut fw, vip, false);
-        report!(format!("forward/{name}/established"), |k| {
-            frame.fill(&inbound[k % FLOWS], IF);
-            let _ = black_box(fw.process(now, &mut frame));
-        });
-        if method == Method::Nat {
-            report!("forward/nat-reply/established", |k| {
-                frame.fill(&replies[k % FLOWS], IF);
+    for (v6, suffix) in [(false, "established"), (true, "established-v6")] {
+        for (name, method) in modes {
+            let (mut fw, vip, _) = forwarder(method, v6, 4 * FLOWS);
+            let (inbound, replies) = established(&mut fw, vip, v6);
+            report!(format!("forward/{name}/{suffix}"), |k| {
+                frame.fill(&inbound[k % FLOWS], IF);
                 let _ = black_box(fw.process(now, &mut frame));
             });
+            if method == Method::Nat {
+                report!(format!("forward/nat-reply/{suffix}"), |k| {
+                    frame.fill(&replies[k % FLOWS], IF);
+                    let _ = black_box(fw.process(now, &mut frame));
+                });
+            }
         }
     }
     let (mut fw, vip, _) = forwarder(Method::Dr, false, 1 << 16);

@@ -366,7 +366,10 @@ mod tests {
             .collect();
         for keys in [&by_port, &by_addr, &by_v6] {
             let (got, uniform) = spread(keys, 16384);
-            assert!(got as f64 > 0.97 * uniform, "{got} homes, uniform {uniform:.0}");
+            assert!(
+                got as f64 > 0.97 * uniform,
+                "{got} homes, uniform {uniform:.0}"
+            );
         }
     }
 }
