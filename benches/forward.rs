@@ -18,9 +18,10 @@
 //!   restores it first).
 //!
 //! On a shared machine criterion's means carry other tenants' load. `FORWARD_BEST_OF=N cargo
-//! bench --bench forward` instead runs each IPv4 case above in N rounds of 200 000 packets and
+//! bench --bench forward` instead runs each case above in N rounds of 200 000 packets and
 //! prints the fastest round's time per packet (fill included), the cost with the least
-//! interference.
+//! interference; `FORWARD_ROUND=M` changes the packets per round (shorter rounds are less
+//! often interrupted on a busy machine) and `FORWARD_ONLY=S` runs only the ids containing `S`.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -253,8 +254,7 @@ fn best_of(rounds: usize, per_round: usize, mut step: impl FnMut(usize)) -> f64 
     best
 }
 
-fn best_of_report(rounds: usize) {
-    let per_round = 200_000;
+fn best_of_report(rounds: usize, per_round: usize, only: &str) {
     let now = Duration::from_secs(2);
     let mut frame = Frame::default();
     let modes = [
@@ -264,27 +264,37 @@ fn best_of_report(rounds: usize) {
         ("tun-gue", Method::Tunnel(Encap::Gue { port: 6080 })),
     ];
     println!("best of {rounds} rounds of {per_round} packets, ns per packet (fill included)");
-    for (name, method) in modes {
-        let (mut fw, vip, _) = forwarder(method, false, 4 * FLOWS);
-        let (inbound, replies) = established(&mut fw, vip, false);
-        let ns = best_of(rounds, per_round, |k| {
-            frame.fill(&inbound[k % FLOWS], IF);
-            let _ = black_box(fw.process(now, &mut frame));
-        });
-        println!("forward/{name}/established {ns:.1}");
-        if method == Method::Nat {
-            let ns = best_of(rounds, per_round, |k| {
-                frame.fill(&replies[k % FLOWS], IF);
+    // A macro, not a closure taking `&mut dyn FnMut`: the step must stay inlined in the loop.
+    macro_rules! report {
+        ($id:expr, $step:expr) => {
+            let id: &str = &$id;
+            if id.contains(only) {
+                let ns = best_of(rounds, per_round, $step);
+                println!("{id} {ns:.1}");
+            }
+        };
+    }
+    for (v6, suffix) in [(false, "established"), (true, "established-v6")] {
+        for (name, method) in modes {
+            let (mut fw, vip, _) = forwarder(method, v6, 4 * FLOWS);
+            let (inbound, replies) = established(&mut fw, vip, v6);
+            report!(format!("forward/{name}/{suffix}"), |k| {
+                frame.fill(&inbound[k % FLOWS], IF);
                 let _ = black_box(fw.process(now, &mut frame));
             });
-            println!("forward/nat-reply/established {ns:.1}");
+            if method == Method::Nat {
+                report!(format!("forward/nat-reply/{suffix}"), |k| {
+                    frame.fill(&replies[k % FLOWS], IF);
+                    let _ = black_box(fw.process(now, &mut frame));
+                });
+            }
         }
     }
     let (mut fw, vip, _) = forwarder(Method::Dr, false, 1 << 16);
     let templates: Vec<Vec<u8>> = (0..4096)
         .map(|i| testing::tcp(CLIENT, DIRECTOR, client(i * 7, false), vip, SYN, b""))
         .collect();
-    let ns = best_of(rounds, per_round, |k| {
+    report!("forward/dr/new-flow", |k: usize| {
         let n = k as u32;
         frame.fill(&templates[k % templates.len()], IF);
         let bytes = frame.bytes_mut();
@@ -296,13 +306,11 @@ fn best_of_report(rounds: usize) {
         bytes[24..26].copy_from_slice(&sum.to_be_bytes());
         let _ = black_box(fw.process(Duration::from_secs(1), &mut frame));
     });
-    println!("forward/dr/new-flow {ns:.1}");
     let template = &templates[0];
-    let ns = best_of(rounds, per_round, |_| {
+    report!("forward/baseline/fill", |_| {
         frame.fill(black_box(template), IF);
         black_box(frame.len());
     });
-    println!("forward/baseline/fill {ns:.1}");
 }
 
 fn main() {
@@ -310,7 +318,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        best_of_report(rounds);
+        let per_round = std::env::var("FORWARD_ROUND")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200_000);
+        let only = std::env::var("FORWARD_ONLY").unwrap_or_default();
+        best_of_report(rounds, per_round, &only);
         return;
     }
     benches();

@@ -108,7 +108,7 @@ const TABLE: [[[ConnState; TCP_STATES]; 4]; 3] = [
 ];
 
 /// The next TCP state after a segment with these flags (`set_tcp_state`).
-#[inline]
+#[inline(always)]
 pub(crate) fn next_tcp(state: ConnState, dir: Direction, flags: u8) -> ConnState {
     use crate::wire::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
     let event = if flags & TCP_RST != 0 {
