@@ -35,6 +35,10 @@ use lb::forward::{
 };
 use lb::sched::{Algorithm, PoolConfig};
 
+#[path = "support/best_of.rs"]
+mod support;
+use support::best_of;
+
 const IF: u32 = 2;
 const DIRECTOR: [u8; 6] = [2, 0, 0, 0, 0, 0xd];
 const CLIENT: [u8; 6] = [2, 0, 0, 0, 0, 0xc];
@@ -237,21 +241,6 @@ criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(1));
     targets = established_benches, new_flow, baseline
-}
-
-/// The fastest of `rounds` rounds of `per_round` calls of `step`, in ns per call.
-fn best_of(rounds: usize, per_round: usize, mut step: impl FnMut(usize)) -> f64 {
-    let mut best = f64::MAX;
-    let mut k = 0;
-    for _ in 0..rounds {
-        let start = std::time::Instant::now();
-        for _ in 0..per_round {
-            step(k);
-            k += 1;
-        }
-        best = best.min(start.elapsed().as_nanos() as f64 / per_round as f64);
-    }
-    best
 }
 
 fn best_of_report(rounds: usize, per_round: usize, only: &str) {
