@@ -33,7 +33,7 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
-/// The seeds of [`FlowKey::hash`], drawn from the table's seed.
+/// The 5-tuple hash of the connection index, with seeds drawn from the table's seed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FlowHasher([u64; 4]);
 
@@ -101,8 +101,8 @@ impl FlowKey {
 /// One tracked connection. `repr(C)` lays it out by use: the first cache line holds what the
 /// lookup compares and what every packet reads or updates except the timer, the second the
 /// timer, the service and real ids and the addresses rewrites need; the rest is read only when
-/// a connection opens or closes, or for NAT replies. The alignment keeps those lines lines:
-/// unaligned (224 bytes), every other connection straddled three.
+/// a connection opens or closes, or for NAT replies. The alignment makes those two groups
+/// two cache lines: unaligned (224 bytes), every other connection straddled three.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
 pub(crate) struct Conn {
