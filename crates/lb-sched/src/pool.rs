@@ -325,6 +325,12 @@ impl Pool {
         if (self.ramping > 0 && now >= self.next_ramp) || self.templates.is_some() {
             return self.pick_with_upkeep(req, now, rng);
         }
+        self.schedule(req, now, rng)
+    }
+
+    /// The algorithm's choice, as an id.
+    #[inline(always)]
+    fn schedule(&mut self, req: &Request, now: Duration, rng: &mut dyn Rng) -> Option<BackendId> {
         let (backends, index, scratch) = (&self.backends, &self.index, &mut self.scratch);
         let pos = self
             .scheduler
@@ -348,11 +354,7 @@ impl Pool {
                 return Some(self.roster.id(pos));
             }
         }
-        let (backends, index, scratch) = (&self.backends, &self.index, &mut self.scratch);
-        let pos = self
-            .scheduler
-            .pick(backends, &self.roster, index, req, now, rng, scratch)?;
-        let id = self.roster.id(pos);
+        let id = self.schedule(req, now, rng)?;
         if let Some(templates) = &mut self.templates {
             templates.insert(req.src.ip(), id, now);
         }
