@@ -38,7 +38,7 @@
 //! On a shared machine criterion's estimates carry other tenants' load. `SCHED_BEST_OF=N
 //! cargo bench --bench sched` instead runs `sched/<alg>/pick/1000` for every algorithm in N
 //! rounds of 200 000 picks (the same pools and requests) and prints the fastest round's time
-//! per pick, the cost with the least interference.
+//! per pick, the cost with the least interference; `SCHED_ONLY=NAME` runs only that algorithm.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -530,11 +530,14 @@ criterion_group! {
     targets = baseline, picks, builds, peers, keys_moved, summary
 }
 /// `sched/<alg>/pick/1000` for every algorithm, as the fastest of `rounds` rounds.
-fn best_of_report(rounds: usize) {
+fn best_of_report(rounds: usize, only: Option<&str>) {
     const N: usize = 1000;
     let per_round = 200_000;
     println!("best of {rounds} rounds of {per_round} picks at {N} backends, ns per pick");
     for name in Algorithm::NAMES {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
         let weight: fn(usize) -> u32 = if matches!(name, "fo" | "ovf") {
             |i| 100 * mixed_weight(i)
         } else {
@@ -554,7 +557,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        best_of_report(rounds);
+        best_of_report(rounds, std::env::var("SCHED_ONLY").ok().as_deref());
         return;
     }
     benches();
