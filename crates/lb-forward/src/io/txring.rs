@@ -179,11 +179,16 @@ impl TxRing {
         }
     }
 
-    /// Sends the selected frames whose interface is `index`; returns how many were queued. A
-    /// full ring is kicked once and the frames that still find no slot are not sent.
-    pub(crate) fn send(&mut self, index: u32, frames: &[Frame], send: &[bool]) -> io::Result<usize> {
+    /// Sends the selected frames whose interface is `index`; returns how many were queued. When
+    /// the next slot is still the kernel's, the ring is kicked and the slot tried again; a frame
+    /// that still finds no slot, or is longer than a slot, is not sent.
+    pub(crate) fn send(
+        &mut self,
+        index: u32,
+        frames: &[Frame],
+        send: &[bool],
+    ) -> io::Result<usize> {
         let mut queued = 0;
-        let mut kicked = false;
         for (frame, _) in frames
             .iter()
             .zip(send)
@@ -191,14 +196,9 @@ impl TxRing {
         {
             if self.put(frame.bytes()) {
                 queued += 1;
-                continue;
-            }
-            if frame.len() <= MAX_FRAME && !kicked {
+            } else if frame.len() <= MAX_FRAME {
                 self.kick()?;
-                kicked = true;
-                if self.put(frame.bytes()) {
-                    queued += 1;
-                }
+                queued += usize::from(self.put(frame.bytes()));
             }
         }
         if queued > 0 {
