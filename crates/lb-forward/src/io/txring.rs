@@ -37,9 +37,8 @@ const FRAME_NR: usize = BLOCK_SIZE / FRAME_SIZE * BLOCK_NR;
 const SLOT_STATUS: usize = 0;
 const SLOT_LEN: usize = 4;
 const SLOT_DATA: usize = 32;
-/// `sizeof(struct virtio_net_hdr)`: flags, gso_type, then `hdr_len` (`__virtio16`, little
-/// endian on a modern (`VIRTIO_F_VERSION_1`) interpretation; the kernel reads the socket's
-/// header as little endian since `PACKET_VNET_HDR` has no legacy mode) and four fields we leave 0.
+/// `sizeof(struct virtio_net_hdr)`: flags, gso_type, then `hdr_len` (a `__virtio16`, which
+/// af_packet reads in legacy virtio byte order, that is the host's), and fields we leave 0.
 const VNET_HDR_LEN: usize = 10;
 const VNET_HDR_LEN_FIELD: usize = 2;
 /// The longest frame a slot holds.
@@ -135,7 +134,7 @@ impl TxRing {
         let mut vnet = [0u8; VNET_HDR_LEN];
         // `bytes.len() <= MAX_FRAME < 2^16`.
         vnet[VNET_HDR_LEN_FIELD..VNET_HDR_LEN_FIELD + 2]
-            .copy_from_slice(&(bytes.len() as u16).to_le_bytes());
+            .copy_from_slice(&(bytes.len() as u16).to_ne_bytes());
         // SAFETY: the slot is ours (no kernel-owned status bit) and `SLOT_DATA + VNET_HDR_LEN +
         // bytes.len() <= FRAME_SIZE`, so both copies stay in this slot and cannot overlap their
         // sources (our memory, not the mapping); `tp_len` is a 4-byte aligned word of the slot
