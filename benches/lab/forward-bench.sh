@@ -9,7 +9,7 @@
 #   3. examples/forwarder in NAT mode with --io pnet --batch 1: a one-frame-at-a-time pnet loop
 #      (receive one, rewrite, send one), the naive baseline measured in the same run
 #   4. examples/forwarder in NAT mode with --io pnet (batches of 64)
-#   5. examples/forwarder in NAT mode with --io fast (TPACKET_V3 receive rings, sendmmsg)
+#   5. examples/forwarder in NAT mode with --io fast (TPACKET_V3 receive rings, PACKET_TX_RING)
 # and the ratios of 4 and 5 to nftables DNAT, to the naive loop (3) and to ip_forward. (The
 # naive loop of shared/lab/README.md did 0.08 / 0.19 Mpps on an idle machine of this kind.)
 # Needs root, iproute2, nftables, netsniff-ng (trafgen), ethtool and a Rust toolchain.
