@@ -56,7 +56,7 @@ struct Cli {
     #[arg(long, value_name = "SECS")]
     persistence: Option<u64>,
     /// The packet I/O backend: pnet (portable) or fast (TPACKET_V3 receive rings and
-    /// sendmmsg batches).
+    /// PACKET_TX_RING transmit rings).
     #[arg(long, value_enum, default_value_t = IoKind::Pnet)]
     io: IoKind,
     /// Print the statistics table every SECS seconds (also on SIGUSR1).

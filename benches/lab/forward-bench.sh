@@ -9,17 +9,27 @@
 #   3. examples/forwarder in NAT mode with --io pnet --batch 1: a one-frame-at-a-time pnet loop
 #      (receive one, rewrite, send one), the naive baseline measured in the same run
 #   4. examples/forwarder in NAT mode with --io pnet (batches of 64)
-#   5. examples/forwarder in NAT mode with --io fast (TPACKET_V3 receive rings, sendmmsg)
+#   5. examples/forwarder in NAT mode with --io fast (TPACKET_V3 receive rings, PACKET_TX_RING)
 # and the ratios of 4 and 5 to nftables DNAT, to the naive loop (3) and to ip_forward. (The
 # naive loop of shared/lab/README.md did 0.08 / 0.19 Mpps on an idle machine of this kind.)
 # Needs root, iproute2, nftables, netsniff-ng (trafgen), ethtool and a Rust toolchain.
 # Usage: benches/lab/forward-bench.sh [SECONDS]   (default 5)
+# Environment: FORWARD_BENCH_BIN=PATH runs that forwarder binary instead of building one (to
+# compare a before and an after build); FORWARD_BENCH_ONLY="nft fast" runs only the rows whose
+# key is listed (keys: fwd nft naive pnet fast).
 set -euo pipefail
 secs=${1:-5}
-for t in ip nft trafgen ethtool cargo; do command -v $t >/dev/null || { echo "missing $t"; exit 2; }; done
+only=${FORWARD_BENCH_ONLY:-fwd nft naive pnet fast}
+for t in ip nft trafgen ethtool; do command -v $t >/dev/null || { echo "missing $t"; exit 2; }; done
 cd "$(dirname "$0")/../.."
-cargo build -q --release --example forwarder
-fwd=$(pwd)/target/release/examples/forwarder
+if [ -n "${FORWARD_BENCH_BIN:-}" ]; then
+  fwd=$FORWARD_BENCH_BIN
+else
+  command -v cargo >/dev/null || { echo "missing cargo"; exit 2; }
+  cargo build -q --release --example forwarder
+  fwd=$(pwd)/target/release/examples/forwarder
+fi
+wanted() { [[ " $only " == *" $1 "* ]]; }
 p=lfb$$
 fpid=
 cleanup() {
@@ -55,8 +65,10 @@ run() { # $1 key, $2 label, $3 destination address, $4 trafgen process count (em
   pps[$1]=$(( (a - b) / secs ))
   printf '%-40s %10d pps delivered\n' "$2" "${pps[$1]}"
 }
-run fwd_all "kernel ip_forward, all cpus" 10.202.0.2
-run fwd_1 "kernel ip_forward, 1 cpu" 10.202.0.2 1
+if wanted fwd; then
+  run fwd_all "kernel ip_forward, all cpus" 10.202.0.2
+  run fwd_1 "kernel ip_forward, 1 cpu" 10.202.0.2 1
+fi
 ip netns exec ${p}d nft -f - <<NFT
 table ip lbbench {
   chain pre {
@@ -65,13 +77,16 @@ table ip lbbench {
   }
 }
 NFT
-run nft_all "nftables DNAT, all cpus" 10.201.0.100
-run nft_1 "nftables DNAT, 1 cpu" 10.201.0.100 1
+if wanted nft; then
+  run nft_all "nftables DNAT, all cpus" 10.201.0.100
+  run nft_1 "nftables DNAT, 1 cpu" 10.201.0.100 1
+fi
 ip netns exec ${p}d nft delete table ip lbbench
 # Our forwarder: the kernel must not forward too.
 ip netns exec ${p}d sysctl -qw net.ipv4.ip_forward=0
 for variant in naive:pnet:1 pnet:pnet:64 fast:fast:64; do
   IFS=: read -r key io batch <<<"$variant"
+  wanted "$key" || continue
   log=$(mktemp)
   ip netns exec ${p}d "$fwd" --interface ${p}d0 --interface ${p}d1 --service udp:10.201.0.100:9 \
     --scheduler rr --real 10.202.0.2:9,method=nat --io $io --batch $batch 2>"$log" &
@@ -83,12 +98,14 @@ for variant in naive:pnet:1 pnet:pnet:64 fast:fast:64; do
   kill -TERM $fpid; wait $fpid || true; fpid=
   rm -f "$log"
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 echo
 printf '%-28s %14s %14s %14s\n' "ratio" "vs nft DNAT" "vs naive loop" "vs ip_forward"
 for io in pnet fast; do
+  wanted $io || continue
   for c in all 1; do
     printf '%-28s %14s %14s %14s\n' "lb-forward $io ($c cpu)" \
-      "$(ratio ${pps[${io}_$c]} ${pps[nft_$c]})" "$(ratio ${pps[${io}_$c]} ${pps[naive_$c]})" "$(ratio ${pps[${io}_$c]} ${pps[fwd_$c]})"
+      "$(ratio "${pps[${io}_$c]:-}" "${pps[nft_$c]:-}")" "$(ratio "${pps[${io}_$c]:-}" "${pps[naive_$c]:-}")" \
+      "$(ratio "${pps[${io}_$c]:-}" "${pps[fwd_$c]:-}")"
   done
 done

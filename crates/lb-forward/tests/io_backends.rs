@@ -99,6 +99,38 @@ fn backends_exchange_frames_and_skip_their_own() {
             receive(&mut fast, 1).is_empty(),
             "mmsg read back its own frames"
         );
+
+        // ring (x0) -> pnet (x1) through the transmit ring: only the selected frames go, byte
+        // for byte; then a batch of 200, more than the ring's 128 slots, all of which arrive.
+        let numbered = |range: std::ops::Range<u8>| -> Vec<Frame> {
+            range
+                .map(|n| {
+                    let mut f = Frame::from_bytes(&frame(n, a.mac, b.mac), a.index);
+                    f.interface = a.index;
+                    f
+                })
+                .collect()
+        };
+        let out = numbered(20..24);
+        assert_eq!(
+            ring.send_batch(&out, &[true, true, false, true]).unwrap(),
+            3
+        );
+        let got = receive(&mut pnet, 3);
+        assert_eq!(got.len(), 3);
+        for (g, o) in got.iter().zip([&out[0], &out[1], &out[3]]) {
+            assert_eq!(g.bytes(), o.bytes());
+            assert_eq!(g.interface, b.index);
+        }
+        let out = numbered(0..200);
+        assert_eq!(ring.send_batch(&out, &[true; 200]).unwrap(), 200);
+        let got = receive(&mut pnet, 200);
+        let numbers: Vec<u8> = got.iter().map(|f| f.bytes()[14]).collect();
+        assert_eq!(numbers, (0..200).collect::<Vec<u8>>());
+        assert!(
+            receive(&mut ring, 1).is_empty(),
+            "the ring read back its own frames"
+        );
     })
     .join()
     .unwrap();

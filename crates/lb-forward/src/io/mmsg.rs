@@ -34,11 +34,13 @@ pub(crate) fn packet_socket() -> io::Result<Socket> {
     Ok(socket)
 }
 
-pub(crate) fn bind_to_interface(fd: RawFd, index: u32) -> io::Result<()> {
+/// Binds a packet socket to an interface, receiving `protocol` (an ethertype, host order; 0
+/// receives nothing, for a send-only socket).
+pub(crate) fn bind_to_interface(fd: RawFd, index: u32, protocol: u16) -> io::Result<()> {
     // SAFETY: an all-zero sockaddr_ll is a valid value of this plain C struct.
     let mut addr: libc::sockaddr_ll = unsafe { core::mem::zeroed() };
     addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = ETH_P_ALL.to_be();
+    addr.sll_protocol = protocol.to_be();
     addr.sll_ifindex = index as i32;
     // SAFETY: `fd` is an open socket; the address pointer refers to the initialised
     // sockaddr_ll above, and the length is its size.
@@ -221,7 +223,7 @@ impl MmsgIo {
         for (i, &index) in indices.iter().enumerate() {
             let socket = packet_socket()?;
             let fd = socket.as_raw_fd();
-            bind_to_interface(fd, index)?;
+            bind_to_interface(fd, index, ETH_P_ALL)?;
             poll.registry()
                 .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)?;
             ports.push(Port {

@@ -9,7 +9,8 @@
 //!   interface (made here with `PACKET_IGNORE_OUTGOING` and `PACKET_QDISC_BYPASS`, then handed
 //!   to pnet), drained in batches and waited on together with epoll.
 //! - [`RingIo`] (`--io fast`): a `TPACKET_V3` receive ring per interface (frames read from
-//!   memory shared with the kernel, one wake-up per block) and `sendmmsg` batches.
+//!   memory shared with the kernel, one wake-up per block) and a `PACKET_TX_RING` per
+//!   interface (a batch copied into shared slots, one `send` per batch).
 //! - [`MmsgIo`]: one `AF_PACKET` socket per interface driven with `recvmmsg`/`sendmmsg`, a
 //!   batch per system call.
 //!
@@ -27,6 +28,7 @@ mod neighbour;
 mod pnet;
 mod ring;
 mod sys;
+mod txring;
 
 use std::time::{Duration, Instant};
 

@@ -1,14 +1,18 @@
 //! The fast Linux backend: a `TPACKET_V3` receive ring per interface (the kernel writes frames
 //! into blocks of memory shared with us, and one `poll` wakes us per block instead of one
-//! system call per frame or batch), and `sendmmsg` batches on the same socket for sending.
-//! The sockets skip their own transmissions (`PACKET_IGNORE_OUTGOING`).
+//! system call per frame or batch), and a `PACKET_TX_RING` per interface for sending (a batch
+//! is copied into shared slots and sent with one `send`, see `txring.rs`). The receiving
+//! sockets skip their own transmissions (`PACKET_IGNORE_OUTGOING`).
 //!
 //! Ring protocol (Documentation/networking/packet_mmap.rst): each block starts with a
 //! `tpacket_block_desc`; the kernel fills a block, then hands it over by setting
 //! `TP_STATUS_USER` in its `block_status`; we read its `num_pkts` frames, each behind a
 //! `tpacket3_hdr`, and hand the block back with `TP_STATUS_KERNEL`. A block is retired after
-//! `RETIRE_MS` even if not full, which bounds the latency at low rates. Every offset read from
-//! the ring is checked against the block before use.
+//! `RETIRE_MS` even if not full, which bounds the latency at low rates; at moderate rates
+//! blocks are retired part-full, so the ring has many smaller blocks: it holds at least
+//! `BLOCK_NR` milliseconds of traffic up to about 400 kpps of 64-byte frames (a 64 KiB block
+//! takes about 400 of them), so a forwarder descheduled for that long loses nothing. Every
+//! offset read from the ring is checked against the block before use.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -21,13 +25,14 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::Socket;
 
 use super::PacketIo;
-use super::mmsg::{Scratch, bind_to_interface, packet_socket};
+use super::mmsg::{ETH_P_ALL, bind_to_interface, packet_socket};
 use super::sys::{set_int_option, set_struct_option};
+use super::txring::TxRing;
 use crate::frame::Frame;
 
 const TPACKET_V3: libc::c_int = 2;
-const BLOCK_SIZE: usize = 1 << 18;
-const BLOCK_NR: usize = 16;
+const BLOCK_SIZE: usize = 1 << 16;
+const BLOCK_NR: usize = 128;
 const FRAME_SIZE: usize = 2048;
 const RETIRE_MS: u32 = 1;
 /// Offsets in `tpacket_block_desc` (version, offset_to_priv, then `tpacket_hdr_v1`).
@@ -82,18 +87,19 @@ impl Drop for Ring {
 
 struct Port {
     index: u32,
-    socket: Socket,
+    /// Kept open for the ring's lifetime.
+    _socket: Socket,
     ring: Ring,
+    tx: TxRing,
     ready: bool,
 }
 
-/// `TPACKET_V3` receive rings and `sendmmsg` batches.
+/// `TPACKET_V3` receive rings and `PACKET_TX_RING` transmit rings.
 pub struct RingIo {
     ports: Vec<Port>,
     poll: Poll,
     events: Events,
     next: usize,
-    scratch: Scratch,
 }
 
 // SAFETY: each ring mapping is owned by exactly one `RingIo` and only touched through
@@ -146,13 +152,14 @@ impl RingIo {
             let socket = packet_socket()?;
             let fd = socket.as_raw_fd();
             let ring = map_ring(fd)?;
-            bind_to_interface(fd, index)?;
+            bind_to_interface(fd, index, ETH_P_ALL)?;
             poll.registry()
                 .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)?;
             ports.push(Port {
                 index,
-                socket,
+                _socket: socket,
                 ring,
+                tx: TxRing::open(index)?,
                 ready: true,
             });
         }
@@ -161,7 +168,6 @@ impl RingIo {
             poll,
             events: Events::with_capacity(64),
             next: 0,
-            scratch: Scratch::default(),
         })
     }
 
@@ -257,10 +263,8 @@ impl PacketIo for RingIo {
 
     fn send_batch(&mut self, frames: &[Frame], send: &[bool]) -> io::Result<usize> {
         let mut total = 0;
-        for port in &self.ports {
-            total += self
-                .scratch
-                .send(port.socket.as_raw_fd(), port.index, frames, send)?;
+        for port in &mut self.ports {
+            total += port.tx.send(port.index, frames, send)?;
         }
         Ok(total)
     }
