@@ -48,6 +48,11 @@ pub struct ReactorConfig {
     pub max_in_flight: usize,
     /// How often running external commands are polled for their exit.
     pub exec_poll: Duration,
+    /// Due probes are started in batches on a grid of this step: the reactor sleeps until
+    /// the first grid point at or after the earliest due probe, so a probe may start up to
+    /// this much after its slot (never before), and ten thousand probes a second cost a
+    /// few hundred wake-ups, not one per millisecond. Zero: no grid. Deadlines are exact.
+    pub coalesce: Duration,
 }
 
 impl Default for ReactorConfig {
@@ -55,6 +60,7 @@ impl Default for ReactorConfig {
         ReactorConfig {
             max_in_flight: 4096,
             exec_poll: Duration::from_millis(10),
+            coalesce: Duration::from_millis(4),
         }
     }
 }
@@ -78,6 +84,16 @@ pub struct ReactorStats {
     pub max_lateness: Duration,
     /// Starts by lateness: under 1, 5, 10, 50 ms, and 50 ms or more.
     pub lateness_histogram: [u64; 5],
+}
+
+/// The first multiple of `step` at or after `at` (`at` itself if `step` is zero).
+fn grid_point(at: Duration, step: Duration) -> Duration {
+    let step_ns = step.as_nanos();
+    if step_ns == 0 {
+        return at;
+    }
+    let ns = at.as_nanos().div_ceil(step_ns) * step_ns;
+    u64::try_from(ns).map_or(at, Duration::from_nanos)
 }
 
 /// What starting one due probe takes, copied out of the checker's borrow.
@@ -120,6 +136,7 @@ struct Run {
     id: CheckId,
     serial: u64,
     started: Duration,
+    deadline: Duration,
     session: Option<Session>,
     io: Io,
     out: Vec<u8>,
@@ -248,7 +265,7 @@ impl<R: Rng> Reactor<R> {
         let mut cap = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
         if self.runs.len() < self.config.max_in_flight {
             if let Some(at) = self.checker.poll_timeout() {
-                cap(at.saturating_sub(now));
+                cap(grid_point(at, self.config.coalesce).saturating_sub(now));
             }
         }
         if let Some(at) = self.deadlines.next_at() {
@@ -347,6 +364,7 @@ impl<R: Rng> Reactor<R> {
                 id,
                 serial: self.serial,
                 started: now,
+                deadline,
                 session,
                 io,
                 out: Vec::new(),
@@ -570,11 +588,29 @@ impl<R: Rng> Reactor<R> {
                 }
             }
         }
+        // Out of the wheel, so that it wakes nobody (one left in the overflow pops stale).
+        self.deadlines.remove(run.deadline, &(key, run.serial));
         self.stats.completed += 1;
         if outcome.verdict == Verdict::Pass {
             self.stats.passed += 1;
         }
         let outcome = outcome.with_latency(now.saturating_sub(run.started));
         self.checker.report(run.id, now, &outcome, &mut self.rng);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grid_point;
+    use std::time::Duration;
+
+    #[test]
+    fn grid_points_are_never_early() {
+        let ms = Duration::from_millis;
+        assert_eq!(grid_point(ms(8), ms(4)), ms(8));
+        assert_eq!(grid_point(ms(8) + Duration::from_nanos(1), ms(4)), ms(12));
+        assert_eq!(grid_point(Duration::from_micros(1_500), ms(4)), ms(4));
+        assert_eq!(grid_point(ms(7), Duration::ZERO), ms(7));
+        assert_eq!(grid_point(Duration::MAX, ms(4)), Duration::MAX);
     }
 }
