@@ -161,12 +161,13 @@ fn connect_floor(n: u32) {
 /// reactor uses, then its SYN-ACK read (waiting in epoll if it is not queued yet; on loopback
 /// it is, the whole exchange and the kernel's RST run inside `sendto`), one target at a time.
 fn syn_floor(n: u32) {
-    let raw = SynSocket::open(false).expect("raw socket (root or CAP_NET_RAW)");
-    let src = {
+    let source = {
         let probe = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
         probe.connect(addr(0)).expect("route");
-        SocketAddr::new(probe.local_addr().expect("source").ip(), raw.port())
+        probe.local_addr().expect("source").ip()
     };
+    let raw = SynSocket::open(source).expect("raw socket (root or CAP_NET_RAW)");
+    let src = SocketAddr::new(source, raw.port());
     let mut poll = Poll::new().expect("poll");
     let fd = std::os::fd::AsRawFd::as_raw_fd(&raw);
     poll.registry()

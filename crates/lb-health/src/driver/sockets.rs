@@ -4,7 +4,7 @@ use std::io;
 #[cfg(feature = "reactor")]
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 #[cfg(feature = "reactor")]
 fn domain(addr: SocketAddr) -> Domain {
@@ -113,11 +113,13 @@ fn syn_reply_filter(v6: bool, port: u16) -> [socket2::SockFilter; 9] {
 }
 
 #[cfg(feature = "reactor")]
-/// The socket half-open probes of one family share (the reactor opens one per family; it is
-/// public for loops of one's own, such as the benchmark's kernel floor): a non-blocking raw
-/// TCP socket (root or CAP_NET_RAW) whose BPF filter passes only SYN-ACKs and RSTs to
-/// [`SynSocket::port`], and an ordinary TCP socket bound to that port on the wildcard address
-/// which reserves it. That one is never connected nor listening, so the kernel finds no
+/// The socket half-open probes from one source address share (the reactor opens one per
+/// source; it is public for loops of one's own, such as the benchmark's kernel floor): a
+/// non-blocking raw TCP socket (root or CAP_NET_RAW) bound to the source address, so that
+/// the kernel hands it only segments addressed there (not every TCP segment of the host, our
+/// own SYNs and RSTs toward the targets among them), whose BPF filter passes only SYN-ACKs
+/// and RSTs to [`SynSocket::port`]; and an ordinary TCP socket bound to that address and
+/// port which reserves it. That one is never connected nor listening, so the kernel finds no
 /// socket for a SYN-ACK to the port and answers it with a RST, and no other application gets
 /// the port.
 #[derive(Debug)]
@@ -126,6 +128,7 @@ pub struct SynSocket {
     /// and `recvfrom`, which also report the IPv6 sender).
     pub(crate) socket: mio::net::UdpSocket,
     port: u16,
+    source: IpAddr,
     _reserved: Socket,
 }
 
@@ -134,6 +137,11 @@ impl SynSocket {
     /// The reserved source port: SYNs leave from it, the filter passes replies to it.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The local address it is bound to: SYNs leave from it, replies come to it.
+    pub fn source(&self) -> IpAddr {
+        self.source
     }
 
     /// Sends one segment (from [`crate::probe::syn_segment`]) to `dst`.
@@ -149,13 +157,11 @@ impl SynSocket {
         self.socket.recv_from(buf).map(|(n, from)| (n, from.ip()))
     }
 
-    /// Opens the pair for `v6`'s family.
-    pub fn open(v6: bool) -> io::Result<SynSocket> {
-        let (domain, any) = if v6 {
-            (Domain::IPV6, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
-        } else {
-            (Domain::IPV4, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
-        };
+    /// Opens the pair for `source` (a local address).
+    pub fn open(source: IpAddr) -> io::Result<SynSocket> {
+        let v6 = source.is_ipv6();
+        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+        let local = SockAddr::from(SocketAddr::new(source, 0));
         let raw = Socket::new(domain, Type::RAW.nonblocking(), Some(Protocol::TCP)).map_err(
             |e| match e.kind() {
                 io::ErrorKind::PermissionDenied => io::Error::new(
@@ -165,11 +171,12 @@ impl SynSocket {
                 _ => e,
             },
         )?;
+        raw.bind(&local)?;
         let reserved = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
         if v6 {
             reserved.set_only_v6(true)?;
         }
-        reserved.bind(&any.into())?;
+        reserved.bind(&local)?;
         let port = reserved
             .local_addr()?
             .as_socket()
@@ -180,6 +187,7 @@ impl SynSocket {
         Ok(SynSocket {
             socket,
             port,
+            source,
             _reserved: reserved,
         })
     }

@@ -29,8 +29,10 @@ use crate::{
 const EVENTS: usize = 1024;
 const ICMP4: Token = Token(usize::MAX - 1);
 const ICMP6: Token = Token(usize::MAX - 2);
-const RAW4: Token = Token(usize::MAX - 3);
-const RAW6: Token = Token(usize::MAX - 4);
+/// The token of the first half-open raw socket; the next ones count down from it.
+const RAW_FIRST: usize = usize::MAX - 3;
+/// Distinct source addresses half-open probes may leave from (one raw socket each).
+const RAW_SOURCES: usize = 256;
 /// Half-open SYNs sent before their raw socket is read in the same batch: on loopback each
 /// SYN-ACK is queued before `sendto` returns, and a burst of due probes would otherwise
 /// overflow the socket's receive buffer (lost replies, false timeouts).
@@ -125,8 +127,10 @@ enum Io {
         child: Child,
         check: ExecCheck,
     },
-    /// A half-open SYN through the shared raw socket; the reply is routed by (target, ack).
+    /// A half-open SYN through the raw socket of its source address (`raw`, an index into
+    /// the reactor's); the reply is routed by (target, ack).
     RawTcp {
+        raw: usize,
         dst: SocketAddr,
         ack: u32,
     },
@@ -162,7 +166,9 @@ pub struct Reactor<R: Rng> {
     icmp: [Option<Socket>; 2],
     /// ICMP runs in flight by (IPv6, sequence number).
     icmp_waiting: HashMap<(bool, u16), Vec<usize>>,
-    raw_tcp: [Option<sockets::SynSocket>; 2],
+    /// Half-open raw sockets, one per source address (each bound to it, so the kernel hands
+    /// it only segments to that address: not the SYNs and RSTs toward the targets).
+    raw_tcp: Vec<sockets::SynSocket>,
     /// Half-open runs in flight by (target, acknowledgment number expected).
     syn_waiting: HashMap<(SocketAddr, u32), usize>,
     /// Source address by destination, and until when it is reused.
@@ -204,7 +210,7 @@ impl<R: Rng> Reactor<R> {
             serial: 0,
             icmp: [None, None],
             icmp_waiting: HashMap::default(),
-            raw_tcp: [None, None],
+            raw_tcp: Vec::new(),
             syn_waiting: HashMap::default(),
             routes: HashMap::default(),
             syn_unread: 0,
@@ -298,8 +304,9 @@ impl<R: Rng> Reactor<R> {
                 match token {
                     ICMP4 => self.icmp_readable(false, now),
                     ICMP6 => self.icmp_readable(true, now),
-                    RAW4 => self.raw_tcp_readable(false, now),
-                    RAW6 => self.raw_tcp_readable(true, now),
+                    Token(t) if t <= RAW_FIRST && RAW_FIRST - t < self.raw_tcp.len() => {
+                        self.raw_tcp_readable(RAW_FIRST - t, now);
+                    }
                     Token(key) => self.ready_run(key, readable, writable, error, now),
                 }
             }
@@ -376,7 +383,7 @@ impl<R: Rng> Reactor<R> {
                     self.icmp_waiting.entry((v6, seq)).or_default().push(key);
                 }
                 Io::Exec { .. } => self.exec_runs += 1,
-                Io::RawTcp { dst, ack } => {
+                Io::RawTcp { dst, ack, .. } => {
                     self.syn_waiting.insert((dst, ack), key);
                     self.syn_unread += 1;
                 }
@@ -397,8 +404,9 @@ impl<R: Rng> Reactor<R> {
                 self.process(key, step.unwrap_or(Step::NeedMore), now);
             }
             if self.syn_unread >= SYN_BATCH {
-                self.raw_tcp_readable(false, now);
-                self.raw_tcp_readable(true, now);
+                for raw in 0..self.raw_tcp.len() {
+                    self.raw_tcp_readable(raw, now);
+                }
             }
         }
     }
@@ -440,16 +448,17 @@ impl<R: Rng> Reactor<R> {
                 Io::Icmp { v6, dst: addr, seq }
             }
             Transport::RawTcp => {
-                let port = self.raw_tcp_socket(addr.is_ipv6())?.port();
                 let ip = match source {
                     Some(ip) => ip,
                     None => self.route_source(addr.ip(), now)?,
                 };
+                let raw = self.raw_tcp_socket(ip)?;
                 let Some(Session::HalfOpen(probe)) = session else {
                     return Err(io::Error::other("half-open check without its session"));
                 };
-                probe.set_source(SocketAddr::new(ip, port));
+                probe.set_source(SocketAddr::new(ip, self.raw_tcp[raw].port()));
                 Io::RawTcp {
+                    raw,
                     dst: addr,
                     ack: probe.expected_ack(),
                 }
@@ -484,19 +493,23 @@ impl<R: Rng> Reactor<R> {
             .ok_or_else(|| io::Error::other("no icmp socket"))
     }
 
-    fn raw_tcp_socket(&mut self, v6: bool) -> io::Result<&sockets::SynSocket> {
-        let slot = usize::from(v6);
-        if self.raw_tcp[slot].is_none() {
-            let mut raw = sockets::SynSocket::open(v6)?;
-            let token = if v6 { RAW6 } else { RAW4 };
-            self.poll
-                .registry()
-                .register(&mut raw.socket, token, Interest::READABLE)?;
-            self.raw_tcp[slot] = Some(raw);
+    /// The index of the raw socket bound to `source`, opened on first use.
+    fn raw_tcp_socket(&mut self, source: IpAddr) -> io::Result<usize> {
+        if let Some(i) = self.raw_tcp.iter().position(|r| r.source() == source) {
+            return Ok(i);
         }
-        self.raw_tcp[slot]
-            .as_ref()
-            .ok_or_else(|| io::Error::other("no raw tcp socket"))
+        if self.raw_tcp.len() == RAW_SOURCES {
+            return Err(io::Error::other(
+                "more source addresses for half-open checks than raw sockets allowed",
+            ));
+        }
+        let mut raw = sockets::SynSocket::open(source)?;
+        let token = Token(RAW_FIRST - self.raw_tcp.len());
+        self.poll
+            .registry()
+            .register(&mut raw.socket, token, Interest::READABLE)?;
+        self.raw_tcp.push(raw);
+        Ok(self.raw_tcp.len() - 1)
     }
 
     /// The source address routing picks toward `dst`, looked up once per [`ROUTE_TTL`].
@@ -576,7 +589,7 @@ impl<R: Rng> Reactor<R> {
                     }
                 }
             }
-            Io::RawTcp { dst, ack } => {
+            Io::RawTcp { dst, ack, .. } => {
                 self.syn_waiting.remove(&(*dst, *ack));
             }
             Io::Exec { child, .. } => {

@@ -67,8 +67,8 @@ impl<R: Rng> Reactor<R> {
                 run.out.clear();
                 r
             }
-            Io::RawTcp { dst, .. } => {
-                let r = match &self.raw_tcp[usize::from(dst.is_ipv6())] {
+            Io::RawTcp { raw, dst, .. } => {
+                let r = match self.raw_tcp.get(*raw) {
                     Some(raw) => raw.send(&run.out, dst.ip()),
                     None => Err(io::Error::other("no raw tcp socket")),
                 };
@@ -228,13 +228,15 @@ impl<R: Rng> Reactor<R> {
         }
     }
 
-    /// Replies to half-open SYNs (the socket's filter passes only SYN-ACKs and RSTs to our
-    /// port), each to the run waiting for its (sender, acknowledgment number).
-    pub(super) fn raw_tcp_readable(&mut self, v6: bool, now: Duration) {
+    /// Replies to half-open SYNs on raw socket `raw` (its filter passes only SYN-ACKs and
+    /// RSTs to our port), each to the run waiting for its (sender, acknowledgment number).
+    pub(super) fn raw_tcp_readable(&mut self, raw: usize, now: Duration) {
+        // Every socket with unread replies is read before the next burst of SYNs.
         self.syn_unread = 0;
         loop {
-            let (n, from) = match self.raw_tcp[usize::from(v6)]
-                .as_ref()
+            let (n, from) = match self
+                .raw_tcp
+                .get(raw)
                 .map(|raw| raw.recv(&mut self.buf))
             {
                 Some(Ok(r)) => r,
