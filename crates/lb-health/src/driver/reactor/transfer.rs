@@ -11,6 +11,15 @@ use super::{Io, Reactor};
 use crate::probe::{parse_echo_reply, parse_syn_reply, transport_failure};
 use crate::{Outcome, Probe, Reason, Step};
 
+/// Queues `bytes` after `out`: moved in when nothing is queued (no copy, no allocation).
+fn append(out: &mut Vec<u8>, bytes: Vec<u8>) {
+    if out.is_empty() {
+        *out = bytes;
+    } else {
+        out.extend_from_slice(&bytes);
+    }
+}
+
 impl<R: Rng> Reactor<R> {
     /// Acts on a probe's step for run `key`.
     pub(super) fn process(&mut self, key: usize, step: Step, now: Duration) {
@@ -21,14 +30,14 @@ impl<R: Rng> Reactor<R> {
                 let Some(run) = self.runs.get_mut(key) else {
                     return;
                 };
-                run.out.extend_from_slice(&bytes);
+                append(&mut run.out, bytes);
                 self.flush(key, now);
             }
             Step::Finish(bytes, o) => {
                 let Some(run) = self.runs.get_mut(key) else {
                     return;
                 };
-                run.out.extend_from_slice(&bytes);
+                append(&mut run.out, bytes);
                 run.finish = Some(o);
                 self.flush(key, now);
             }
