@@ -98,15 +98,21 @@ fn addr(i: u32) -> SocketAddr {
     SocketAddr::from((ip, 9000))
 }
 
-/// This thread's CPU time so far (from the scheduler's nanosecond counter).
-fn thread_cpu() -> Duration {
+/// Field `field` of this thread's scheduler statistics (nanoseconds): 0 is the CPU time it
+/// ran, 1 the time it waited on a run queue, runnable but without a CPU.
+fn schedstat(field: usize) -> Duration {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
     let ns = text
         .split_whitespace()
-        .next()
+        .nth(field)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     Duration::from_nanos(ns)
+}
+
+/// This thread's CPU time so far.
+fn thread_cpu() -> Duration {
+    schedstat(0)
 }
 
 /// The machine's CPU pressure (PSI "some" over the last 60 s, %): how much runnable work
@@ -289,9 +295,10 @@ fn main() {
     // Warm-up: two intervals, so every target has settled into its slot.
     run_for(&mut reactor, args.interval * 2, &mut downs);
     reactor.reset_stats();
-    let (cpu0, wall0) = (thread_cpu(), Instant::now());
+    let (cpu0, wait0, wall0) = (thread_cpu(), schedstat(1), Instant::now());
     run_for(&mut reactor, Duration::from_secs(args.seconds), &mut downs);
     let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed());
+    let waited = schedstat(1).saturating_sub(wait0);
     let s = reactor.stats();
     println!(
         "health_scale: {} TCP targets, {} probes, every {:?}, timeout {:?}, one checker thread, {:.1} s measured",
@@ -324,6 +331,10 @@ fn main() {
         s.lateness_histogram[2],
         s.lateness_histogram[3],
         s.lateness_histogram[4]
+    );
+    println!(
+        "  checker thread runnable but waiting for a CPU (run queue): {:.1} ms in total",
+        waited.as_secs_f64() * 1e3
     );
     println!("  targets marked down during the run: {downs}");
     if let Some(p) = cpu_pressure() {
