@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! benches/lab/health-10k.sh          # 10 000 targets, 30 s, in a throwaway namespace (root)
-//! cargo bench --bench health_scale -- --targets 2000 --seconds 10 [--probe syn]
+//! cargo bench --bench health_scale -- --targets 2000 --seconds 10 [--probe syn] [--coalesce-ms 4]
 //! ```
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 2-second smoke run
@@ -34,6 +34,8 @@ struct Args {
     nft: bool,
     /// Half-open SYN probes instead of connects.
     syn: bool,
+    /// The reactor's start grid (`ReactorConfig::coalesce`); its default if `None`.
+    coalesce: Option<Duration>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
             fall: 3,
             nft: false,
             syn: false,
+            coalesce: None,
         }
     } else {
         Args {
@@ -58,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
             fall: 3,
             nft: false,
             syn: false,
+            coalesce: None,
         }
     };
     let mut it = raw.iter();
@@ -75,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
             "--timeout-ms" => a.timeout = Duration::from_millis(value()?),
             "--fall" => a.fall = u32::try_from(value()?).map_err(|e| e.to_string())?,
             "--nft" => a.nft = true,
+            "--coalesce-ms" => a.coalesce = Some(Duration::from_millis(value()?)),
             "--probe" => {
                 a.syn = match it.next().map(String::as_str) {
                     Some("connect") => false,
@@ -258,9 +263,11 @@ fn main() {
         warmup: args.interval,
         spread_percent: 0,
     };
+    let defaults = ReactorConfig::default();
     let config = ReactorConfig {
         max_in_flight: 4096,
-        ..ReactorConfig::default()
+        coalesce: args.coalesce.unwrap_or(defaults.coalesce),
+        ..defaults
     };
     let mut reactor = Reactor::new(config, StdRng::seed_from_u64(1)).expect("reactor");
     let mut ids = Vec::with_capacity(args.targets as usize);
@@ -301,11 +308,12 @@ fn main() {
     let waited = schedstat(1).saturating_sub(wait0);
     let s = reactor.stats();
     println!(
-        "health_scale: {} TCP targets, {} probes, every {:?}, timeout {:?}, one checker thread, {:.1} s measured",
+        "health_scale: {} TCP targets, {} probes, every {:?}, timeout {:?}, started on a {:?} grid, one checker thread, {:.1} s measured",
         args.targets,
         if args.syn { "half-open SYN" } else { "connect" },
         args.interval,
         args.timeout,
+        config.coalesce,
         wall.as_secs_f64()
     );
     println!(

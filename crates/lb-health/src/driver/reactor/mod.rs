@@ -62,7 +62,7 @@ impl Default for ReactorConfig {
         ReactorConfig {
             max_in_flight: 4096,
             exec_poll: Duration::from_millis(10),
-            coalesce: Duration::from_millis(4),
+            coalesce: Duration::from_millis(10),
         }
     }
 }
