@@ -550,7 +550,10 @@ fn half_open_from_two_source_addresses() {
     for (k, l) in listeners.iter().enumerate() {
         // Even listeners from both sources, odd ones from the kernel's choice (127.0.0.1).
         let sources = match k % 2 {
-            0 => vec![Some("127.0.0.1".parse().unwrap()), Some("127.0.0.2".parse().unwrap())],
+            0 => vec![
+                Some("127.0.0.1".parse().unwrap()),
+                Some("127.0.0.2".parse().unwrap()),
+            ],
             _ => vec![None],
         };
         for source in sources {

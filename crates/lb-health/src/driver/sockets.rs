@@ -172,7 +172,8 @@ impl SynSocket {
         let [id_hi, id_lo] = id.to_be_bytes();
         // Version 4, 20-byte header; don't fragment; TTL 64; TCP. The kernel fills the
         // header checksum (and the length again).
-        packet[..12].copy_from_slice(&[0x45, 0, len_hi, len_lo, id_hi, id_lo, 0x40, 0, 64, 6, 0, 0]);
+        packet[..12]
+            .copy_from_slice(&[0x45, 0, len_hi, len_lo, id_hi, id_lo, 0x40, 0, 64, 6, 0, 0]);
         packet[12..16].copy_from_slice(&src.octets());
         packet[16..20].copy_from_slice(&dst.octets());
         self.socket.send_to(&packet[..len], to).map(drop)

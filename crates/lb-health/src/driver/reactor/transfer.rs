@@ -243,11 +243,7 @@ impl<R: Rng> Reactor<R> {
         // Every socket with unread replies is read before the next burst of SYNs.
         self.syn_unread = 0;
         loop {
-            let (n, from) = match self
-                .raw_tcp
-                .get(raw)
-                .map(|raw| raw.recv(&mut self.buf))
-            {
+            let (n, from) = match self.raw_tcp.get(raw).map(|raw| raw.recv(&mut self.buf)) {
                 Some(Ok(r)) => r,
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 _ => return,
