@@ -54,7 +54,8 @@ pub struct ReactorConfig {
     /// reactor sleeps until the first grid point at or after the earliest due probe, so a
     /// probe may start up to this much after its slot (never before), and ten thousand
     /// probes a second cost a hundred wake-ups, not one per millisecond (each wake-up
-    /// costs far more than its syscalls: caches refilled after other work ran). Zero: no
+    /// costs far more than its syscalls: caches refilled after other work ran). A wake-up
+    /// for another reason (I/O, the caller's `max_wait`) starts what is due then. Zero: no
     /// grid. Deadlines are exact.
     pub coalesce: Duration,
 }
