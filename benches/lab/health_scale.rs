@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! benches/lab/health-10k.sh          # 10 000 targets, 30 s, in a throwaway namespace (root)
-//! cargo bench --bench health_scale -- --targets 2000 --seconds 10 [--probe syn]
+//! cargo bench --bench health_scale -- --targets 2000 --seconds 10 [--probe syn] [--coalesce-ms 4]
 //! ```
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 2-second smoke run
@@ -34,6 +34,8 @@ struct Args {
     nft: bool,
     /// Half-open SYN probes instead of connects.
     syn: bool,
+    /// The reactor's start grid (`ReactorConfig::coalesce`); its default if `None`.
+    coalesce: Option<Duration>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
             fall: 3,
             nft: false,
             syn: false,
+            coalesce: None,
         }
     } else {
         Args {
@@ -58,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
             fall: 3,
             nft: false,
             syn: false,
+            coalesce: None,
         }
     };
     let mut it = raw.iter();
@@ -75,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
             "--timeout-ms" => a.timeout = Duration::from_millis(value()?),
             "--fall" => a.fall = u32::try_from(value()?).map_err(|e| e.to_string())?,
             "--nft" => a.nft = true,
+            "--coalesce-ms" => a.coalesce = Some(Duration::from_millis(value()?)),
             "--probe" => {
                 a.syn = match it.next().map(String::as_str) {
                     Some("connect") => false,
@@ -98,15 +103,21 @@ fn addr(i: u32) -> SocketAddr {
     SocketAddr::from((ip, 9000))
 }
 
-/// This thread's CPU time so far (from the scheduler's nanosecond counter).
-fn thread_cpu() -> Duration {
+/// Field `field` of this thread's scheduler statistics (nanoseconds): 0 is the CPU time it
+/// ran, 1 the time it waited on a run queue, runnable but without a CPU.
+fn schedstat(field: usize) -> Duration {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
     let ns = text
         .split_whitespace()
-        .next()
+        .nth(field)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     Duration::from_nanos(ns)
+}
+
+/// This thread's CPU time so far.
+fn thread_cpu() -> Duration {
+    schedstat(0)
 }
 
 /// The machine's CPU pressure (PSI "some" over the last 60 s, %): how much runnable work
@@ -161,12 +172,13 @@ fn connect_floor(n: u32) {
 /// reactor uses, then its SYN-ACK read (waiting in epoll if it is not queued yet; on loopback
 /// it is, the whole exchange and the kernel's RST run inside `sendto`), one target at a time.
 fn syn_floor(n: u32) {
-    let raw = SynSocket::open(false).expect("raw socket (root or CAP_NET_RAW)");
-    let src = {
+    let source = {
         let probe = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
         probe.connect(addr(0)).expect("route");
-        SocketAddr::new(probe.local_addr().expect("source").ip(), raw.port())
+        probe.local_addr().expect("source").ip()
     };
+    let raw = SynSocket::open(source).expect("raw socket (root or CAP_NET_RAW)");
+    let src = SocketAddr::new(source, raw.port());
     let mut poll = Poll::new().expect("poll");
     let fd = std::os::fd::AsRawFd::as_raw_fd(&raw);
     poll.registry()
@@ -251,9 +263,11 @@ fn main() {
         warmup: args.interval,
         spread_percent: 0,
     };
+    let defaults = ReactorConfig::default();
     let config = ReactorConfig {
         max_in_flight: 4096,
-        ..ReactorConfig::default()
+        coalesce: args.coalesce.unwrap_or(defaults.coalesce),
+        ..defaults
     };
     let mut reactor = Reactor::new(config, StdRng::seed_from_u64(1)).expect("reactor");
     let mut ids = Vec::with_capacity(args.targets as usize);
@@ -288,16 +302,18 @@ fn main() {
     // Warm-up: two intervals, so every target has settled into its slot.
     run_for(&mut reactor, args.interval * 2, &mut downs);
     reactor.reset_stats();
-    let (cpu0, wall0) = (thread_cpu(), Instant::now());
+    let (cpu0, wait0, wall0) = (thread_cpu(), schedstat(1), Instant::now());
     run_for(&mut reactor, Duration::from_secs(args.seconds), &mut downs);
     let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed());
+    let waited = schedstat(1).saturating_sub(wait0);
     let s = reactor.stats();
     println!(
-        "health_scale: {} TCP targets, {} probes, every {:?}, timeout {:?}, one checker thread, {:.1} s measured",
+        "health_scale: {} TCP targets, {} probes, every {:?}, timeout {:?}, started on a {:?} grid, one checker thread, {:.1} s measured",
         args.targets,
         if args.syn { "half-open SYN" } else { "connect" },
         args.interval,
         args.timeout,
+        config.coalesce,
         wall.as_secs_f64()
     );
     println!(
@@ -323,6 +339,10 @@ fn main() {
         s.lateness_histogram[2],
         s.lateness_histogram[3],
         s.lateness_histogram[4]
+    );
+    println!(
+        "  checker thread runnable but waiting for a CPU (run queue): {:.1} ms in total",
+        waited.as_secs_f64() * 1e3
     );
     println!("  targets marked down during the run: {downs}");
     if let Some(p) = cpu_pressure() {

@@ -60,6 +60,29 @@ impl<T: Ord> Wheel<T> {
         self.occupied[s / 64] |= 1 << (s % 64);
     }
 
+    /// Takes out `item`, inserted as due at `at`, if it is still within the span (an item
+    /// in the overflow heap stays: the caller must recognise it as stale when it pops).
+    /// Whether it was found. O(items in its slot).
+    pub(crate) fn remove(&mut self, at: Duration, item: &T) -> bool {
+        // The cursor never passes a non-empty slot, so the item sits where `insert` (or
+        // `advance`) put it: its own tick's slot, or the cursor's if that tick was past.
+        let t = tick(at).max(self.cursor);
+        if t - self.cursor >= SLOTS as u64 {
+            return false;
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        let s = (t as usize) % SLOTS;
+        let slot = &mut self.slots[s];
+        let Some(i) = slot.iter().position(|(a, x)| *a == at && x == item) else {
+            return false;
+        };
+        slot.swap_remove(i);
+        if slot.is_empty() {
+            self.occupied[s / 64] &= !(1 << (s % 64));
+        }
+        true
+    }
+
     /// The first non-empty slot at or after the cursor, as its tick.
     fn first_tick(&self) -> Option<u64> {
         #[allow(clippy::cast_possible_truncation)]
@@ -179,6 +202,16 @@ mod tests {
         // Past times are due at once, after a long idle jump.
         w.insert(ms(1), 4);
         assert_eq!(w.pop_due(ms(20_000)).map(|x| x.1), Some(4));
+        // Removed items never pop, nor count for the next wake-up (nothing is held: the
+        // cursor jumps to now, and these two fall within the span).
+        assert_eq!(w.pop_due(ms(20_000)), None);
+        w.insert(ms(20_010), 5);
+        w.insert(ms(20_020), 6);
+        assert!(w.remove(ms(20_010), &5));
+        assert!(!w.remove(ms(20_010), &5));
+        assert_eq!(w.next_at(), Some(ms(20_020)));
+        assert_eq!(w.pop_due(ms(30_000)).map(|x| x.1), Some(6));
+        assert_eq!(w.pop_due(ms(30_000)), None);
     }
 
     proptest! {
@@ -192,6 +225,17 @@ mod tests {
                 let at = now + Duration::from_micros(ahead_ms * 1000 + step_us % 1000);
                 w.insert(at, k);
                 all.push((at, k));
+                // Every third step, take out an earlier item (gone for good unless it waits
+                // in the overflow heap, where it stays).
+                if k % 3 == 2 {
+                    let (at, j) = all[(k * 7) % all.len()];
+                    if w.remove(at, &j) {
+                        all.retain(|x| *x != (at, j));
+                        prop_assert!(!w.remove(at, &j), "removed twice");
+                    } else {
+                        prop_assert!(tick(at) >= w.cursor + SLOTS as u64, "not found, yet within the span");
+                    }
+                }
                 now += Duration::from_micros(step_us);
                 let mut popped = Vec::new();
                 while let Some((at, k)) = w.pop_due(now) {

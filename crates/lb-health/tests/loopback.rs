@@ -536,6 +536,94 @@ fn half_open_replies_reach_their_own_probes() {
 }
 
 #[test]
+fn half_open_from_two_source_addresses() {
+    if lb_lab::skip_unless_root("half_open_from_two_source_addresses") {
+        return;
+    }
+    // Each source has its own raw socket bound to it: a reply reaches only the socket of the
+    // address it is sent to, and from there its own probe.
+    let listeners: Vec<TcpListener> = (1..=6u8)
+        .map(|i| TcpListener::bind(SocketAddr::from(([127, 0, 4, i], 0))).unwrap())
+        .collect();
+    let mut r = reactor();
+    let mut ids = Vec::new();
+    for (k, l) in listeners.iter().enumerate() {
+        // Even listeners from both sources, odd ones from the kernel's choice (127.0.0.1).
+        let sources = match k % 2 {
+            0 => vec![
+                Some("127.0.0.1".parse().unwrap()),
+                Some("127.0.0.2".parse().unwrap()),
+            ],
+            _ => vec![None],
+        };
+        for source in sources {
+            let mut target = Target::new(
+                l.local_addr().unwrap(),
+                Check::TcpHalfOpen,
+                tracker(Duration::from_secs(60), InitialState::Unknown, 1, 1),
+                Duration::from_secs(1),
+            );
+            target.source = source;
+            ids.push(r.add(target).unwrap());
+        }
+    }
+    let ev = events(&mut r, ids.len(), Duration::from_secs(3));
+    assert_eq!(ev.len(), ids.len());
+    assert!(
+        ev.iter().all(|e| e.transition.reason == Reason::SynAck),
+        "{ev:?}"
+    );
+    assert_eq!(r.stats().timeouts, 0);
+}
+
+#[test]
+fn starts_wait_for_the_grid_never_for_more() {
+    // Twenty targets whose first slots are spread over 500 ms, started on a 100 ms grid:
+    // every start within one step (and the thread's scheduling) of its slot, most of them
+    // more than 10 ms after it (never before: the checker hands out only due probes).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _server = serve_listener(listener, drop);
+    let config = ReactorConfig {
+        coalesce: 100 * MS,
+        ..ReactorConfig::default()
+    };
+    let mut r = Reactor::new(
+        config,
+        <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3),
+    )
+    .unwrap();
+    for i in 0..20 {
+        let mut t = tracker(Duration::from_secs(60), InitialState::Unknown, 1, 1);
+        t.jitter.warmup = 500 * MS;
+        r.add(Target::new(
+            addr,
+            Check::Http(HttpCheck::new(&format!("/{i}")).unwrap()),
+            t,
+            Duration::from_secs(1),
+        ))
+        .unwrap();
+    }
+    // Polled with a long `max_wait`: only the reactor's own timers and the probes' I/O wake
+    // it (any wake-up starts what is due then).
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut seen = 0;
+    while seen < 20 && std::time::Instant::now() < deadline {
+        r.poll(Some(Duration::from_secs(1))).unwrap();
+        while r.poll_event().is_some() {
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 20);
+    let stats = r.stats();
+    assert_eq!(stats.started, 20);
+    // One step, and room for a loaded machine's scheduling.
+    assert!(stats.max_lateness <= 300 * MS, "{stats:?}");
+    let late = stats.lateness_histogram[3] + stats.lateness_histogram[4];
+    assert!(late >= 10, "{stats:?}");
+}
+
+#[test]
 fn concurrency_bound_and_timeouts() {
     // A server that accepts and never answers: every HTTP probe runs to its deadline.
     let silent = tcp_server(|s| {

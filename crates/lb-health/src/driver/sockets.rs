@@ -4,7 +4,7 @@ use std::io;
 #[cfg(feature = "reactor")]
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 #[cfg(feature = "reactor")]
 fn domain(addr: SocketAddr) -> Domain {
@@ -113,11 +113,17 @@ fn syn_reply_filter(v6: bool, port: u16) -> [socket2::SockFilter; 9] {
 }
 
 #[cfg(feature = "reactor")]
-/// The socket half-open probes of one family share (the reactor opens one per family; it is
-/// public for loops of one's own, such as the benchmark's kernel floor): a non-blocking raw
-/// TCP socket (root or CAP_NET_RAW) whose BPF filter passes only SYN-ACKs and RSTs to
-/// [`SynSocket::port`], and an ordinary TCP socket bound to that port on the wildcard address
-/// which reserves it. That one is never connected nor listening, so the kernel finds no
+/// The longest segment [`SynSocket::send`] takes (a SYN with options is 24 to 44 bytes).
+const MAX_SEGMENT: usize = 60;
+
+#[cfg(feature = "reactor")]
+/// The socket half-open probes from one source address share (the reactor opens one per
+/// source; it is public for loops of one's own, such as the benchmark's kernel floor): a
+/// non-blocking raw TCP socket (root or CAP_NET_RAW) bound to the source address, so that
+/// the kernel hands it only segments addressed there (not every TCP segment of the host, our
+/// own SYNs and RSTs toward the targets among them), whose BPF filter passes only SYN-ACKs
+/// and RSTs to [`SynSocket::port`]; and an ordinary TCP socket bound to that address and
+/// port which reserves it. That one is never connected nor listening, so the kernel finds no
 /// socket for a SYN-ACK to the port and answers it with a RST, and no other application gets
 /// the port.
 #[derive(Debug)]
@@ -126,6 +132,7 @@ pub struct SynSocket {
     /// and `recvfrom`, which also report the IPv6 sender).
     pub(crate) socket: mio::net::UdpSocket,
     port: u16,
+    source: IpAddr,
     _reserved: Socket,
 }
 
@@ -136,11 +143,40 @@ impl SynSocket {
         self.port
     }
 
-    /// Sends one segment (from [`crate::probe::syn_segment`]) to `dst`.
+    /// The local address it is bound to: SYNs leave from it, replies come to it.
+    pub fn source(&self) -> IpAddr {
+        self.source
+    }
+
+    /// Sends one segment (from [`crate::probe::syn_segment`], with [`SynSocket::source`]
+    /// as its source) to `dst`. IPv4 segments go out behind an IPv4 header built here (the
+    /// socket includes its own headers: the kernel's leaner path, and no IP ID hashing);
+    /// one longer than 60 bytes is refused.
     pub fn send(&self, segment: &[u8], dst: IpAddr) -> io::Result<()> {
-        self.socket
-            .send_to(segment, SocketAddr::new(dst, 0))
-            .map(drop)
+        let to = SocketAddr::new(dst, 0);
+        let (IpAddr::V4(src), IpAddr::V4(dst)) = (self.source, dst) else {
+            return self.socket.send_to(segment, to).map(drop);
+        };
+        let mut packet = [0u8; 20 + MAX_SEGMENT];
+        packet
+            .get_mut(20..20 + segment.len())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "segment too long"))?
+            .copy_from_slice(segment);
+        let len = 20 + segment.len();
+        // The sequence number's low bits as the IP ID: non-zero, so the kernel keeps it.
+        let id = match segment.get(6..8) {
+            Some(&[a, b]) => u16::from_be_bytes([a, b]).max(1),
+            _ => 1,
+        };
+        let [len_hi, len_lo] = u16::try_from(len).unwrap_or(0).to_be_bytes();
+        let [id_hi, id_lo] = id.to_be_bytes();
+        // Version 4, 20-byte header; don't fragment; TTL 64; TCP. The kernel fills the
+        // header checksum (and the length again).
+        packet[..12]
+            .copy_from_slice(&[0x45, 0, len_hi, len_lo, id_hi, id_lo, 0x40, 0, 64, 6, 0, 0]);
+        packet[12..16].copy_from_slice(&src.octets());
+        packet[16..20].copy_from_slice(&dst.octets());
+        self.socket.send_to(&packet[..len], to).map(drop)
     }
 
     /// Reads one reply: its length in `buf` (for [`crate::probe::parse_syn_reply`]) and its
@@ -149,13 +185,11 @@ impl SynSocket {
         self.socket.recv_from(buf).map(|(n, from)| (n, from.ip()))
     }
 
-    /// Opens the pair for `v6`'s family.
-    pub fn open(v6: bool) -> io::Result<SynSocket> {
-        let (domain, any) = if v6 {
-            (Domain::IPV6, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
-        } else {
-            (Domain::IPV4, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
-        };
+    /// Opens the pair for `source` (a local address).
+    pub fn open(source: IpAddr) -> io::Result<SynSocket> {
+        let v6 = source.is_ipv6();
+        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+        let local = SockAddr::from(SocketAddr::new(source, 0));
         let raw = Socket::new(domain, Type::RAW.nonblocking(), Some(Protocol::TCP)).map_err(
             |e| match e.kind() {
                 io::ErrorKind::PermissionDenied => io::Error::new(
@@ -165,11 +199,15 @@ impl SynSocket {
                 _ => e,
             },
         )?;
+        raw.bind(&local)?;
+        if !v6 {
+            raw.set_header_included_v4(true)?;
+        }
         let reserved = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
         if v6 {
             reserved.set_only_v6(true)?;
         }
-        reserved.bind(&any.into())?;
+        reserved.bind(&local)?;
         let port = reserved
             .local_addr()?
             .as_socket()
@@ -180,6 +218,7 @@ impl SynSocket {
         Ok(SynSocket {
             socket,
             port,
+            source,
             _reserved: reserved,
         })
     }

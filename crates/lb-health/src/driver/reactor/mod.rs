@@ -29,8 +29,10 @@ use crate::{
 const EVENTS: usize = 1024;
 const ICMP4: Token = Token(usize::MAX - 1);
 const ICMP6: Token = Token(usize::MAX - 2);
-const RAW4: Token = Token(usize::MAX - 3);
-const RAW6: Token = Token(usize::MAX - 4);
+/// The token of the first half-open raw socket; the next ones count down from it.
+const RAW_FIRST: usize = usize::MAX - 3;
+/// Distinct source addresses half-open probes may leave from (one raw socket each).
+const RAW_SOURCES: usize = 256;
 /// Half-open SYNs sent before their raw socket is read in the same batch: on loopback each
 /// SYN-ACK is queued before `sendto` returns, and a burst of due probes would otherwise
 /// overflow the socket's receive buffer (lost replies, false timeouts).
@@ -48,6 +50,14 @@ pub struct ReactorConfig {
     pub max_in_flight: usize,
     /// How often running external commands are polled for their exit.
     pub exec_poll: Duration,
+    /// Due probes are started in batches on a grid of this step (10 ms by default): the
+    /// reactor sleeps until the first grid point at or after the earliest due probe, so a
+    /// probe may start up to this much after its slot (never before), and ten thousand
+    /// probes a second cost a hundred wake-ups, not one per millisecond (each wake-up
+    /// costs far more than its syscalls: caches refilled after other work ran). A wake-up
+    /// for another reason (I/O, the caller's `max_wait`) starts what is due then. Zero: no
+    /// grid. Deadlines are exact.
+    pub coalesce: Duration,
 }
 
 impl Default for ReactorConfig {
@@ -55,6 +65,7 @@ impl Default for ReactorConfig {
         ReactorConfig {
             max_in_flight: 4096,
             exec_poll: Duration::from_millis(10),
+            coalesce: Duration::from_millis(10),
         }
     }
 }
@@ -78,6 +89,16 @@ pub struct ReactorStats {
     pub max_lateness: Duration,
     /// Starts by lateness: under 1, 5, 10, 50 ms, and 50 ms or more.
     pub lateness_histogram: [u64; 5],
+}
+
+/// The first multiple of `step` at or after `at` (`at` itself if `step` is zero).
+fn grid_point(at: Duration, step: Duration) -> Duration {
+    let step_ns = step.as_nanos();
+    if step_ns == 0 {
+        return at;
+    }
+    let ns = at.as_nanos().div_ceil(step_ns) * step_ns;
+    u64::try_from(ns).map_or(at, Duration::from_nanos)
 }
 
 /// What starting one due probe takes, copied out of the checker's borrow.
@@ -109,8 +130,10 @@ enum Io {
         child: Child,
         check: ExecCheck,
     },
-    /// A half-open SYN through the shared raw socket; the reply is routed by (target, ack).
+    /// A half-open SYN through the raw socket of its source address (`raw`, an index into
+    /// the reactor's); the reply is routed by (target, ack).
     RawTcp {
+        raw: usize,
         dst: SocketAddr,
         ack: u32,
     },
@@ -120,6 +143,7 @@ struct Run {
     id: CheckId,
     serial: u64,
     started: Duration,
+    deadline: Duration,
     session: Option<Session>,
     io: Io,
     out: Vec<u8>,
@@ -145,7 +169,9 @@ pub struct Reactor<R: Rng> {
     icmp: [Option<Socket>; 2],
     /// ICMP runs in flight by (IPv6, sequence number).
     icmp_waiting: HashMap<(bool, u16), Vec<usize>>,
-    raw_tcp: [Option<sockets::SynSocket>; 2],
+    /// Half-open raw sockets, one per source address (each bound to it, so the kernel hands
+    /// it only segments to that address: not the SYNs and RSTs toward the targets).
+    raw_tcp: Vec<sockets::SynSocket>,
     /// Half-open runs in flight by (target, acknowledgment number expected).
     syn_waiting: HashMap<(SocketAddr, u32), usize>,
     /// Source address by destination, and until when it is reused.
@@ -187,7 +213,7 @@ impl<R: Rng> Reactor<R> {
             serial: 0,
             icmp: [None, None],
             icmp_waiting: HashMap::default(),
-            raw_tcp: [None, None],
+            raw_tcp: Vec::new(),
             syn_waiting: HashMap::default(),
             routes: HashMap::default(),
             syn_unread: 0,
@@ -248,7 +274,7 @@ impl<R: Rng> Reactor<R> {
         let mut cap = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
         if self.runs.len() < self.config.max_in_flight {
             if let Some(at) = self.checker.poll_timeout() {
-                cap(at.saturating_sub(now));
+                cap(grid_point(at, self.config.coalesce).saturating_sub(now));
             }
         }
         if let Some(at) = self.deadlines.next_at() {
@@ -281,8 +307,9 @@ impl<R: Rng> Reactor<R> {
                 match token {
                     ICMP4 => self.icmp_readable(false, now),
                     ICMP6 => self.icmp_readable(true, now),
-                    RAW4 => self.raw_tcp_readable(false, now),
-                    RAW6 => self.raw_tcp_readable(true, now),
+                    Token(t) if t <= RAW_FIRST && RAW_FIRST - t < self.raw_tcp.len() => {
+                        self.raw_tcp_readable(RAW_FIRST - t, now);
+                    }
                     Token(key) => self.ready_run(key, readable, writable, error, now),
                 }
             }
@@ -347,6 +374,7 @@ impl<R: Rng> Reactor<R> {
                 id,
                 serial: self.serial,
                 started: now,
+                deadline,
                 session,
                 io,
                 out: Vec::new(),
@@ -358,7 +386,7 @@ impl<R: Rng> Reactor<R> {
                     self.icmp_waiting.entry((v6, seq)).or_default().push(key);
                 }
                 Io::Exec { .. } => self.exec_runs += 1,
-                Io::RawTcp { dst, ack } => {
+                Io::RawTcp { dst, ack, .. } => {
                     self.syn_waiting.insert((dst, ack), key);
                     self.syn_unread += 1;
                 }
@@ -379,8 +407,9 @@ impl<R: Rng> Reactor<R> {
                 self.process(key, step.unwrap_or(Step::NeedMore), now);
             }
             if self.syn_unread >= SYN_BATCH {
-                self.raw_tcp_readable(false, now);
-                self.raw_tcp_readable(true, now);
+                for raw in 0..self.raw_tcp.len() {
+                    self.raw_tcp_readable(raw, now);
+                }
             }
         }
     }
@@ -422,16 +451,17 @@ impl<R: Rng> Reactor<R> {
                 Io::Icmp { v6, dst: addr, seq }
             }
             Transport::RawTcp => {
-                let port = self.raw_tcp_socket(addr.is_ipv6())?.port();
                 let ip = match source {
                     Some(ip) => ip,
                     None => self.route_source(addr.ip(), now)?,
                 };
+                let raw = self.raw_tcp_socket(ip)?;
                 let Some(Session::HalfOpen(probe)) = session else {
                     return Err(io::Error::other("half-open check without its session"));
                 };
-                probe.set_source(SocketAddr::new(ip, port));
+                probe.set_source(SocketAddr::new(ip, self.raw_tcp[raw].port()));
                 Io::RawTcp {
+                    raw,
                     dst: addr,
                     ack: probe.expected_ack(),
                 }
@@ -466,19 +496,23 @@ impl<R: Rng> Reactor<R> {
             .ok_or_else(|| io::Error::other("no icmp socket"))
     }
 
-    fn raw_tcp_socket(&mut self, v6: bool) -> io::Result<&sockets::SynSocket> {
-        let slot = usize::from(v6);
-        if self.raw_tcp[slot].is_none() {
-            let mut raw = sockets::SynSocket::open(v6)?;
-            let token = if v6 { RAW6 } else { RAW4 };
-            self.poll
-                .registry()
-                .register(&mut raw.socket, token, Interest::READABLE)?;
-            self.raw_tcp[slot] = Some(raw);
+    /// The index of the raw socket bound to `source`, opened on first use.
+    fn raw_tcp_socket(&mut self, source: IpAddr) -> io::Result<usize> {
+        if let Some(i) = self.raw_tcp.iter().position(|r| r.source() == source) {
+            return Ok(i);
         }
-        self.raw_tcp[slot]
-            .as_ref()
-            .ok_or_else(|| io::Error::other("no raw tcp socket"))
+        if self.raw_tcp.len() == RAW_SOURCES {
+            return Err(io::Error::other(
+                "more source addresses for half-open checks than raw sockets allowed",
+            ));
+        }
+        let mut raw = sockets::SynSocket::open(source)?;
+        let token = Token(RAW_FIRST - self.raw_tcp.len());
+        self.poll
+            .registry()
+            .register(&mut raw.socket, token, Interest::READABLE)?;
+        self.raw_tcp.push(raw);
+        Ok(self.raw_tcp.len() - 1)
     }
 
     /// The source address routing picks toward `dst`, looked up once per [`ROUTE_TTL`].
@@ -558,7 +592,7 @@ impl<R: Rng> Reactor<R> {
                     }
                 }
             }
-            Io::RawTcp { dst, ack } => {
+            Io::RawTcp { dst, ack, .. } => {
                 self.syn_waiting.remove(&(*dst, *ack));
             }
             Io::Exec { child, .. } => {
@@ -570,11 +604,29 @@ impl<R: Rng> Reactor<R> {
                 }
             }
         }
+        // Out of the wheel, so that it wakes nobody (one left in the overflow pops stale).
+        self.deadlines.remove(run.deadline, &(key, run.serial));
         self.stats.completed += 1;
         if outcome.verdict == Verdict::Pass {
             self.stats.passed += 1;
         }
         let outcome = outcome.with_latency(now.saturating_sub(run.started));
         self.checker.report(run.id, now, &outcome, &mut self.rng);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grid_point;
+    use std::time::Duration;
+
+    #[test]
+    fn grid_points_are_never_early() {
+        let ms = Duration::from_millis;
+        assert_eq!(grid_point(ms(8), ms(4)), ms(8));
+        assert_eq!(grid_point(ms(8) + Duration::from_nanos(1), ms(4)), ms(12));
+        assert_eq!(grid_point(Duration::from_micros(1_500), ms(4)), ms(4));
+        assert_eq!(grid_point(ms(7), Duration::ZERO), ms(7));
+        assert_eq!(grid_point(Duration::MAX, ms(4)), Duration::MAX);
     }
 }

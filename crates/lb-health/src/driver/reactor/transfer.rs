@@ -11,6 +11,15 @@ use super::{Io, Reactor};
 use crate::probe::{parse_echo_reply, parse_syn_reply, transport_failure};
 use crate::{Outcome, Probe, Reason, Step};
 
+/// Queues `bytes` after `out`: moved in when nothing is queued (no copy, no allocation).
+fn append(out: &mut Vec<u8>, bytes: Vec<u8>) {
+    if out.is_empty() {
+        *out = bytes;
+    } else {
+        out.extend_from_slice(&bytes);
+    }
+}
+
 impl<R: Rng> Reactor<R> {
     /// Acts on a probe's step for run `key`.
     pub(super) fn process(&mut self, key: usize, step: Step, now: Duration) {
@@ -21,14 +30,14 @@ impl<R: Rng> Reactor<R> {
                 let Some(run) = self.runs.get_mut(key) else {
                     return;
                 };
-                run.out.extend_from_slice(&bytes);
+                append(&mut run.out, bytes);
                 self.flush(key, now);
             }
             Step::Finish(bytes, o) => {
                 let Some(run) = self.runs.get_mut(key) else {
                     return;
                 };
-                run.out.extend_from_slice(&bytes);
+                append(&mut run.out, bytes);
                 run.finish = Some(o);
                 self.flush(key, now);
             }
@@ -67,8 +76,8 @@ impl<R: Rng> Reactor<R> {
                 run.out.clear();
                 r
             }
-            Io::RawTcp { dst, .. } => {
-                let r = match &self.raw_tcp[usize::from(dst.is_ipv6())] {
+            Io::RawTcp { raw, dst, .. } => {
+                let r = match self.raw_tcp.get(*raw) {
                     Some(raw) => raw.send(&run.out, dst.ip()),
                     None => Err(io::Error::other("no raw tcp socket")),
                 };
@@ -228,15 +237,13 @@ impl<R: Rng> Reactor<R> {
         }
     }
 
-    /// Replies to half-open SYNs (the socket's filter passes only SYN-ACKs and RSTs to our
-    /// port), each to the run waiting for its (sender, acknowledgment number).
-    pub(super) fn raw_tcp_readable(&mut self, v6: bool, now: Duration) {
+    /// Replies to half-open SYNs on raw socket `raw` (its filter passes only SYN-ACKs and
+    /// RSTs to our port), each to the run waiting for its (sender, acknowledgment number).
+    pub(super) fn raw_tcp_readable(&mut self, raw: usize, now: Duration) {
+        // Every socket with unread replies is read before the next burst of SYNs.
         self.syn_unread = 0;
         loop {
-            let (n, from) = match self.raw_tcp[usize::from(v6)]
-                .as_ref()
-                .map(|raw| raw.recv(&mut self.buf))
-            {
+            let (n, from) = match self.raw_tcp.get(raw).map(|raw| raw.recv(&mut self.buf)) {
                 Some(Ok(r)) => r,
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 _ => return,
