@@ -26,7 +26,7 @@ use socket2::Socket;
 
 use super::PacketIo;
 use super::mmsg::{ETH_P_ALL, bind_to_interface, packet_socket};
-use super::sys::{set_int_option, set_struct_option};
+use super::sys::{map_shared, set_int_option, set_struct_option};
 use super::txring::TxRing;
 use crate::frame::Frame;
 
@@ -119,23 +119,9 @@ fn map_ring(fd: RawFd) -> io::Result<Ring> {
     };
     set_struct_option(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
     let len = BLOCK_SIZE * BLOCK_NR;
-    // SAFETY: a fresh shared mapping of the ring the kernel just allocated for `fd`, at an
-    // address of the kernel's choice; the result is checked for MAP_FAILED.
-    let map = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        )
-    };
-    if map == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
+    let map = map_shared(fd, len)?;
     Ok(Ring {
-        map: map.cast(),
+        map,
         len,
         block: 0,
         pkt: 0,

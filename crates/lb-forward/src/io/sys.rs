@@ -62,6 +62,28 @@ pub(crate) fn packet_socket_options(fd: RawFd) -> io::Result<()> {
     set_int_option(fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)
 }
 
+/// Maps the `len`-byte packet ring the kernel allocated for `fd` (`PACKET_RX_RING` or
+/// `PACKET_TX_RING`), shared and writable; the caller unmaps it.
+pub(crate) fn map_shared(fd: RawFd, len: usize) -> io::Result<*mut u8> {
+    // SAFETY: a fresh shared mapping of the ring the kernel just allocated for `fd`, at an
+    // address of the kernel's choice; the result is checked for MAP_FAILED.
+    let map = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if map == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(map.cast())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

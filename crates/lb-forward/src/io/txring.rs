@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use socket2::{Domain, Socket, Type};
 
 use super::mmsg::bind_to_interface;
-use super::sys::{set_int_option, set_struct_option};
+use super::sys::{map_shared, set_int_option, set_struct_option};
 use crate::frame::Frame;
 
 const TPACKET_V2: libc::c_int = 1;
@@ -86,24 +86,10 @@ impl TxRing {
         };
         set_struct_option(fd, libc::SOL_PACKET, libc::PACKET_TX_RING, &req)?;
         let len = BLOCK_SIZE * BLOCK_NR;
-        // SAFETY: a fresh shared mapping of the ring the kernel just allocated for `fd`, at an
-        // address of the kernel's choice; the result is checked for MAP_FAILED.
-        let map = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        if map == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let map = map_shared(fd, len)?;
         let ring = TxRing {
             socket,
-            map: map.cast(),
+            map,
             len,
             head: 0,
         };
