@@ -88,7 +88,7 @@ enum Cmd {
 enum Io {
     /// pnet datalink channels.
     Pnet,
-    /// recvmmsg / sendmmsg batches.
+    /// TPACKET_V3 receive rings and PACKET_TX_RING transmit rings.
     Fast,
 }
 

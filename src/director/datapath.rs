@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use lb_forward::io::{Driver, KernelRules, MmsgIo, NextHopResolver, PacketIo, PnetIo};
+use lb_forward::io::{Driver, KernelRules, NextHopResolver, PacketIo, PnetIo, RingIo};
 use lb_forward::{
     Forwarder, MatchKey, PoolScheduler, RealConfig, ServiceConfig, ServiceKey, Settings,
 };
@@ -87,7 +87,7 @@ impl Datapath {
             KernelRules::install(&fw).map_err(|e| format!("installing nftables rules: {e}"))?;
         let io: Box<dyn PacketIo> = match io {
             IoKind::Pnet => Box::new(PnetIo::open(interfaces).map_err(|e| format!("pnet: {e}"))?),
-            IoKind::Fast => Box::new(MmsgIo::open(&indices).map_err(|e| format!("fast io: {e}"))?),
+            IoKind::Fast => Box::new(RingIo::open(&indices).map_err(|e| format!("fast io: {e}"))?),
         };
         Ok(Datapath {
             driver: Driver::new(fw, io, 64),

@@ -73,7 +73,7 @@ pub enum IoKind {
     /// pnet datalink channels.
     #[default]
     Pnet,
-    /// `recvmmsg` / `sendmmsg` on `AF_PACKET` sockets.
+    /// `TPACKET_V3` receive rings and `PACKET_TX_RING` transmit rings (lb-forward's `RingIo`).
     Fast,
 }
 
