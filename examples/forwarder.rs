@@ -3,7 +3,7 @@
 //! ```text
 //! forwarder --interface eth0 --service tcp:10.0.0.100:80 --scheduler wrr \
 //!     --real 10.0.0.3:80,weight=3,method=dr --real 10.0.0.4:80,method=nat \
-//!     --real 10.0.0.5:80,method=tun [--persistence 300] [--io pnet|fast] [--stats-interval 5]
+//!     --real 10.0.0.5:80,method=tun [--persistence 300] [--io pnet|fast|pnet-per-frame] [--stats-interval 5]
 //! ```
 //!
 //! At start it turns checksum and segmentation offloads off on its interfaces (captured frames
@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use lb::forward::io::{Driver, KernelRules, NextHopResolver, PacketIo, PnetIo, RingIo};
+use lb::forward::io::{Driver, KernelRules, NextHopResolver, PacketIo, PnetCalls, PnetIo, RingIo};
 use lb::forward::report::stats_table;
 use lb::forward::{
     Encap, Forwarder, Method, PoolScheduler, Protocol, RealConfig, ServiceConfig, ServiceKey,
@@ -55,8 +55,9 @@ struct Cli {
     /// Client persistence timeout in seconds (ipvsadm -p).
     #[arg(long, value_name = "SECS")]
     persistence: Option<u64>,
-    /// The packet I/O backend: pnet (portable) or fast (TPACKET_V3 receive rings and
-    /// PACKET_TX_RING transmit rings).
+    /// The packet I/O backend: pnet (portable; a batch per recvmmsg / sendmmsg on pnet's
+    /// socket), fast (TPACKET_V3 receive rings and PACKET_TX_RING transmit rings), or
+    /// pnet-per-frame (pnet's own one-frame calls: the naive loop, for comparison).
     #[arg(long, value_enum, default_value_t = IoKind::Pnet)]
     io: IoKind,
     /// Print the statistics table every SECS seconds (also on SIGUSR1).
@@ -88,6 +89,7 @@ struct Cli {
 enum IoKind {
     Pnet,
     Fast,
+    PnetPerFrame,
 }
 
 fn parse_service(s: &str) -> Result<ServiceKey, String> {
@@ -268,6 +270,10 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
     let io: Box<dyn PacketIo> = match cli.io {
         IoKind::Pnet => Box::new(PnetIo::open(&cli.interfaces).map_err(|e| format!("pnet: {e}"))?),
         IoKind::Fast => Box::new(RingIo::open(&indices).map_err(|e| format!("fast io: {e}"))?),
+        IoKind::PnetPerFrame => Box::new(
+            PnetIo::open_with(&cli.interfaces, PnetCalls::PerFrame)
+                .map_err(|e| format!("pnet: {e}"))?,
+        ),
     };
     let mut driver = Driver::new(fw, io, usize::from(cli.batch));
     let term = Arc::new(AtomicBool::new(false));

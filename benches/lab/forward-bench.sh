@@ -6,17 +6,21 @@
 # the other core to the forwarder):
 #   1. kernel IPv4 forwarding (ip_forward=1): the kernel's fast path
 #   2. nftables DNAT of the VIP to the real: the kernel doing what a NAT director does
-#   3. examples/forwarder in NAT mode with --io pnet --batch 1: a one-frame-at-a-time pnet loop
-#      (receive one, rewrite, send one), the naive baseline measured in the same run
-#   4. examples/forwarder in NAT mode with --io pnet (batches of 64)
+#   3. examples/forwarder in NAT mode with --io pnet-per-frame --batch 1: the naive pnet loop
+#      (receive one frame with pnet's next(), rewrite, send it with pnet's send_to()), the
+#      baseline measured in the same run
+#   4. examples/forwarder in NAT mode with --io pnet (batches of 64, recvmmsg / sendmmsg on
+#      pnet's socket)
 #   5. examples/forwarder in NAT mode with --io fast (TPACKET_V3 receive rings, PACKET_TX_RING)
 # and the ratios of 4 and 5 to nftables DNAT, to the naive loop (3) and to ip_forward. (The
 # naive loop of shared/lab/README.md did 0.08 / 0.19 Mpps on an idle machine of this kind.)
 # Needs root, iproute2, nftables, netsniff-ng (trafgen), ethtool and a Rust toolchain.
 # Usage: benches/lab/forward-bench.sh [SECONDS]   (default 5)
 # Environment: FORWARD_BENCH_BIN=PATH runs that forwarder binary instead of building one (to
-# compare a before and an after build); FORWARD_BENCH_ONLY="nft fast" runs only the rows whose
-# key is listed (keys: fwd nft naive pnet fast).
+# compare a before and an after build); FORWARD_BENCH_NAIVE_BIN=PATH runs the naive row with
+# that binary (one that knows --io pnet-per-frame, when FORWARD_BENCH_BIN is an older build);
+# FORWARD_BENCH_ONLY="nft fast" runs only the rows whose key is listed (keys: fwd nft naive
+# pnet fast).
 set -euo pipefail
 secs=${1:-5}
 only=${FORWARD_BENCH_ONLY:-fwd nft naive pnet fast}
@@ -84,11 +88,13 @@ fi
 ip netns exec ${p}d nft delete table ip lbbench
 # Our forwarder: the kernel must not forward too.
 ip netns exec ${p}d sysctl -qw net.ipv4.ip_forward=0
-for variant in naive:pnet:1 pnet:pnet:64 fast:fast:64; do
+for variant in naive:pnet-per-frame:1 pnet:pnet:64 fast:fast:64; do
   IFS=: read -r key io batch <<<"$variant"
   wanted "$key" || continue
+  bin=$fwd
+  [ "$key" = naive ] && bin=${FORWARD_BENCH_NAIVE_BIN:-$fwd}
   log=$(mktemp)
-  ip netns exec ${p}d "$fwd" --interface ${p}d0 --interface ${p}d1 --service udp:10.201.0.100:9 \
+  ip netns exec ${p}d "$bin" --interface ${p}d0 --interface ${p}d1 --service udp:10.201.0.100:9 \
     --scheduler rr --real 10.202.0.2:9,method=nat --io $io --batch $batch 2>"$log" &
   fpid=$!
   for _ in $(seq 100); do grep -q ready "$log" && break; sleep 0.1; done

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use lb_forward::Frame;
-use lb_forward::io::{MmsgIo, PacketIo, PnetIo, RingIo, interface};
+use lb_forward::io::{PacketIo, PnetCalls, PnetIo, RingIo, interface};
 use lb_lab::{Netns, veth};
 
 /// A frame of the local experimental ethertype, numbered, so that other traffic on the link
@@ -50,11 +50,12 @@ fn backends_exchange_frames_and_skip_their_own() {
         lb_lab::enter_netns(&name).unwrap();
         let a = interface("x0").unwrap();
         let b = interface("x1").unwrap();
-        let mut fast = MmsgIo::open(&[a.index]).unwrap();
+        let mut pnet_a = PnetIo::open(&["x0".to_owned()]).unwrap();
+        let mut per_frame = PnetIo::open_with(&["x0".to_owned()], PnetCalls::PerFrame).unwrap();
         let mut pnet = PnetIo::open(&["x1".to_owned()]).unwrap();
         let mut ring = RingIo::open(&[a.index]).unwrap();
 
-        // pnet (x1) -> mmsg (x0), one batch of 8.
+        // pnet (x1) -> pnet (x0), one batch of 8.
         let out: Vec<Frame> = (0..8)
             .map(|n| {
                 let mut f = Frame::from_bytes(&frame(n, b.mac, a.mac), b.index);
@@ -63,23 +64,19 @@ fn backends_exchange_frames_and_skip_their_own() {
             })
             .collect();
         assert_eq!(pnet.send_batch(&out, &[true; 8]).unwrap(), 8);
-        let got = receive(&mut fast, 8);
-        assert_eq!(got.len(), 8);
-        for (g, o) in got.iter().zip(&out) {
-            assert_eq!(g.bytes(), o.bytes());
-            assert_eq!(g.interface, a.index);
-        }
-        // The ring on the same interface got its own copy of each.
-        let got = receive(&mut ring, 8);
-        assert_eq!(got.len(), 8);
-        for (g, o) in got.iter().zip(&out) {
-            assert_eq!(g.bytes(), o.bytes());
-            assert_eq!(g.interface, a.index);
+        // Each socket on x0 gets its own copy of each: batched pnet, per-frame pnet, ring.
+        for io in [&mut pnet_a as &mut dyn PacketIo, &mut per_frame, &mut ring] {
+            let got = receive(io, 8);
+            assert_eq!(got.len(), 8, "{}", io.name());
+            for (g, o) in got.iter().zip(&out) {
+                assert_eq!(g.bytes(), o.bytes());
+                assert_eq!(g.interface, a.index);
+            }
         }
         // pnet did not read back what it sent.
         assert!(receive(&mut pnet, 1).is_empty());
 
-        // mmsg (x0) -> pnet (x1); only the selected frames go.
+        // pnet (x0) -> pnet (x1), batched then per frame; only the selected frames go.
         let out: Vec<Frame> = (10..14)
             .map(|n| {
                 let mut f = Frame::from_bytes(&frame(n, a.mac, b.mac), a.index);
@@ -87,18 +84,17 @@ fn backends_exchange_frames_and_skip_their_own() {
                 f
             })
             .collect();
-        assert_eq!(
-            fast.send_batch(&out, &[true, false, true, true]).unwrap(),
-            3
-        );
-        let got = receive(&mut pnet, 3);
-        let numbers: Vec<u8> = got.iter().map(|f| f.bytes()[14]).collect();
-        assert_eq!(numbers, [10, 12, 13]);
-        assert!(got.iter().all(|f| f.interface == b.index));
-        assert!(
-            receive(&mut fast, 1).is_empty(),
-            "mmsg read back its own frames"
-        );
+        for io in [&mut pnet_a as &mut dyn PacketIo, &mut per_frame] {
+            assert_eq!(io.send_batch(&out, &[true, false, true, true]).unwrap(), 3);
+            let got = receive(&mut pnet, 3);
+            let numbers: Vec<u8> = got.iter().map(|f| f.bytes()[14]).collect();
+            assert_eq!(numbers, [10, 12, 13], "{}", io.name());
+            assert!(got.iter().all(|f| f.interface == b.index));
+        }
+        // Sockets skip outgoing frames: neither read back what was sent on x0.
+        for io in [&mut pnet_a as &mut dyn PacketIo, &mut per_frame, &mut ring] {
+            assert!(receive(io, 1).is_empty(), "{} read back", io.name());
+        }
 
         // ring (x0) -> pnet (x1) through the transmit ring: only the selected frames go, byte
         // for byte; then a batch of 200, more than the ring's 128 slots, all of which arrive.

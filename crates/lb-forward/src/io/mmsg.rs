@@ -1,22 +1,18 @@
-//! The batched Linux backend: one `AF_PACKET` socket per interface, a whole batch per
-//! `recvmmsg` / `sendmmsg` system call, `PACKET_IGNORE_OUTGOING` so that the socket never
-//! reads back its own transmissions, and `PACKET_QDISC_BYPASS` so that sends skip the qdisc
-//! layer. Sockets are waited on together with epoll.
+//! `AF_PACKET` socket helpers and the multi-message calls: a packet socket with our options
+//! (`PACKET_IGNORE_OUTGOING`, so that it never reads back its own transmissions, and
+//! `PACKET_QDISC_BYPASS`, so that sends skip the qdisc layer), binding to an interface, and
+//! [`Scratch`], which receives a batch with one `recvmmsg` and sends one with one `sendmmsg`
+//! (the pnet backend uses both on pnet's socket; the rings use the socket helpers).
 //!
 //! The calls the safe crates do not wrap (binding to a link address and the two multi-message
 //! calls; the option setters are in `sys.rs`) are unsafe; each block states the invariant it
-//! relies on. `tests/io_backends.rs` and the lab tests with `--io fast` exercise all of it.
+//! relies on. `tests/io_backends.rs` and the lab tests exercise all of it.
 #![allow(unsafe_code)]
 
+use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
-use socket2::{Domain, Protocol, Socket, Type};
-
-use super::PacketIo;
 use crate::frame::Frame;
 
 pub(crate) const ETH_P_ALL: u16 = 0x0003;
@@ -197,106 +193,5 @@ impl Scratch {
             sent += rc as usize;
         }
         Ok(sent)
-    }
-}
-
-struct Port {
-    index: u32,
-    socket: Socket,
-    ready: bool,
-}
-
-/// `AF_PACKET` sockets driven a batch per system call.
-pub struct MmsgIo {
-    ports: Vec<Port>,
-    poll: Poll,
-    events: Events,
-    next: usize,
-    scratch: Scratch,
-}
-
-impl MmsgIo {
-    /// Opens a socket on each interface (by index).
-    pub fn open(indices: &[u32]) -> io::Result<MmsgIo> {
-        let poll = Poll::new()?;
-        let mut ports = Vec::new();
-        for (i, &index) in indices.iter().enumerate() {
-            let socket = packet_socket()?;
-            let fd = socket.as_raw_fd();
-            bind_to_interface(fd, index, ETH_P_ALL)?;
-            poll.registry()
-                .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)?;
-            ports.push(Port {
-                index,
-                socket,
-                ready: true,
-            });
-        }
-        Ok(MmsgIo {
-            ports,
-            poll,
-            events: Events::with_capacity(64),
-            next: 0,
-            scratch: Scratch::default(),
-        })
-    }
-
-    fn drain(&mut self, frames: &mut [Frame]) -> io::Result<usize> {
-        let count = self.ports.len();
-        let mut n = 0;
-        for k in 0..count {
-            let port = &mut self.ports[(self.next + k) % count];
-            while port.ready && n < frames.len() {
-                let want = frames.len() - n;
-                match self
-                    .scratch
-                    .recv(port.socket.as_raw_fd(), port.index, &mut frames[n..])?
-                {
-                    None => port.ready = false,
-                    Some(got) => {
-                        n += got;
-                        if got < want {
-                            port.ready = false;
-                        }
-                    }
-                }
-            }
-        }
-        self.next = (self.next + 1) % count.max(1);
-        Ok(n)
-    }
-}
-
-impl PacketIo for MmsgIo {
-    fn recv_batch(&mut self, frames: &mut [Frame], timeout: Option<Duration>) -> io::Result<usize> {
-        let n = self.drain(frames)?;
-        if n > 0 || self.ports.is_empty() {
-            return Ok(n);
-        }
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
-            Err(e) => return Err(e),
-        }
-        for event in &self.events {
-            if let Some(port) = self.ports.get_mut(event.token().0) {
-                port.ready = true;
-            }
-        }
-        self.drain(frames)
-    }
-
-    fn send_batch(&mut self, frames: &[Frame], send: &[bool]) -> io::Result<usize> {
-        let mut total = 0;
-        for port in &self.ports {
-            total += self
-                .scratch
-                .send(port.socket.as_raw_fd(), port.index, frames, send)?;
-        }
-        Ok(total)
-    }
-
-    fn name(&self) -> &'static str {
-        "mmsg"
     }
 }

@@ -7,12 +7,12 @@
 //! Backends:
 //! - [`PnetIo`] (`--io pnet`, the default): pnet datalink channels, one `AF_PACKET` socket per
 //!   interface (made here with `PACKET_IGNORE_OUTGOING` and `PACKET_QDISC_BYPASS`, then handed
-//!   to pnet), drained in batches and waited on together with epoll.
+//!   to pnet, which binds it), a batch received with one `recvmmsg` and sent with one
+//!   `sendmmsg` on it, the interfaces waited on together with epoll; or, with
+//!   [`PnetCalls::PerFrame`], pnet's own one-frame calls (the benchmark's naive loop).
 //! - [`RingIo`] (`--io fast`): a `TPACKET_V3` receive ring per interface (frames read from
 //!   memory shared with the kernel, one wake-up per block) and a `PACKET_TX_RING` per
 //!   interface (a batch copied into shared slots, one `send` per batch).
-//! - [`MmsgIo`]: one `AF_PACKET` socket per interface driven with `recvmmsg`/`sendmmsg`, a
-//!   batch per system call.
 //!
 //! Every backend's sockets skip their own transmissions (`PACKET_IGNORE_OUTGOING`); the core
 //! also ignores frames that carry the interface's own source MAC.
@@ -34,9 +34,8 @@ use std::time::{Duration, Instant};
 
 pub use endpoint::{EndpointStats, TunnelEndpoint};
 pub use kernel::{KernelRules, disable_offloads, interface};
-pub use mmsg::MmsgIo;
 pub use neighbour::NextHopResolver;
-pub use pnet::PnetIo;
+pub use pnet::{PnetCalls, PnetIo};
 pub use ring::RingIo;
 
 use crate::{Forwarder, Frame, PoolScheduler, Scheduler, Verdict};

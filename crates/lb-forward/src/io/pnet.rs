@@ -1,8 +1,19 @@
-//! The default backend: pnet datalink channels for receiving. pnet reads one frame per call
-//! (a `poll` and a `recvfrom`); this backend drains every ready interface into a batch and
-//! waits on all of them at once with epoll, so that an idle interface never delays a busy one.
-//! pnet's sender also costs a `poll` and a `sendto` per frame, so a batch leaves with one
-//! `sendmmsg` on the same socket instead.
+//! The default backend, on pnet datalink channels.
+//!
+//! What pnet does: `pnet_datalink::channel` binds an `AF_PACKET` socket to the interface,
+//! makes it non-blocking and returns a sender and a receiver on it. pnet 0.35's receiver
+//! reads one frame per `next()` (a `poll` then a `recvfrom` into its own buffer) and its sender
+//! one per `send_to()` (a `poll` then a `sendto`); its `Config` offers buffer sizes, timeouts,
+//! promiscuous mode, `PACKET_FANOUT` and a socket of our own, nothing that moves more than
+//! one frame per system call.
+//!
+//! What this backend does around it ([`PnetCalls::Batched`], the default): the socket is
+//! made here (with `PACKET_IGNORE_OUTGOING` and `PACKET_QDISC_BYPASS`) and handed to pnet,
+//! which binds and configures it and keeps it open; frames are then received straight into
+//! the batch's buffers with one `recvmmsg` per batch and sent with one `sendmmsg` per batch,
+//! on that socket. Every interface is waited on at once with epoll, and drained in turn, so
+//! that an idle interface never delays a busy one. [`PnetCalls::PerFrame`] uses pnet's own
+//! `next()` and `send_to()` instead: the naive per-frame loop the lab benchmark compares with.
 
 use std::io;
 use std::os::fd::{IntoRawFd, RawFd};
@@ -10,21 +21,29 @@ use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use pnet_datalink::{Channel, Config, DataLinkReceiver, NetworkInterface};
+use pnet_datalink::{Channel, Config, DataLinkReceiver, DataLinkSender, NetworkInterface};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::PacketIo;
-use super::mmsg::Scratch;
+use super::mmsg::{ETH_P_ALL, Scratch};
 use crate::frame::{DEFAULT_CAPACITY, Frame};
 
-/// `ETH_P_ALL`: every protocol.
-const ETH_P_ALL: u16 = 0x0003;
+/// How the pnet backend moves frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PnetCalls {
+    /// A batch per system call (`recvmmsg`, `sendmmsg`) on pnet's socket.
+    #[default]
+    Batched,
+    /// pnet's own calls, a `poll` and a `recvfrom` or `sendto` per frame.
+    PerFrame,
+}
 
 struct Port {
     index: u32,
-    /// pnet's socket, kept open by `rx`; batches are sent on it.
+    /// pnet's socket, kept open by `rx` and `tx`.
     fd: RawFd,
     rx: Box<dyn DataLinkReceiver>,
+    tx: Box<dyn DataLinkSender>,
     /// Frames may be waiting (epoll is edge-triggered: a port is read until empty).
     ready: bool,
 }
@@ -32,6 +51,7 @@ struct Port {
 /// pnet datalink channels on a set of interfaces.
 pub struct PnetIo {
     ports: Vec<Port>,
+    calls: PnetCalls,
     poll: Poll,
     events: Events,
     /// Where the next batch starts reading, so that no interface starves the others.
@@ -40,8 +60,13 @@ pub struct PnetIo {
 }
 
 impl PnetIo {
-    /// Opens a channel on each named interface.
+    /// Opens a channel on each named interface, moving frames a batch per system call.
     pub fn open(names: &[String]) -> io::Result<PnetIo> {
+        PnetIo::open_with(names, PnetCalls::Batched)
+    }
+
+    /// Opens a channel on each named interface, moving frames as `calls` says.
+    pub fn open_with(names: &[String], calls: PnetCalls) -> io::Result<PnetIo> {
         let all = pnet_datalink::interfaces();
         let poll = Poll::new()?;
         let mut ports = Vec::new();
@@ -50,8 +75,8 @@ impl PnetIo {
                 all.iter().find(|n| &n.name == name).ok_or_else(|| {
                     io::Error::new(io::ErrorKind::NotFound, format!("interface {name}"))
                 })?;
-            // The socket is made here so that its descriptor can join the epoll set; pnet
-            // binds it to the interface and owns it from then on.
+            // The socket is made here so that its descriptor can join the epoll set and take
+            // the multi-message calls; pnet binds it to the interface and owns it from then on.
             let socket = Socket::new(
                 Domain::PACKET,
                 Type::RAW,
@@ -72,9 +97,8 @@ impl PnetIo {
                 socket_fd: Some(fd),
                 ..Config::default()
             };
-            // pnet's sender is not used (see the module doc); its receiver holds the socket.
-            let rx = match pnet_datalink::channel(iface, config)? {
-                Channel::Ethernet(_tx, rx) => rx,
+            let (tx, rx) = match pnet_datalink::channel(iface, config)? {
+                Channel::Ethernet(tx, rx) => (tx, rx),
                 _ => return Err(io::Error::other("pnet: not an Ethernet channel")),
             };
             poll.registry()
@@ -83,11 +107,13 @@ impl PnetIo {
                 index: iface.index,
                 fd,
                 rx,
+                tx,
                 ready: true,
             });
         }
         Ok(PnetIo {
             ports,
+            calls,
             poll,
             events: Events::with_capacity(64),
             next: 0,
@@ -95,20 +121,34 @@ impl PnetIo {
         })
     }
 
-    fn drain(&mut self, frames: &mut [Frame], mut n: usize) -> io::Result<usize> {
+    fn drain(&mut self, frames: &mut [Frame]) -> io::Result<usize> {
         let count = self.ports.len();
+        let mut n = 0;
         for k in 0..count {
             let port = &mut self.ports[(self.next + k) % count];
             while port.ready && n < frames.len() {
-                match port.rx.next() {
-                    Ok(bytes) => {
-                        if frames[n].fill(bytes, port.index) {
-                            n += 1;
+                match self.calls {
+                    PnetCalls::Batched => {
+                        let want = frames.len() - n;
+                        match self.scratch.recv(port.fd, port.index, &mut frames[n..])? {
+                            None => port.ready = false,
+                            Some(got) => {
+                                n += got;
+                                // Fewer than asked for: the socket's queue is empty.
+                                port.ready = got == want;
+                            }
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::TimedOut => port.ready = false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
+                    PnetCalls::PerFrame => match port.rx.next() {
+                        Ok(bytes) => {
+                            if frames[n].fill(bytes, port.index) {
+                                n += 1;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => port.ready = false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    },
                 }
             }
         }
@@ -119,7 +159,7 @@ impl PnetIo {
 
 impl PacketIo for PnetIo {
     fn recv_batch(&mut self, frames: &mut [Frame], timeout: Option<Duration>) -> io::Result<usize> {
-        let n = self.drain(frames, 0)?;
+        let n = self.drain(frames)?;
         if n > 0 || self.ports.is_empty() {
             return Ok(n);
         }
@@ -133,18 +173,37 @@ impl PacketIo for PnetIo {
                 port.ready = true;
             }
         }
-        self.drain(frames, 0)
+        self.drain(frames)
     }
 
     fn send_batch(&mut self, frames: &[Frame], send: &[bool]) -> io::Result<usize> {
         let mut total = 0;
-        for port in &self.ports {
-            total += self.scratch.send(port.fd, port.index, frames, send)?;
+        for port in &mut self.ports {
+            total += match self.calls {
+                PnetCalls::Batched => self.scratch.send(port.fd, port.index, frames, send)?,
+                PnetCalls::PerFrame => {
+                    let mut sent = 0;
+                    for (frame, _) in frames
+                        .iter()
+                        .zip(send)
+                        .filter(|(f, s)| **s && f.interface == port.index)
+                    {
+                        // A frame the interface refuses must not stop the rest.
+                        if let Some(Ok(())) = port.tx.send_to(frame.bytes(), None) {
+                            sent += 1;
+                        }
+                    }
+                    sent
+                }
+            };
         }
         Ok(total)
     }
 
     fn name(&self) -> &'static str {
-        "pnet"
+        match self.calls {
+            PnetCalls::Batched => "pnet",
+            PnetCalls::PerFrame => "pnet per frame",
+        }
     }
 }
