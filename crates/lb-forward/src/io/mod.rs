@@ -12,7 +12,8 @@
 //!   [`PnetCalls::PerFrame`], pnet's own one-frame calls (the benchmark's naive loop).
 //! - [`RingIo`] (`--io fast`): a `TPACKET_V3` receive ring per interface (frames read from
 //!   memory shared with the kernel, one wake-up per block) and a `PACKET_TX_RING` per
-//!   interface (a batch copied into shared slots, one `send` per batch).
+//!   interface (a batch copied into shared slots, then sent by one `send` made on a thread
+//!   of the ring's own, so that the kernel's transmit work overlaps the next batch).
 //!
 //! Every backend's sockets skip their own transmissions (`PACKET_IGNORE_OUTGOING`); the core
 //! also ignores frames that carry the interface's own source MAC.

@@ -1,8 +1,8 @@
 //! The fast Linux backend: a `TPACKET_V3` receive ring per interface (the kernel writes frames
 //! into blocks of memory shared with us, and one `poll` wakes us per block instead of one
 //! system call per frame or batch), and a `PACKET_TX_RING` per interface for sending (a batch
-//! is copied into shared slots and sent with one `send`, see `txring.rs`). The receiving
-//! sockets skip their own transmissions (`PACKET_IGNORE_OUTGOING`).
+//! is copied into shared slots and sent with one `send` made by the ring's own thread, see
+//! `txring.rs`). The receiving sockets skip their own transmissions (`PACKET_IGNORE_OUTGOING`).
 //!
 //! Ring protocol (Documentation/networking/packet_mmap.rst): each block starts with a
 //! `tpacket_block_desc`; the kernel fills a block, then hands it over by setting

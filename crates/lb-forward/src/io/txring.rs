@@ -16,11 +16,20 @@
 //! copies only the Ethernet header and points the skb at the slot's pages for the rest, and
 //! veth, which must not pass on memory the sender will reuse, allocates a page and copies the
 //! frame again (`skb_copy_ubufs`, 7 % of the forwarder's time in a lab profile).
+//!
+//! The `send` that makes the kernel transmit the requested slots is made by a thread of the
+//! ring's own (the kicker), woken once per batch: the kernel's per-frame work (building each
+//! skb, the driver, and with veth the receiver's whole input path, which veth runs in the
+//! sender's context) then runs there while the caller receives and processes the next batch.
+//! When the next slot is still the kernel's the caller kicks the ring itself; the kernel
+//! serialises the two senders (`pg_vec_lock`).
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::thread::JoinHandle;
 
 use socket2::{Domain, Socket, Type};
 
@@ -46,9 +55,20 @@ const MAX_FRAME: usize = FRAME_SIZE - SLOT_DATA - VNET_HDR_LEN;
 /// Slot states in which the kernel owns the slot.
 const KERNEL_OWNED: u32 = libc::TP_STATUS_SEND_REQUEST | libc::TP_STATUS_SENDING;
 
-/// A mapped transmit ring on its own socket, bound to one interface.
-pub(crate) struct TxRing {
+/// What the caller and the kicker thread share.
+struct Shared {
     socket: Socket,
+    /// The kicker exits when this is set.
+    stop: AtomicBool,
+    /// The error number of the kicker's last failed `send` (0: none), reported by the next
+    /// [`TxRing::send`].
+    errno: AtomicI32,
+}
+
+/// A mapped transmit ring on its own socket, bound to one interface, and its kicker thread.
+pub(crate) struct TxRing {
+    shared: Arc<Shared>,
+    kicker: Option<JoinHandle<()>>,
     map: *mut u8,
     len: usize,
     /// The next slot to fill.
@@ -61,7 +81,13 @@ unsafe impl Send for TxRing {}
 
 impl Drop for TxRing {
     fn drop(&mut self) {
-        // SAFETY: `map` and `len` are exactly what mmap returned, unmapped once, here.
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(kicker) = self.kicker.take() {
+            kicker.thread().unpark();
+            let _ = kicker.join();
+        }
+        // SAFETY: `map` and `len` are exactly what mmap returned, unmapped once, here, after
+        // the kicker (which only calls `send`) has exited.
         unsafe {
             libc::munmap(self.map.cast(), self.len);
         }
@@ -87,13 +113,35 @@ impl TxRing {
         set_struct_option(fd, libc::SOL_PACKET, libc::PACKET_TX_RING, &req)?;
         let len = BLOCK_SIZE * BLOCK_NR;
         let map = map_shared(fd, len)?;
-        let ring = TxRing {
+        let shared = Arc::new(Shared {
             socket,
+            stop: AtomicBool::new(false),
+            errno: AtomicI32::new(0),
+        });
+        let mut ring = TxRing {
+            shared: shared.clone(),
+            kicker: None,
             map,
             len,
             head: 0,
         };
         bind_to_interface(fd, index, 0)?;
+        ring.kicker = Some(
+            std::thread::Builder::new()
+                .name("lb-forward-tx".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::park();
+                        if shared.stop.load(Ordering::Acquire) {
+                            break;
+                        }
+                        if let Err(e) = kick(shared.socket.as_raw_fd()) {
+                            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                            shared.errno.store(errno, Ordering::Release);
+                        }
+                    }
+                })?,
+        );
         Ok(ring)
     }
 
@@ -138,35 +186,10 @@ impl TxRing {
         true
     }
 
-    /// Asks the kernel to transmit every requested slot, without waiting for it.
-    fn kick(&self) -> io::Result<()> {
-        loop {
-            // SAFETY: a send of no bytes on an open socket; the kernel reads the ring, not
-            // the (null, empty) buffer.
-            let rc = unsafe {
-                libc::send(
-                    self.socket.as_raw_fd(),
-                    core::ptr::null(),
-                    0,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if rc >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                // Every slot is in flight: what was requested goes out as slots free up.
-                io::ErrorKind::WouldBlock => return Ok(()),
-                _ => return Err(e),
-            }
-        }
-    }
-
-    /// Sends the selected frames whose interface is `index`; returns how many were queued. When
-    /// the next slot is still the kernel's, the ring is kicked and the slot tried again; a frame
-    /// that still finds no slot, or is longer than a slot, is not sent.
+    /// Queues the selected frames whose interface is `index` and wakes the kicker; returns how
+    /// many were queued, or the error of the kicker's last failed `send`. When the next slot is
+    /// still the kernel's, the ring is kicked here and the slot tried again; a frame that still
+    /// finds no slot, or is longer than a slot, is not sent.
     pub(crate) fn send(
         &mut self,
         index: u32,
@@ -182,13 +205,38 @@ impl TxRing {
             if self.put(frame.bytes()) {
                 queued += 1;
             } else if frame.len() <= MAX_FRAME {
-                self.kick()?;
+                kick(self.shared.socket.as_raw_fd())?;
                 queued += usize::from(self.put(frame.bytes()));
             }
         }
         if queued > 0 {
-            self.kick()?;
+            if let Some(kicker) = &self.kicker {
+                kicker.thread().unpark();
+            }
         }
-        Ok(queued)
+        match self.shared.errno.swap(0, Ordering::AcqRel) {
+            0 => Ok(queued),
+            errno => Err(io::Error::from_raw_os_error(errno)),
+        }
+    }
+}
+
+/// Asks the kernel to transmit every requested slot of the ring on `fd`, without waiting for
+/// it.
+fn kick(fd: RawFd) -> io::Result<()> {
+    loop {
+        // SAFETY: a send of no bytes on an open socket; the kernel reads the ring, not the
+        // (null, empty) buffer.
+        let rc = unsafe { libc::send(fd, core::ptr::null(), 0, libc::MSG_DONTWAIT) };
+        if rc >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            // Every slot is in flight: what was requested goes out as slots free up.
+            io::ErrorKind::WouldBlock => return Ok(()),
+            _ => return Err(e),
+        }
     }
 }
