@@ -18,7 +18,7 @@ use slab::Slab;
 use socket2::Socket;
 
 use super::sockets;
-use crate::probe::{ExecCheck, transport_failure};
+use crate::probe::{ExecCheck, SYN_LEN, transport_failure, write_syn};
 use crate::wheel::Wheel;
 use crate::{
     Check, CheckId, Checker, Error, Event, Outcome, Probe, Reason, Session, Step, Target,
@@ -130,8 +130,9 @@ enum Io {
         child: Child,
         check: ExecCheck,
     },
-    /// A half-open SYN through the raw socket of its source address (`raw`, an index into
-    /// the reactor's); the reply is routed by (target, ack).
+    /// A half-open SYN, sent by `open` through the raw socket of its source address (`raw`,
+    /// an index into the reactor's); the reply is routed by (target, ack) and decides the
+    /// run (no session: the SYN is written on the stack, the reply parsed once).
     RawTcp {
         raw: usize,
         dst: SocketAddr,
@@ -330,14 +331,20 @@ impl<R: Rng> Reactor<R> {
             let Some(due) = self.checker.poll_due(now) else {
                 return;
             };
+            let transport = due.check.transport();
             let start = Start {
                 id: due.id,
                 addr: due.addr,
                 source: due.source,
                 slot: due.slot,
                 deadline: due.deadline,
-                transport: due.check.transport(),
-                session: due.check.session(due.addr, &mut self.rng),
+                transport,
+                // Half-open runs need no session: `open` sends the SYN, the raw socket's
+                // reader decides the reply.
+                session: match transport {
+                    Transport::RawTcp => None,
+                    _ => due.check.session(due.addr, &mut self.rng),
+                },
                 exec: match due.check {
                     Check::Exec(e) => Some(e.clone()),
                     _ => None,
@@ -456,14 +463,15 @@ impl<R: Rng> Reactor<R> {
                     None => self.route_source(addr.ip(), now)?,
                 };
                 let raw = self.raw_tcp_socket(ip)?;
-                let Some(Session::HalfOpen(probe)) = session else {
-                    return Err(io::Error::other("half-open check without its session"));
-                };
-                probe.set_source(SocketAddr::new(ip, self.raw_tcp[raw].port()));
+                let isn = self.rng.next_u32();
+                let mut syn = [0; SYN_LEN];
+                write_syn(SocketAddr::new(ip, self.raw_tcp[raw].port()), addr, isn, &mut syn)
+                    .ok_or_else(|| io::Error::other("source of another family"))?;
+                self.raw_tcp[raw].send(&syn, addr.ip())?;
                 Io::RawTcp {
                     raw,
                     dst: addr,
-                    ack: probe.expected_ack(),
+                    ack: isn.wrapping_add(1),
                 }
             }
             Transport::Exec => {
