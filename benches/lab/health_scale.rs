@@ -115,6 +115,18 @@ fn schedstat(field: usize) -> Duration {
     Duration::from_nanos(ns)
 }
 
+/// This thread's CPU time so far in user space and in the kernel (clock ticks of
+/// `/proc/thread-self/stat`, 10 ms each at the usual USER_HZ: coarse, fine over seconds).
+fn user_kernel_ticks() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) end with ')'; utime and stime
+    // are the 14th and 15th fields, the 12th and 13th after it.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let mut f = rest.split_whitespace().skip(11);
+    let mut next = || f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    (next(), next())
+}
+
 /// This thread's CPU time so far.
 fn thread_cpu() -> Duration {
     schedstat(0)
@@ -303,8 +315,11 @@ fn main() {
     run_for(&mut reactor, args.interval * 2, &mut downs);
     reactor.reset_stats();
     let (cpu0, wait0, wall0) = (thread_cpu(), schedstat(1), Instant::now());
+    let ticks0 = user_kernel_ticks();
     run_for(&mut reactor, Duration::from_secs(args.seconds), &mut downs);
     let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed());
+    let ticks = user_kernel_ticks();
+    let (user, kernel) = (ticks.0 - ticks0.0, ticks.1 - ticks0.1);
     let waited = schedstat(1).saturating_sub(wait0);
     let s = reactor.stats();
     println!(
@@ -320,6 +335,11 @@ fn main() {
         "  checker thread CPU: {:.1} % of one core ({:.3} s CPU)",
         100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
         cpu.as_secs_f64()
+    );
+    println!(
+        "  of which user space {:.0} %, kernel {:.0} % (clock ticks)",
+        100.0 * user as f64 / (user + kernel).max(1) as f64,
+        100.0 * kernel as f64 / (user + kernel).max(1) as f64
     );
     println!(
         "  probes started: {} ({:.0}/s), completed {}, passed {}, timeouts {}, local errors {}, peak in flight {}",
