@@ -179,6 +179,10 @@ pub struct Reactor<R: Rng> {
     routes: HashMap<IpAddr, (IpAddr, Duration)>,
     /// SYNs sent since the raw sockets were last read.
     syn_unread: usize,
+    /// How many of `raw_tcp` (a prefix) are in the epoll set. They are there only while
+    /// the reactor sleeps: awake, it reads them itself after its SYNs, and a socket out of
+    /// the set costs no epoll callback per reply queued.
+    raw_armed: usize,
     /// External commands running (they are polled, not evented).
     exec_runs: usize,
     buf: Vec<u8>,
@@ -218,6 +222,7 @@ impl<R: Rng> Reactor<R> {
             syn_waiting: HashMap::default(),
             routes: HashMap::default(),
             syn_unread: 0,
+            raw_armed: 0,
             exec_runs: 0,
             buf: vec![0; 64 * 1024],
             stats: ReactorStats::default(),
@@ -284,6 +289,7 @@ impl<R: Rng> Reactor<R> {
         if self.exec_runs > 0 {
             cap(self.config.exec_poll);
         }
+        self.arm_raw(true)?;
         // A full batch may leave readiness behind: take it all before judging deadlines, so
         // that a run which completed is never expired for want of being looked at.
         loop {
@@ -292,6 +298,7 @@ impl<R: Rng> Reactor<R> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+            self.arm_raw(false)?;
             self.ready.clear();
             self.ready.extend(self.events.iter().map(|e| {
                 let bad = e.is_error() || e.is_read_closed() || e.is_write_closed();
@@ -320,13 +327,51 @@ impl<R: Rng> Reactor<R> {
             wait = Some(Duration::ZERO);
         }
         let now = self.now();
+        // Replies that came while the raw sockets were out of the epoll set.
+        self.read_raw_all(now);
         self.expire(now);
         self.reap_exec(now);
         self.start_due(now);
         Ok(())
     }
 
+    /// Puts the raw sockets into the epoll set (`true`, before sleeping) or takes them out.
+    fn arm_raw(&mut self, arm: bool) -> io::Result<()> {
+        let registry = self.poll.registry();
+        if arm {
+            for (i, raw) in self.raw_tcp.iter_mut().enumerate().skip(self.raw_armed) {
+                registry.register(&mut raw.socket, Token(RAW_FIRST - i), Interest::READABLE)?;
+            }
+            self.raw_armed = self.raw_tcp.len();
+        } else {
+            for raw in &mut self.raw_tcp[..self.raw_armed] {
+                registry.deregister(&mut raw.socket)?;
+            }
+            self.raw_armed = 0;
+        }
+        Ok(())
+    }
+
+    /// Reads every raw socket while half-open runs are waiting.
+    fn read_raw_all(&mut self, now: Duration) {
+        if self.syn_waiting.is_empty() {
+            return;
+        }
+        for raw in 0..self.raw_tcp.len() {
+            self.raw_tcp_readable(raw, now);
+        }
+    }
+
+    /// Starts what is due, then reads the replies its last SYNs have (on loopback they are
+    /// queued before `sendto` returns): the reactor then sleeps with nothing unread.
     fn start_due(&mut self, now: Duration) {
+        self.start_due_runs(now);
+        if self.syn_unread > 0 {
+            self.read_raw_all(now);
+        }
+    }
+
+    fn start_due_runs(&mut self, now: Duration) {
         while self.runs.len() < self.config.max_in_flight {
             let Some(due) = self.checker.poll_due(now) else {
                 return;
@@ -414,9 +459,7 @@ impl<R: Rng> Reactor<R> {
                 self.process(key, step.unwrap_or(Step::NeedMore), now);
             }
             if self.syn_unread >= SYN_BATCH {
-                for raw in 0..self.raw_tcp.len() {
-                    self.raw_tcp_readable(raw, now);
-                }
+                self.read_raw_all(now);
             }
         }
     }
@@ -514,12 +557,8 @@ impl<R: Rng> Reactor<R> {
                 "more source addresses for half-open checks than raw sockets allowed",
             ));
         }
-        let mut raw = sockets::SynSocket::open(source)?;
-        let token = Token(RAW_FIRST - self.raw_tcp.len());
-        self.poll
-            .registry()
-            .register(&mut raw.socket, token, Interest::READABLE)?;
-        self.raw_tcp.push(raw);
+        // Into the epoll set before the reactor sleeps (`arm_raw`).
+        self.raw_tcp.push(sockets::SynSocket::open(source)?);
         Ok(self.raw_tcp.len() - 1)
     }
 
