@@ -365,16 +365,19 @@ impl<R: Rng> Reactor<R> {
     /// Starts what is due, then reads the replies its last SYNs have (on loopback they are
     /// queued before `sendto` returns): the reactor then sleeps with nothing unread.
     fn start_due(&mut self, now: Duration) {
-        self.start_due_runs(now);
+        let now = self.start_due_runs(now);
         if self.syn_unread > 0 {
             self.read_raw_all(now);
         }
     }
 
-    fn start_due_runs(&mut self, now: Duration) {
+    /// Starts due runs; the clock is read again after each batch of SYNs, so that a long
+    /// burst's later starts count their real lateness and get their full timeout. Returns
+    /// the time last read.
+    fn start_due_runs(&mut self, mut now: Duration) -> Duration {
         while self.runs.len() < self.config.max_in_flight {
             let Some(due) = self.checker.poll_due(now) else {
-                return;
+                return now;
             };
             let transport = due.check.transport();
             let start = Start {
@@ -460,8 +463,10 @@ impl<R: Rng> Reactor<R> {
             }
             if self.syn_unread >= SYN_BATCH {
                 self.read_raw_all(now);
+                now = self.now();
             }
         }
+        now
     }
 
     fn note_lateness(&mut self, late: Duration) {
