@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! benches/lab/health-10k.sh          # 10 000 targets, 30 s, in a throwaway namespace (root)
-//! cargo bench --bench health_scale -- --targets 2000 --seconds 10 [--probe syn] [--coalesce-ms 4]
+//! cargo bench --bench health_scale -- --targets 2000 --seconds 10 [--probe syn] [--coalesce-ms 4] [--realtime 10]
 //! ```
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 2-second smoke run
@@ -36,6 +36,9 @@ struct Args {
     syn: bool,
     /// The reactor's start grid (`ReactorConfig::coalesce`); its default if `None`.
     coalesce: Option<Duration>,
+    /// Run the checker thread under SCHED_FIFO at this priority (keepalived's
+    /// `checker_rt_priority`), so that other load cannot keep it waiting for a CPU.
+    realtime: Option<u8>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
             nft: false,
             syn: false,
             coalesce: None,
+            realtime: None,
         }
     } else {
         Args {
@@ -62,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
             nft: false,
             syn: false,
             coalesce: None,
+            realtime: None,
         }
     };
     let mut it = raw.iter();
@@ -80,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
             "--fall" => a.fall = u32::try_from(value()?).map_err(|e| e.to_string())?,
             "--nft" => a.nft = true,
             "--coalesce-ms" => a.coalesce = Some(Duration::from_millis(value()?)),
+            "--realtime" => a.realtime = Some(u8::try_from(value()?).map_err(|e| e.to_string())?),
             "--probe" => {
                 a.syn = match it.next().map(String::as_str) {
                     Some("connect") => false,
@@ -257,6 +263,13 @@ fn main() {
         std::thread::spawn(move || serve(listeners, stop))
     };
 
+    // The checker thread only: the listener thread above keeps the default scheduling.
+    if let Some(priority) = args.realtime {
+        if let Err(e) = lb::vrrp::linux::realtime::set_realtime(priority) {
+            eprintln!("health_scale: --realtime {priority}: {e}");
+            std::process::exit(1);
+        }
+    }
     let floor_n = args.targets.min(10_000);
     let floor_cpu0 = thread_cpu();
     if args.syn {
@@ -323,12 +336,15 @@ fn main() {
     let waited = schedstat(1).saturating_sub(wait0);
     let s = reactor.stats();
     println!(
-        "health_scale: {} TCP targets, {} probes, every {:?}, timeout {:?}, started on a {:?} grid, one checker thread, {:.1} s measured",
+        "health_scale: {} TCP targets, {} probes, every {:?}, timeout {:?}, started on a {:?} grid, one checker thread{}, {:.1} s measured",
         args.targets,
         if args.syn { "half-open SYN" } else { "connect" },
         args.interval,
         args.timeout,
         config.coalesce,
+        args.realtime
+            .map(|p| format!(" (SCHED_FIFO {p})"))
+            .unwrap_or_default(),
         wall.as_secs_f64()
     );
     println!(
