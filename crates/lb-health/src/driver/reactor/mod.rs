@@ -179,10 +179,11 @@ pub struct Reactor<R: Rng> {
     routes: HashMap<IpAddr, (IpAddr, Duration)>,
     /// SYNs sent since the raw sockets were last read.
     syn_unread: usize,
-    /// How many of `raw_tcp` (a prefix) are in the epoll set. They are there only while
-    /// the reactor sleeps: awake, it reads them itself after its SYNs, and a socket out of
-    /// the set costs no epoll callback per reply queued.
-    raw_armed: usize,
+    /// Whether each of `raw_tcp` is in the epoll set. A socket leaves it when the reactor
+    /// sends through it and is back before the reactor sleeps: awake, the reactor reads the
+    /// replies to its SYNs itself, and a socket out of the set costs no epoll callback per
+    /// reply queued.
+    raw_armed: Vec<bool>,
     /// External commands running (they are polled, not evented).
     exec_runs: usize,
     buf: Vec<u8>,
@@ -222,7 +223,7 @@ impl<R: Rng> Reactor<R> {
             syn_waiting: HashMap::default(),
             routes: HashMap::default(),
             syn_unread: 0,
-            raw_armed: 0,
+            raw_armed: Vec::new(),
             exec_runs: 0,
             buf: vec![0; 64 * 1024],
             stats: ReactorStats::default(),
@@ -289,7 +290,7 @@ impl<R: Rng> Reactor<R> {
         if self.exec_runs > 0 {
             cap(self.config.exec_poll);
         }
-        self.arm_raw(true)?;
+        self.arm_raw()?;
         // A full batch may leave readiness behind: take it all before judging deadlines, so
         // that a run which completed is never expired for want of being looked at.
         loop {
@@ -298,7 +299,6 @@ impl<R: Rng> Reactor<R> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-            self.arm_raw(false)?;
             self.ready.clear();
             self.ready.extend(self.events.iter().map(|e| {
                 let bad = e.is_error() || e.is_read_closed() || e.is_write_closed();
@@ -335,19 +335,26 @@ impl<R: Rng> Reactor<R> {
         Ok(())
     }
 
-    /// Puts the raw sockets into the epoll set (`true`, before sleeping) or takes them out.
-    fn arm_raw(&mut self, arm: bool) -> io::Result<()> {
+    /// Puts the raw sockets out of the epoll set back into it (before sleeping).
+    fn arm_raw(&mut self) -> io::Result<()> {
         let registry = self.poll.registry();
-        if arm {
-            for (i, raw) in self.raw_tcp.iter_mut().enumerate().skip(self.raw_armed) {
-                registry.register(&mut raw.socket, Token(RAW_FIRST - i), Interest::READABLE)?;
+        let sockets = self.raw_tcp.iter_mut().zip(&mut self.raw_armed);
+        for (i, (raw, armed)) in sockets.enumerate().filter(|(_, (_, a))| !**a) {
+            registry.register(&mut raw.socket, Token(RAW_FIRST - i), Interest::READABLE)?;
+            *armed = true;
+        }
+        Ok(())
+    }
+
+    /// Takes raw socket `raw` out of the epoll set (before sending through it).
+    fn disarm_raw(&mut self, raw: usize) -> io::Result<()> {
+        if let (Some(socket), Some(armed)) =
+            (self.raw_tcp.get_mut(raw), self.raw_armed.get_mut(raw))
+        {
+            if *armed {
+                self.poll.registry().deregister(&mut socket.socket)?;
+                *armed = false;
             }
-            self.raw_armed = self.raw_tcp.len();
-        } else {
-            for raw in &mut self.raw_tcp[..self.raw_armed] {
-                registry.deregister(&mut raw.socket)?;
-            }
-            self.raw_armed = 0;
         }
         Ok(())
     }
@@ -511,10 +518,16 @@ impl<R: Rng> Reactor<R> {
                     None => self.route_source(addr.ip(), now)?,
                 };
                 let raw = self.raw_tcp_socket(ip)?;
+                self.disarm_raw(raw)?;
                 let isn = self.rng.next_u32();
                 let mut syn = [0; SYN_LEN];
-                write_syn(SocketAddr::new(ip, self.raw_tcp[raw].port()), addr, isn, &mut syn)
-                    .ok_or_else(|| io::Error::other("source of another family"))?;
+                write_syn(
+                    SocketAddr::new(ip, self.raw_tcp[raw].port()),
+                    addr,
+                    isn,
+                    &mut syn,
+                )
+                .ok_or_else(|| io::Error::other("source of another family"))?;
                 self.raw_tcp[raw].send(&syn, addr.ip())?;
                 Io::RawTcp {
                     raw,
@@ -564,6 +577,7 @@ impl<R: Rng> Reactor<R> {
         }
         // Into the epoll set before the reactor sleeps (`arm_raw`).
         self.raw_tcp.push(sockets::SynSocket::open(source)?);
+        self.raw_armed.push(false);
         Ok(self.raw_tcp.len() - 1)
     }
 
