@@ -7,7 +7,8 @@
 #   benches/lab/health-10k.sh [TARGETS] [SECONDS] [KINDS]
 #
 # KINDS: the probe kinds to run one after the other in the same namespace, "connect syn" by
-# default (connect probes; half-open SYN probes).
+# default (connect probes; half-open SYN probes). HEALTH_RT=PRIO runs the checker thread
+# under SCHED_FIFO at that priority (keepalived's checker_rt_priority).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TARGETS="${1:-10000}"
@@ -26,5 +27,6 @@ ip netns exec "$NS" ip link set lo up
 # 10k listeners + the probes in flight + their accepted ends: as many fds as allowed.
 ulimit -n "$(ulimit -Hn)"
 for KIND in $KINDS; do
-    ip netns exec "$NS" "$BIN" --bench --targets "$TARGETS" --seconds "$SECONDS_RUN" --nft --probe "$KIND"
+    ip netns exec "$NS" "$BIN" --bench --targets "$TARGETS" --seconds "$SECONDS_RUN" --nft --probe "$KIND" \
+        ${HEALTH_RT:+--realtime "$HEALTH_RT"}
 done

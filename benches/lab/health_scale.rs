@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! benches/lab/health-10k.sh          # 10 000 targets, 30 s, in a throwaway namespace (root)
-//! cargo bench --bench health_scale -- --targets 2000 --seconds 10 [--probe syn] [--coalesce-ms 4]
+//! cargo bench --bench health_scale -- --targets 2000 --seconds 10 [--probe syn] [--coalesce-ms 4] [--realtime 10]
 //! ```
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 2-second smoke run
@@ -36,6 +36,9 @@ struct Args {
     syn: bool,
     /// The reactor's start grid (`ReactorConfig::coalesce`); its default if `None`.
     coalesce: Option<Duration>,
+    /// Run the checker thread under SCHED_FIFO at this priority (keepalived's
+    /// `checker_rt_priority`), so that other load cannot keep it waiting for a CPU.
+    realtime: Option<u8>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
             nft: false,
             syn: false,
             coalesce: None,
+            realtime: None,
         }
     } else {
         Args {
@@ -62,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
             nft: false,
             syn: false,
             coalesce: None,
+            realtime: None,
         }
     };
     let mut it = raw.iter();
@@ -80,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
             "--fall" => a.fall = u32::try_from(value()?).map_err(|e| e.to_string())?,
             "--nft" => a.nft = true,
             "--coalesce-ms" => a.coalesce = Some(Duration::from_millis(value()?)),
+            "--realtime" => a.realtime = Some(u8::try_from(value()?).map_err(|e| e.to_string())?),
             "--probe" => {
                 a.syn = match it.next().map(String::as_str) {
                     Some("connect") => false,
@@ -113,6 +119,18 @@ fn schedstat(field: usize) -> Duration {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     Duration::from_nanos(ns)
+}
+
+/// This thread's CPU time so far in user space and in the kernel (clock ticks of
+/// `/proc/thread-self/stat`, 10 ms each at the usual USER_HZ: coarse, fine over seconds).
+fn user_kernel_ticks() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) end with ')'; utime and stime
+    // are the 14th and 15th fields, the 12th and 13th after it.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let mut f = rest.split_whitespace().skip(11);
+    let mut next = || f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    (next(), next())
 }
 
 /// This thread's CPU time so far.
@@ -245,6 +263,13 @@ fn main() {
         std::thread::spawn(move || serve(listeners, stop))
     };
 
+    // The checker thread only: the listener thread above keeps the default scheduling.
+    if let Some(priority) = args.realtime {
+        if let Err(e) = lb::vrrp::linux::realtime::set_realtime(priority) {
+            eprintln!("health_scale: --realtime {priority}: {e}");
+            std::process::exit(1);
+        }
+    }
     let floor_n = args.targets.min(10_000);
     let floor_cpu0 = thread_cpu();
     if args.syn {
@@ -303,23 +328,34 @@ fn main() {
     run_for(&mut reactor, args.interval * 2, &mut downs);
     reactor.reset_stats();
     let (cpu0, wait0, wall0) = (thread_cpu(), schedstat(1), Instant::now());
+    let ticks0 = user_kernel_ticks();
     run_for(&mut reactor, Duration::from_secs(args.seconds), &mut downs);
     let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed());
+    let ticks = user_kernel_ticks();
+    let (user, kernel) = (ticks.0 - ticks0.0, ticks.1 - ticks0.1);
     let waited = schedstat(1).saturating_sub(wait0);
     let s = reactor.stats();
     println!(
-        "health_scale: {} TCP targets, {} probes, every {:?}, timeout {:?}, started on a {:?} grid, one checker thread, {:.1} s measured",
+        "health_scale: {} TCP targets, {} probes, every {:?}, timeout {:?}, started on a {:?} grid, one checker thread{}, {:.1} s measured",
         args.targets,
         if args.syn { "half-open SYN" } else { "connect" },
         args.interval,
         args.timeout,
         config.coalesce,
+        args.realtime
+            .map(|p| format!(" (SCHED_FIFO {p})"))
+            .unwrap_or_default(),
         wall.as_secs_f64()
     );
     println!(
         "  checker thread CPU: {:.1} % of one core ({:.3} s CPU)",
         100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
         cpu.as_secs_f64()
+    );
+    println!(
+        "  of which user space {:.0} %, kernel {:.0} % (clock ticks)",
+        100.0 * user as f64 / (user + kernel).max(1) as f64,
+        100.0 * kernel as f64 / (user + kernel).max(1) as f64
     );
     println!(
         "  probes started: {} ({:.0}/s), completed {}, passed {}, timeouts {}, local errors {}, peak in flight {}",

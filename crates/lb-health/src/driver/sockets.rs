@@ -122,8 +122,8 @@ const MAX_SEGMENT: usize = 60;
 /// non-blocking raw TCP socket (root or CAP_NET_RAW) bound to the source address, so that
 /// the kernel hands it only segments addressed there (not every TCP segment of the host, our
 /// own SYNs and RSTs toward the targets among them), whose BPF filter passes only SYN-ACKs
-/// and RSTs to [`SynSocket::port`]; and an ordinary TCP socket bound to that address and
-/// port which reserves it. That one is never connected nor listening, so the kernel finds no
+/// and RSTs to [`SynSocket::port`]; for IPv4, a send-only raw socket the SYNs leave
+/// through; and an ordinary TCP socket bound to that address and port which reserves it. That one is never connected nor listening, so the kernel finds no
 /// socket for a SYN-ACK to the port and answers it with a RST, and no other application gets
 /// the port.
 #[derive(Debug)]
@@ -131,6 +131,11 @@ pub struct SynSocket {
     /// The raw socket, driven through `UdpSocket`'s `send_to` / `recv_from` (plain `sendto`
     /// and `recvfrom`, which also report the IPv6 sender).
     pub(crate) socket: mio::net::UdpSocket,
+    /// IPv4: the socket SYNs leave through (`IPPROTO_RAW`: send-only, header included),
+    /// unbound and never polled, so that freeing each sent segment wakes no one (a polled
+    /// socket's write-space callback runs per segment) and routing skips the check of a
+    /// bound source. IPv6 SYNs leave through `socket`.
+    sender: Option<Socket>,
     port: u16,
     source: IpAddr,
     _reserved: Socket,
@@ -149,12 +154,13 @@ impl SynSocket {
     }
 
     /// Sends one segment (from [`crate::probe::syn_segment`], with [`SynSocket::source`]
-    /// as its source) to `dst`. IPv4 segments go out behind an IPv4 header built here (the
-    /// socket includes its own headers: the kernel's leaner path, and no IP ID hashing);
-    /// one longer than 60 bytes is refused.
+    /// as its source) to `dst`. IPv4 segments go out behind an IPv4 header built here,
+    /// through a send-only raw socket (its own headers: the kernel's leaner path, and no IP
+    /// ID hashing); one longer than 60 bytes is refused.
     pub fn send(&self, segment: &[u8], dst: IpAddr) -> io::Result<()> {
         let to = SocketAddr::new(dst, 0);
-        let (IpAddr::V4(src), IpAddr::V4(dst)) = (self.source, dst) else {
+        let (IpAddr::V4(src), IpAddr::V4(dst), Some(sender)) = (self.source, dst, &self.sender)
+        else {
             return self.socket.send_to(segment, to).map(drop);
         };
         let mut packet = [0u8; 20 + MAX_SEGMENT];
@@ -176,7 +182,7 @@ impl SynSocket {
             .copy_from_slice(&[0x45, 0, len_hi, len_lo, id_hi, id_lo, 0x40, 0, 64, 6, 0, 0]);
         packet[12..16].copy_from_slice(&src.octets());
         packet[16..20].copy_from_slice(&dst.octets());
-        self.socket.send_to(&packet[..len], to).map(drop)
+        sender.send_to(&packet[..len], &to.into()).map(drop)
     }
 
     /// Reads one reply: its length in `buf` (for [`crate::probe::parse_syn_reply`]) and its
@@ -200,9 +206,14 @@ impl SynSocket {
             },
         )?;
         raw.bind(&local)?;
-        if !v6 {
-            raw.set_header_included_v4(true)?;
-        }
+        let sender = match v6 {
+            true => None,
+            false => Some(Socket::new(
+                domain,
+                Type::RAW.nonblocking(),
+                Some(Protocol::from(libc::IPPROTO_RAW)),
+            )?),
+        };
         let reserved = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
         if v6 {
             reserved.set_only_v6(true)?;
@@ -217,6 +228,7 @@ impl SynSocket {
         let socket = mio::net::UdpSocket::from_std(std::net::UdpSocket::from(raw));
         Ok(SynSocket {
             socket,
+            sender,
             port,
             source,
             _reserved: reserved,

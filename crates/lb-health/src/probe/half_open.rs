@@ -41,9 +41,25 @@ pub struct SynSegment {
     pub reply: SynReply,
 }
 
+/// The length of the SYN [`write_syn`] writes: a TCP header with an MSS option.
+pub const SYN_LEN: usize = 24;
+
 /// A SYN from `src` to `dst` with sequence number `isn` and an MSS option, its checksum
 /// computed over the pseudo-header; `None` when the families differ.
 pub fn syn_segment(src: SocketAddr, dst: SocketAddr, isn: u32) -> Option<Vec<u8>> {
+    let mut buf = [0u8; SYN_LEN];
+    write_syn(src, dst, isn, &mut buf)?;
+    Some(buf.to_vec())
+}
+
+/// [`syn_segment`] written into `buf` (no allocation: drivers send thousands a second).
+/// `None` when the families differ.
+pub fn write_syn(
+    src: SocketAddr,
+    dst: SocketAddr,
+    isn: u32,
+    buf: &mut [u8; SYN_LEN],
+) -> Option<()> {
     if src.is_ipv4() != dst.is_ipv4() {
         return None;
     }
@@ -61,7 +77,7 @@ pub fn syn_segment(src: SocketAddr, dst: SocketAddr, isn: u32) -> Option<Vec<u8>
         timestamp: None,
         payload: &[],
     };
-    let mut buf = vec![0u8; repr.buffer_len()];
+    debug_assert_eq!(repr.buffer_len(), SYN_LEN);
     let mut packet = TcpPacket::new_unchecked(&mut buf[..]);
     repr.emit(
         &mut packet,
@@ -69,7 +85,17 @@ pub fn syn_segment(src: SocketAddr, dst: SocketAddr, isn: u32) -> Option<Vec<u8>
         &IpAddress::from(dst.ip()),
         &ChecksumCapabilities::default(),
     );
-    Some(buf)
+    Some(())
+}
+
+impl SynReply {
+    /// The verdict: SYN-ACK passes ([`Reason::SynAck`]), RST is refused.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            SynReply::SynAck => Outcome::pass(Reason::SynAck),
+            SynReply::Rst => Outcome::fail(Reason::Refused),
+        }
+    }
 }
 
 /// The SYN-ACK or RST (ACK set, so an answer to a SYN) in `packet`, as a raw socket of `from`'s
@@ -166,10 +192,7 @@ impl Probe for HalfOpenProbe {
                     && s.to_port == src.port()
                     && s.ack == self.expected_ack() =>
             {
-                Step::Done(match s.reply {
-                    SynReply::SynAck => Outcome::pass(Reason::SynAck),
-                    SynReply::Rst => Outcome::fail(Reason::Refused),
-                })
+                Step::Done(s.reply.outcome())
             }
             // Another probe's reply, a stale one, or not an answer to a SYN.
             _ => Step::NeedMore,

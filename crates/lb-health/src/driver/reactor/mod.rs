@@ -18,7 +18,7 @@ use slab::Slab;
 use socket2::Socket;
 
 use super::sockets;
-use crate::probe::{ExecCheck, transport_failure};
+use crate::probe::{ExecCheck, SYN_LEN, transport_failure, write_syn};
 use crate::wheel::Wheel;
 use crate::{
     Check, CheckId, Checker, Error, Event, Outcome, Probe, Reason, Session, Step, Target,
@@ -130,8 +130,9 @@ enum Io {
         child: Child,
         check: ExecCheck,
     },
-    /// A half-open SYN through the raw socket of its source address (`raw`, an index into
-    /// the reactor's); the reply is routed by (target, ack).
+    /// A half-open SYN, sent by `open` through the raw socket of its source address (`raw`,
+    /// an index into the reactor's); the reply is routed by (target, ack) and decides the
+    /// run (no session: the SYN is written on the stack, the reply parsed once).
     RawTcp {
         raw: usize,
         dst: SocketAddr,
@@ -178,6 +179,11 @@ pub struct Reactor<R: Rng> {
     routes: HashMap<IpAddr, (IpAddr, Duration)>,
     /// SYNs sent since the raw sockets were last read.
     syn_unread: usize,
+    /// Whether each of `raw_tcp` is in the epoll set. A socket leaves it when the reactor
+    /// sends through it and is back before the reactor sleeps: awake, the reactor reads the
+    /// replies to its SYNs itself, and a socket out of the set costs no epoll callback per
+    /// reply queued.
+    raw_armed: Vec<bool>,
     /// External commands running (they are polled, not evented).
     exec_runs: usize,
     buf: Vec<u8>,
@@ -217,6 +223,7 @@ impl<R: Rng> Reactor<R> {
             syn_waiting: HashMap::default(),
             routes: HashMap::default(),
             syn_unread: 0,
+            raw_armed: Vec::new(),
             exec_runs: 0,
             buf: vec![0; 64 * 1024],
             stats: ReactorStats::default(),
@@ -283,6 +290,7 @@ impl<R: Rng> Reactor<R> {
         if self.exec_runs > 0 {
             cap(self.config.exec_poll);
         }
+        self.arm_raw()?;
         // A full batch may leave readiness behind: take it all before judging deadlines, so
         // that a run which completed is never expired for want of being looked at.
         loop {
@@ -319,25 +327,79 @@ impl<R: Rng> Reactor<R> {
             wait = Some(Duration::ZERO);
         }
         let now = self.now();
+        // Replies that came while the raw sockets were out of the epoll set.
+        self.read_raw_all(now);
         self.expire(now);
         self.reap_exec(now);
         self.start_due(now);
         Ok(())
     }
 
+    /// Puts the raw sockets out of the epoll set back into it (before sleeping).
+    fn arm_raw(&mut self) -> io::Result<()> {
+        let registry = self.poll.registry();
+        let sockets = self.raw_tcp.iter_mut().zip(&mut self.raw_armed);
+        for (i, (raw, armed)) in sockets.enumerate().filter(|(_, (_, a))| !**a) {
+            registry.register(&mut raw.socket, Token(RAW_FIRST - i), Interest::READABLE)?;
+            *armed = true;
+        }
+        Ok(())
+    }
+
+    /// Takes raw socket `raw` out of the epoll set (before sending through it).
+    fn disarm_raw(&mut self, raw: usize) -> io::Result<()> {
+        if let (Some(socket), Some(armed)) =
+            (self.raw_tcp.get_mut(raw), self.raw_armed.get_mut(raw))
+        {
+            if *armed {
+                self.poll.registry().deregister(&mut socket.socket)?;
+                *armed = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every raw socket while half-open runs are waiting.
+    fn read_raw_all(&mut self, now: Duration) {
+        if self.syn_waiting.is_empty() {
+            return;
+        }
+        for raw in 0..self.raw_tcp.len() {
+            self.raw_tcp_readable(raw, now);
+        }
+    }
+
+    /// Starts what is due, then reads the replies its last SYNs have (on loopback they are
+    /// queued before `sendto` returns): the reactor then sleeps with nothing unread.
     fn start_due(&mut self, now: Duration) {
+        let now = self.start_due_runs(now);
+        if self.syn_unread > 0 {
+            self.read_raw_all(now);
+        }
+    }
+
+    /// Starts due runs; the clock is read again after each batch of SYNs, so that a long
+    /// burst's later starts count their real lateness and get their full timeout. Returns
+    /// the time last read.
+    fn start_due_runs(&mut self, mut now: Duration) -> Duration {
         while self.runs.len() < self.config.max_in_flight {
             let Some(due) = self.checker.poll_due(now) else {
-                return;
+                return now;
             };
+            let transport = due.check.transport();
             let start = Start {
                 id: due.id,
                 addr: due.addr,
                 source: due.source,
                 slot: due.slot,
                 deadline: due.deadline,
-                transport: due.check.transport(),
-                session: due.check.session(due.addr, &mut self.rng),
+                transport,
+                // Half-open runs need no session: `open` sends the SYN, the raw socket's
+                // reader decides the reply.
+                session: match transport {
+                    Transport::RawTcp => None,
+                    _ => due.check.session(due.addr, &mut self.rng),
+                },
                 exec: match due.check {
                     Check::Exec(e) => Some(e.clone()),
                     _ => None,
@@ -407,11 +469,11 @@ impl<R: Rng> Reactor<R> {
                 self.process(key, step.unwrap_or(Step::NeedMore), now);
             }
             if self.syn_unread >= SYN_BATCH {
-                for raw in 0..self.raw_tcp.len() {
-                    self.raw_tcp_readable(raw, now);
-                }
+                self.read_raw_all(now);
+                now = self.now();
             }
         }
+        now
     }
 
     fn note_lateness(&mut self, late: Duration) {
@@ -456,14 +518,21 @@ impl<R: Rng> Reactor<R> {
                     None => self.route_source(addr.ip(), now)?,
                 };
                 let raw = self.raw_tcp_socket(ip)?;
-                let Some(Session::HalfOpen(probe)) = session else {
-                    return Err(io::Error::other("half-open check without its session"));
-                };
-                probe.set_source(SocketAddr::new(ip, self.raw_tcp[raw].port()));
+                self.disarm_raw(raw)?;
+                let isn = self.rng.next_u32();
+                let mut syn = [0; SYN_LEN];
+                write_syn(
+                    SocketAddr::new(ip, self.raw_tcp[raw].port()),
+                    addr,
+                    isn,
+                    &mut syn,
+                )
+                .ok_or_else(|| io::Error::other("source of another family"))?;
+                self.raw_tcp[raw].send(&syn, addr.ip())?;
                 Io::RawTcp {
                     raw,
                     dst: addr,
-                    ack: probe.expected_ack(),
+                    ack: isn.wrapping_add(1),
                 }
             }
             Transport::Exec => {
@@ -506,12 +575,9 @@ impl<R: Rng> Reactor<R> {
                 "more source addresses for half-open checks than raw sockets allowed",
             ));
         }
-        let mut raw = sockets::SynSocket::open(source)?;
-        let token = Token(RAW_FIRST - self.raw_tcp.len());
-        self.poll
-            .registry()
-            .register(&mut raw.socket, token, Interest::READABLE)?;
-        self.raw_tcp.push(raw);
+        // Into the epoll set before the reactor sleeps (`arm_raw`).
+        self.raw_tcp.push(sockets::SynSocket::open(source)?);
+        self.raw_armed.push(false);
         Ok(self.raw_tcp.len() - 1)
     }
 

@@ -76,15 +76,8 @@ impl<R: Rng> Reactor<R> {
                 run.out.clear();
                 r
             }
-            Io::RawTcp { raw, dst, .. } => {
-                let r = match self.raw_tcp.get(*raw) {
-                    Some(raw) => raw.send(&run.out, dst.ip()),
-                    None => Err(io::Error::other("no raw tcp socket")),
-                };
-                run.out.clear();
-                r
-            }
-            Io::Exec { .. } => Ok(()),
+            // Commands take no input; half-open runs have no session (`open` sent the SYN).
+            Io::Exec { .. } | Io::RawTcp { .. } => Ok(()),
         };
         match result {
             Err(e) => self.complete(key, transport_failure(&e), now),
@@ -254,13 +247,14 @@ impl<R: Rng> Reactor<R> {
             let Some(&key) = self.syn_waiting.get(&(segment.from, segment.ack)) else {
                 continue;
             };
-            let packet = &self.buf[..n];
-            let step = self
-                .runs
-                .get_mut(key)
-                .and_then(|r| r.session.as_mut())
-                .map_or(Step::NeedMore, |s| s.on_bytes(packet));
-            self.process(key, step, now);
+            // Sent from this socket, whose port the reply is addressed to.
+            let sent_here = matches!(
+                self.runs.get(key).map(|r| &r.io),
+                Some(Io::RawTcp { raw: r, .. }) if *r == raw
+            );
+            if sent_here && self.raw_tcp.get(raw).map(|r| r.port()) == Some(segment.to_port) {
+                self.complete(key, segment.reply.outcome(), now);
+            }
         }
     }
 }
