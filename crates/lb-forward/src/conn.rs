@@ -99,18 +99,25 @@ impl FlowKey {
 }
 
 /// One tracked connection. `repr(C)` lays it out by use: the first cache line holds what the
-/// lookup compares and what every packet reads or updates except the timer, the second the
-/// timer, the service and real ids and the addresses rewrites need; the rest is read only when
-/// a connection opens or closes, or for NAT replies. The alignment makes those two groups
-/// two cache lines: unaligned (224 bytes), every other connection straddled three.
+/// lookup compares and what every packet reads or updates except the timer, including the
+/// cached route; the second the timer, the service and real ids and what rewrites to the real
+/// need; the rest is read only when a connection opens or closes, or for NAT replies. The
+/// alignment makes those two groups two cache lines: unaligned, every other connection
+/// straddled three.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
 pub(crate) struct Conn {
     pub key_in: FlowKey,
     /// Spreads tunnelled flows (GUE source port, IPv6 flow label) on the real's side.
     pub flow_hash: u32,
-    /// Where replies to the client go (NAT): the interface the client's frames came from.
-    pub client_if: u32,
+    /// The cached route below is valid while this equals the forwarder's `route_gen`, which
+    /// every change of services, reals, next hops or interfaces bumps: then the real is live
+    /// and a packet to it needs no other lookup.
+    pub route_gen: u32,
+    /// The next hop's MAC.
+    pub nh_mac: [u8; 6],
+    /// The egress interface's position in the forwarder's interface list.
+    pub egress: u16,
     pub rport: u16,
     pub vport: u16,
     /// The slot holds a connection (the table's slab keeps dead slots for reuse).
@@ -120,16 +127,20 @@ pub(crate) struct Conn {
     pub no_output: bool,
     /// Counted as active in the scheduler.
     pub active: bool,
-    pub method: Method,
     // Second line.
     pub expires: Duration,
+    pub method: Method,
     pub service: u32,
     pub service_gen: u32,
     pub real: u32,
     pub real_gen: u32,
     pub raddr: [u8; 16],
-    pub vip: [u8; 16],
+    /// The real clamps the MSS of SYNs (cached with the route).
+    pub clamp: bool,
     // Cold.
+    pub vip: [u8; 16],
+    /// Where replies to the client go (NAT): the interface the client's frames came from.
+    pub client_if: u32,
     /// The MAC the client's frames came from (NAT replies go back to it).
     pub client_mac: [u8; 6],
     pub family: Family,
@@ -311,6 +322,13 @@ impl ConnTable {
         None
     }
 
+    /// Invalidates every cached route (when the route generation wraps around).
+    pub(crate) fn forget_routes(&mut self) {
+        for c in &mut self.slots {
+            c.route_gen = 0;
+        }
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
         self.slots
             .iter()
@@ -329,7 +347,8 @@ mod tests {
     fn hot_fields_fill_the_first_two_lines() {
         assert_eq!(core::mem::align_of::<Conn>(), 64);
         assert_eq!(core::mem::offset_of!(Conn, expires), 64);
-        assert!(core::mem::offset_of!(Conn, client_mac) >= 128);
+        assert!(core::mem::offset_of!(Conn, clamp) < 128);
+        assert_eq!(core::mem::size_of::<Conn>(), 256);
     }
 
     /// Distinct slots among `keys` placed by the index's home bits (33 and up) in a table of

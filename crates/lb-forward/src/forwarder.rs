@@ -201,6 +201,9 @@ pub struct Forwarder<S = PoolScheduler> {
     pub(crate) conns: ConnTable,
     pub(crate) stats: Stats,
     pub(crate) ip_id: u16,
+    /// Bumped by every change of services, reals, next hops or interfaces: connections cache
+    /// their route under it (see `Conn::route_gen`). Never 0, which marks no cached route.
+    pub(crate) route_gen: u32,
     /// When the schedulers were last ticked.
     pub(crate) last_tick: Duration,
 }
@@ -226,6 +229,7 @@ impl<S: Scheduler> Forwarder<S> {
             marks: Vec::new(),
             stats: Stats::default(),
             ip_id: 0,
+            route_gen: 1,
             last_tick: Duration::ZERO,
         }
     }
@@ -246,8 +250,19 @@ impl<S: Scheduler> Forwarder<S> {
         self.settings.expire_nodest_conn = expire;
     }
 
+    /// Invalidates the routes connections cached.
+    fn routes_changed(&mut self) {
+        self.route_gen = self.route_gen.wrapping_add(1);
+        if self.route_gen == 0 {
+            // Wrapped around: a stale cache could match again.
+            self.conns.forget_routes();
+            self.route_gen = 1;
+        }
+    }
+
     /// Adds or replaces an interface.
     pub fn set_interface(&mut self, interface: InterfaceConfig) {
+        self.routes_changed();
         match self
             .interfaces
             .iter_mut()
@@ -286,6 +301,7 @@ impl<S: Scheduler> Forwarder<S> {
         if self.by_key.contains_key(&vk) {
             return Err(Error::DuplicateService(key));
         }
+        self.routes_changed();
         let service = Service {
             key,
             config,
@@ -408,6 +424,7 @@ impl<S: Scheduler> Forwarder<S> {
     pub fn remove_service(&mut self, key: &ServiceKey) -> Result<(), Error> {
         let vk = VipKey::of(key);
         let index = self.by_key.remove(&vk).ok_or(Error::UnknownService(*key))?;
+        self.routes_changed();
         let slot = &mut self.services[index as usize];
         slot.service = None;
         slot.generation = slot.generation.wrapping_add(1);
@@ -501,6 +518,8 @@ impl<S: Scheduler> Forwarder<S> {
             why: "at most 2^32 per service",
         })?;
         svc.scheduler.add_real(id, real.addr, real.weight, now)?;
+        self.routes_changed();
+        let svc = self.service_mut(key)?;
         let s = &mut svc.reals[slot];
         s.generation = s.generation.wrapping_add(1);
         s.real = Some(Real {
@@ -528,6 +547,9 @@ impl<S: Scheduler> Forwarder<S> {
         let svc = self.service_mut(key)?;
         let slot = svc.real_by_addr(addr).ok_or(Error::UnknownReal(addr))?;
         svc.scheduler.set_weight(slot as RealId, weight, now)?;
+        // The MSS clamping is cached with the route.
+        self.routes_changed();
+        let svc = self.service_mut(key)?;
         if let Some(r) = svc.reals[slot].real.as_mut() {
             r.config.weight = weight;
             r.config.clamp_mss = clamp_mss;
@@ -544,12 +566,14 @@ impl<S: Scheduler> Forwarder<S> {
         let s = &mut svc.reals[slot];
         s.real = None;
         s.generation = s.generation.wrapping_add(1);
+        self.routes_changed();
         Ok(())
     }
 
     /// Sets the next hop of every real server with this address (from the routing and
     /// neighbour tables); `None` when it is unknown (their packets are then dropped).
     pub fn set_next_hop(&mut self, addr: IpAddr, next_hop: Option<NextHop>) {
+        self.routes_changed();
         for slot in &mut self.services {
             let Some(svc) = slot.service.as_mut() else {
                 continue;
