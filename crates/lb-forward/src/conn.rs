@@ -28,7 +28,7 @@ impl PartialEq for FlowKey {
 /// The 128-bit product's halves xored: every input bit reaches the upper bits the index
 /// uses (foldhash's and wyhash's mixing step).
 #[inline(always)]
-fn fold_mul(a: u64, b: u64) -> u64 {
+pub(crate) fn fold_mul(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
     (p as u64) ^ ((p >> 64) as u64)
 }
@@ -240,6 +240,7 @@ impl ConnTable {
 
     /// Inserts a connection whose `key_in` the caller just looked up in vain, with
     /// `conn.hash_in` set to its hash; `None` when the table is full or the reply key is taken.
+    #[inline]
     pub(crate) fn insert(&mut self, mut conn: Conn) -> Option<u32> {
         debug_assert_eq!(conn.hash_in, self.hash(&conn.key_in));
         if self.is_full() {

@@ -8,7 +8,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
 use crate::Error;
-use crate::conn::{Conn, ConnTable};
+use crate::conn::{Conn, ConnTable, fold_mul};
 use crate::scheduler::{PoolScheduler, RealId, Scheduler};
 use crate::service::{
     InterfaceConfig, MatchKey, Method, NextHop, Protocol, RealConfig, ServiceConfig, ServiceKey,
@@ -29,7 +29,52 @@ pub(crate) struct VipKey {
     pub mark: u32,
 }
 
-// Words, not a byte slice: this is hashed for every packet that opens a connection.
+/// The hasher of [`VipKey`]s, which are looked up for every packet that opens a connection:
+/// one folded multiply per word (foldhash's general-purpose state machine cost about 100
+/// instructions per lookup there). The map holds only configured services, so lookups with
+/// chosen keys cannot crowd a bucket.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct VipHasher {
+    seed: u64,
+    acc: u64,
+}
+
+/// Builds [`VipHasher`]s from a seed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct VipHash(u64);
+
+impl core::hash::BuildHasher for VipHash {
+    type Hasher = VipHasher;
+
+    fn build_hasher(&self) -> VipHasher {
+        VipHasher {
+            seed: self.0 | 1,
+            acc: self.0,
+        }
+    }
+}
+
+impl core::hash::Hasher for VipHasher {
+    #[inline]
+    fn write_u64(&mut self, word: u64) {
+        self.acc = fold_mul(self.acc ^ word, self.seed);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.acc
+    }
+}
+
+// Words, not a byte slice, for [`VipHasher`].
 impl core::hash::Hash for VipKey {
     fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
         let mut a = [0u8; 8];
@@ -193,7 +238,7 @@ pub struct Forwarder<S = PoolScheduler> {
     pub(crate) settings: Settings,
     pub(crate) interfaces: Vec<InterfaceConfig>,
     pub(crate) services: Vec<ServiceSlot<S>>,
-    pub(crate) by_key: HashMap<VipKey, u32, FixedState>,
+    pub(crate) by_key: HashMap<VipKey, u32, VipHash>,
     /// How many services each VIP has (to recognise fragments and ICMP sent to a VIP).
     pub(crate) vips: HashMap<([u8; 16], Family), u32, FixedState>,
     /// The match keys of the firewall-mark services, first set first.
@@ -224,7 +269,7 @@ impl<S: Scheduler> Forwarder<S> {
             settings,
             interfaces: Vec::new(),
             services: Vec::new(),
-            by_key: HashMap::with_hasher(hasher.clone()),
+            by_key: HashMap::with_hasher(VipHash(settings.hash_seed.rotate_left(29))),
             vips: HashMap::with_hasher(hasher),
             marks: Vec::new(),
             stats: Stats::default(),
