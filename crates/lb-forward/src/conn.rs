@@ -289,6 +289,15 @@ impl ConnTable {
         Some(conn)
     }
 
+    /// Moves the clock hand to the next of `n` slots (a compare, not a division).
+    #[inline]
+    fn advance_hand(&mut self, n: usize) {
+        self.hand += 1;
+        if self.hand >= n {
+            self.hand = 0;
+        }
+    }
+
     /// The next `budget` slots under the clock hand whose connections expired at `now`.
     pub(crate) fn sweep(&mut self, now: Duration, budget: usize, out: &mut impl FnMut(u32)) {
         let n = self.slots.len();
@@ -296,7 +305,7 @@ impl ConnTable {
             return;
         }
         for _ in 0..budget.min(n) {
-            self.hand = (self.hand + 1) % n;
+            self.advance_hand(n);
             let c = &self.slots[self.hand];
             if c.live && c.expires <= now {
                 out(self.hand as u32);
@@ -312,7 +321,7 @@ impl ConnTable {
             return None;
         }
         for _ in 0..EVICTION_PROBES.min(n) {
-            self.hand = (self.hand + 1) % n;
+            self.advance_hand(n);
             let c = &self.slots[self.hand];
             let replaceable =
                 c.expires <= now || !matches!(c.state, ConnState::Established | ConnState::Udp);
