@@ -2,8 +2,6 @@
 //! each direction the director sees (client to VIP, and for NAT real to client), with a clock
 //! hand that sweeps expired entries a few at a time and picks what to evict when full.
 
-use core::time::Duration;
-
 use crate::index::FlowIndex;
 
 use crate::service::Method;
@@ -128,7 +126,8 @@ pub(crate) struct Conn {
     /// Counted as active in the scheduler.
     pub active: bool,
     // Second line.
-    pub expires: Duration,
+    /// When it expires, in nanoseconds of the forwarder's clock (`service::nanos`).
+    pub expires: u64,
     pub method: Method,
     pub service: u32,
     pub service_gen: u32,
@@ -299,7 +298,7 @@ impl ConnTable {
     }
 
     /// The next `budget` slots under the clock hand whose connections expired at `now`.
-    pub(crate) fn sweep(&mut self, now: Duration, budget: usize, out: &mut impl FnMut(u32)) {
+    pub(crate) fn sweep(&mut self, now: u64, budget: usize, out: &mut impl FnMut(u32)) {
         let n = self.slots.len();
         if n == 0 {
             return;
@@ -315,7 +314,7 @@ impl ConnTable {
 
     /// A connection the size policy may replace: the first expired or not-established one
     /// among the next few under the clock hand. Established TCP and live UDP flows are kept.
-    pub(crate) fn victim(&mut self, now: Duration) -> Option<u32> {
+    pub(crate) fn victim(&mut self, now: u64) -> Option<u32> {
         let n = self.slots.len();
         if n == 0 {
             return None;

@@ -9,7 +9,7 @@ use crate::forwarder::{Forwarder, VipKey, ip_addr, live_real};
 use crate::frame::Frame;
 use crate::rewrite::{Side, Tunnel, clamp_mss, encapsulate, nat, set_macs};
 use crate::scheduler::{RealId, Scheduler};
-use crate::service::{Method, NextHop, expiry};
+use crate::service::{Method, NextHop, nanos};
 use crate::state::{ConnState, Direction, next_tcp};
 use crate::wire::{
     self, ETH_LEN, Family, L4, PROTO_TCP, PROTO_UDP, Packet, Quoted, TCP_RST, TCP_SYN,
@@ -159,7 +159,10 @@ impl<S: Scheduler> Forwarder<S> {
         );
         let hash = self.conns.hash(&key);
         if let Some(hit) = self.conns.lookup_hashed(&key, hash) {
-            let expired = self.conns.get(hit.index).is_none_or(|c| c.expires <= now);
+            let expired = self
+                .conns
+                .get(hit.index)
+                .is_none_or(|c| c.expires <= nanos(now));
             if !expired {
                 return if hit.reply {
                     self.reply(now, frame, &pkt, flow, hit.index)
@@ -236,7 +239,7 @@ impl<S: Scheduler> Forwarder<S> {
             return Verdict::Ignore;
         };
         if !one_packet && self.conns.is_full() {
-            let Some(victim) = self.conns.victim(now) else {
+            let Some(victim) = self.conns.victim(nanos(now)) else {
                 return Verdict::Drop(DropReason::TableFull);
             };
             self.remove_conn(victim, now);
@@ -297,7 +300,7 @@ impl<S: Scheduler> Forwarder<S> {
             state,
             no_output: true,
             active,
-            expires: expiry(now, self.settings.timeouts.get(state)),
+            expires: nanos(now).saturating_add(self.settings.timeouts.nanos(state)),
             client_if: ingress.index,
             client_mac,
             live: true,
@@ -405,7 +408,7 @@ impl<S: Scheduler> Forwarder<S> {
         } else if reply {
             c.no_output = false;
         }
-        c.expires = expiry(now, self.settings.timeouts.get(c.state));
+        c.expires = nanos(now).saturating_add(self.settings.timeouts.nanos(c.state));
         if reply {
             svc.counters.count_out(len);
             real.counters.count_out(len);

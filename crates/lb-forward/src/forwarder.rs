@@ -12,7 +12,7 @@ use crate::conn::{Conn, ConnTable, fold_mul};
 use crate::scheduler::{PoolScheduler, RealId, Scheduler};
 use crate::service::{
     InterfaceConfig, MatchKey, Method, NextHop, Protocol, RealConfig, ServiceConfig, ServiceKey,
-    Settings, addr_bits, prefix_mask,
+    Settings, addr_bits, nanos, prefix_mask,
 };
 use crate::state::{ConnState, Timeouts};
 use crate::stats::{Counters, Stats};
@@ -703,7 +703,7 @@ impl<S: Scheduler> Forwarder<S> {
         while left > 0 {
             let step = left.min(expired.len());
             let mut n = 0;
-            self.conns.sweep(now, step, &mut |i| {
+            self.conns.sweep(nanos(now), step, &mut |i| {
                 expired[n] = i;
                 n += 1;
             });
@@ -774,6 +774,6 @@ pub(crate) fn conn_info(c: &Conn) -> ConnectionInfo {
         virtual_addr: SocketAddr::new(ip_addr(&c.vip, c.family), c.vport),
         real: SocketAddr::new(ip_addr(&c.raddr, c.family), c.rport),
         state: c.state,
-        expires: c.expires,
+        expires: Duration::from_nanos(c.expires),
     }
 }

@@ -139,12 +139,15 @@ pub(crate) fn next_tcp(state: ConnState, dir: Direction, flags: u8) -> ConnState
 pub struct Timeouts {
     /// Indexed by [`ConnState`]'s discriminant: one load per packet, no match.
     by_state: [Duration; TCP_STATES + 1],
+    /// The same in nanoseconds (see `service::nanos`).
+    nanos: [u64; TCP_STATES + 1],
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         let s = Duration::from_secs;
-        Timeouts {
+        let mut t = Timeouts {
+            nanos: [0; TCP_STATES + 1],
             // NONE, ES, SS, SR, FW, TW, CL, CW, LA, LI, SA, UDP
             by_state: [
                 s(2),
@@ -160,7 +163,11 @@ impl Default for Timeouts {
                 s(120),
                 s(300),
             ],
+        };
+        for (n, d) in t.nanos.iter_mut().zip(&t.by_state) {
+            *n = crate::service::nanos(*d);
         }
+        t
     }
 }
 
@@ -178,12 +185,19 @@ impl Timeouts {
     /// Sets the timeout of one state.
     pub fn set_state(&mut self, state: ConnState, timeout: Duration) {
         self.by_state[state as usize] = timeout;
+        self.nanos[state as usize] = crate::service::nanos(timeout);
     }
 
     /// The timeout of a state.
     #[inline]
     pub fn get(&self, state: ConnState) -> Duration {
         self.by_state[state as usize]
+    }
+
+    /// The timeout of a state in nanoseconds.
+    #[inline]
+    pub(crate) fn nanos(&self, state: ConnState) -> u64 {
+        self.nanos[state as usize]
     }
 }
 
