@@ -2,8 +2,6 @@
 //! each direction the director sees (client to VIP, and for NAT real to client), with a clock
 //! hand that sweeps expired entries a few at a time and picks what to evict when full.
 
-use core::time::Duration;
-
 use crate::index::FlowIndex;
 
 use crate::service::Method;
@@ -28,7 +26,7 @@ impl PartialEq for FlowKey {
 /// The 128-bit product's halves xored: every input bit reaches the upper bits the index
 /// uses (foldhash's and wyhash's mixing step).
 #[inline(always)]
-fn fold_mul(a: u64, b: u64) -> u64 {
+pub(crate) fn fold_mul(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
     (p as u64) ^ ((p >> 64) as u64)
 }
@@ -99,18 +97,25 @@ impl FlowKey {
 }
 
 /// One tracked connection. `repr(C)` lays it out by use: the first cache line holds what the
-/// lookup compares and what every packet reads or updates except the timer, the second the
-/// timer, the service and real ids and the addresses rewrites need; the rest is read only when
-/// a connection opens or closes, or for NAT replies. The alignment makes those two groups
-/// two cache lines: unaligned (224 bytes), every other connection straddled three.
+/// lookup compares and what every packet reads or updates except the timer, including the
+/// cached route; the second the timer, the service and real ids and what rewrites to the real
+/// need; the rest is read only when a connection opens or closes, or for NAT replies. The
+/// alignment makes those two groups two cache lines: unaligned, every other connection
+/// straddled three.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
 pub(crate) struct Conn {
     pub key_in: FlowKey,
     /// Spreads tunnelled flows (GUE source port, IPv6 flow label) on the real's side.
     pub flow_hash: u32,
-    /// Where replies to the client go (NAT): the interface the client's frames came from.
-    pub client_if: u32,
+    /// The cached route below is valid while this equals the forwarder's `route_gen`, which
+    /// every change of services, reals, next hops or interfaces bumps: then the real is live
+    /// and a packet to it needs no other lookup.
+    pub route_gen: u32,
+    /// The next hop's MAC.
+    pub nh_mac: [u8; 6],
+    /// The egress interface's position in the forwarder's interface list.
+    pub egress: u16,
     pub rport: u16,
     pub vport: u16,
     /// The slot holds a connection (the table's slab keeps dead slots for reuse).
@@ -120,16 +125,21 @@ pub(crate) struct Conn {
     pub no_output: bool,
     /// Counted as active in the scheduler.
     pub active: bool,
-    pub method: Method,
     // Second line.
-    pub expires: Duration,
+    /// When it expires, in nanoseconds of the forwarder's clock (`service::nanos`).
+    pub expires: u64,
+    pub method: Method,
     pub service: u32,
     pub service_gen: u32,
     pub real: u32,
     pub real_gen: u32,
     pub raddr: [u8; 16],
-    pub vip: [u8; 16],
+    /// The real clamps the MSS of SYNs (cached with the route).
+    pub clamp: bool,
     // Cold.
+    pub vip: [u8; 16],
+    /// Where replies to the client go (NAT): the interface the client's frames came from.
+    pub client_if: u32,
     /// The MAC the client's frames came from (NAT replies go back to it).
     pub client_mac: [u8; 6],
     pub family: Family,
@@ -229,6 +239,7 @@ impl ConnTable {
 
     /// Inserts a connection whose `key_in` the caller just looked up in vain, with
     /// `conn.hash_in` set to its hash; `None` when the table is full or the reply key is taken.
+    #[inline]
     pub(crate) fn insert(&mut self, mut conn: Conn) -> Option<u32> {
         debug_assert_eq!(conn.hash_in, self.hash(&conn.key_in));
         if self.is_full() {
@@ -277,14 +288,23 @@ impl ConnTable {
         Some(conn)
     }
 
+    /// Moves the clock hand to the next of `n` slots (a compare, not a division).
+    #[inline]
+    fn advance_hand(&mut self, n: usize) {
+        self.hand += 1;
+        if self.hand >= n {
+            self.hand = 0;
+        }
+    }
+
     /// The next `budget` slots under the clock hand whose connections expired at `now`.
-    pub(crate) fn sweep(&mut self, now: Duration, budget: usize, out: &mut impl FnMut(u32)) {
+    pub(crate) fn sweep(&mut self, now: u64, budget: usize, out: &mut impl FnMut(u32)) {
         let n = self.slots.len();
         if n == 0 {
             return;
         }
         for _ in 0..budget.min(n) {
-            self.hand = (self.hand + 1) % n;
+            self.advance_hand(n);
             let c = &self.slots[self.hand];
             if c.live && c.expires <= now {
                 out(self.hand as u32);
@@ -294,13 +314,13 @@ impl ConnTable {
 
     /// A connection the size policy may replace: the first expired or not-established one
     /// among the next few under the clock hand. Established TCP and live UDP flows are kept.
-    pub(crate) fn victim(&mut self, now: Duration) -> Option<u32> {
+    pub(crate) fn victim(&mut self, now: u64) -> Option<u32> {
         let n = self.slots.len();
         if n == 0 {
             return None;
         }
         for _ in 0..EVICTION_PROBES.min(n) {
-            self.hand = (self.hand + 1) % n;
+            self.advance_hand(n);
             let c = &self.slots[self.hand];
             let replaceable =
                 c.expires <= now || !matches!(c.state, ConnState::Established | ConnState::Udp);
@@ -309,6 +329,13 @@ impl ConnTable {
             }
         }
         None
+    }
+
+    /// Invalidates every cached route (when the route generation wraps around).
+    pub(crate) fn forget_routes(&mut self) {
+        for c in &mut self.slots {
+            c.route_gen = 0;
+        }
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
@@ -329,7 +356,8 @@ mod tests {
     fn hot_fields_fill_the_first_two_lines() {
         assert_eq!(core::mem::align_of::<Conn>(), 64);
         assert_eq!(core::mem::offset_of!(Conn, expires), 64);
-        assert!(core::mem::offset_of!(Conn, client_mac) >= 128);
+        assert!(core::mem::offset_of!(Conn, clamp) < 128);
+        assert_eq!(core::mem::size_of::<Conn>(), 256);
     }
 
     /// Distinct slots among `keys` placed by the index's home bits (33 and up) in a table of

@@ -9,7 +9,7 @@ use crate::forwarder::{Forwarder, VipKey, ip_addr, live_real};
 use crate::frame::Frame;
 use crate::rewrite::{Side, Tunnel, clamp_mss, encapsulate, nat, set_macs};
 use crate::scheduler::{RealId, Scheduler};
-use crate::service::{InterfaceConfig, Method, expiry};
+use crate::service::{Method, NextHop, nanos};
 use crate::state::{ConnState, Direction, next_tcp};
 use crate::wire::{
     self, ETH_LEN, Family, L4, PROTO_TCP, PROTO_UDP, Packet, Quoted, TCP_RST, TCP_SYN,
@@ -30,30 +30,42 @@ pub enum Verdict {
     Ignore,
 }
 
-/// What forwarding a packet of a connection needs, copied out of the table entry.
+/// What rewriting a packet for its real needs, copied out of the table entry (from its first
+/// two cache lines only).
 #[derive(Clone, Copy)]
 struct Route {
     method: Method,
     raddr: [u8; 16],
     rport: u16,
-    vip: [u8; 16],
-    vport: u16,
-    client_if: u32,
     flow_hash: u32,
 }
 
 impl Route {
+    #[inline(always)]
     fn of(c: &Conn) -> Route {
         Route {
             method: c.method,
             raddr: c.raddr,
             rport: c.rport,
-            vip: c.vip,
-            vport: c.vport,
-            client_if: c.client_if,
             flow_hash: c.flow_hash,
         }
     }
+}
+
+/// Where a packet to a real leaves: the egress interface's position in the interface list,
+/// the next hop's MAC, and whether the real clamps the MSS of SYNs.
+#[derive(Clone, Copy)]
+struct Hop {
+    egress: usize,
+    mac: [u8; 6],
+    clamp: bool,
+}
+
+/// The interface a frame arrived on: what the datapath needs of it.
+#[derive(Clone, Copy)]
+struct Ingress {
+    index: u32,
+    mac: [u8; 6],
 }
 
 /// The transport fields of the packet being handled.
@@ -83,7 +95,15 @@ impl<S: Scheduler> Forwarder<S> {
 
     #[inline(always)]
     fn handle(&mut self, now: Duration, frame: &mut Frame) -> Verdict {
-        let Some(ingress) = self.interface(frame.interface) else {
+        let Some(ingress) = self
+            .interfaces
+            .iter()
+            .find(|i| i.index == frame.interface)
+            .map(|i| Ingress {
+                index: i.index,
+                mac: i.mac,
+            })
+        else {
             return Verdict::Drop(DropReason::UnknownInterface);
         };
         let bytes = frame.bytes();
@@ -139,7 +159,10 @@ impl<S: Scheduler> Forwarder<S> {
         );
         let hash = self.conns.hash(&key);
         if let Some(hit) = self.conns.lookup_hashed(&key, hash) {
-            let expired = self.conns.get(hit.index).is_none_or(|c| c.expires <= now);
+            let expired = self
+                .conns
+                .get(hit.index)
+                .is_none_or(|c| c.expires <= nanos(now));
             if !expired {
                 return if hit.reply {
                     self.reply(now, frame, &pkt, flow, hit.index)
@@ -195,7 +218,7 @@ impl<S: Scheduler> Forwarder<S> {
         &mut self,
         now: Duration,
         frame: &mut Frame,
-        ingress: &InterfaceConfig,
+        ingress: &Ingress,
         pkt: &Packet,
         flow: Flow,
         (key, hash): (FlowKey, u64),
@@ -216,7 +239,7 @@ impl<S: Scheduler> Forwarder<S> {
             return Verdict::Ignore;
         };
         if !one_packet && self.conns.is_full() {
-            let Some(victim) = self.conns.victim(now) else {
+            let Some(victim) = self.conns.victim(nanos(now)) else {
                 return Verdict::Drop(DropReason::TableFull);
             };
             self.remove_conn(victim, now);
@@ -256,7 +279,9 @@ impl<S: Scheduler> Forwarder<S> {
         });
         let mut client_mac = [0; 6];
         client_mac.copy_from_slice(&frame.bytes()[6..12]);
-        let conn = Conn {
+        let clamp = real.config.clamp_mss;
+        let hop = hop_of(&self.interfaces, real.next_hop, clamp);
+        let mut conn = Conn {
             key_in: key,
             key_out,
             family: ip.family,
@@ -275,14 +300,21 @@ impl<S: Scheduler> Forwarder<S> {
             state,
             no_output: true,
             active,
-            expires: expiry(now, self.settings.timeouts.get(state)),
+            expires: nanos(now).saturating_add(self.settings.timeouts.nanos(state)),
             client_if: ingress.index,
             client_mac,
             live: true,
             flow_hash: hash as u32,
             hash_in: hash,
             hash_out: 0,
+            route_gen: 0,
+            nh_mac: [0; 6],
+            egress: 0,
+            clamp,
         };
+        if let Some(h) = hop {
+            cache_route(&mut conn, h, self.route_gen);
+        }
         svc.counters.conns += 1;
         real.counters.conns += 1;
         if !one_packet {
@@ -299,17 +331,7 @@ impl<S: Scheduler> Forwarder<S> {
         let len = ip.total_len();
         svc.counters.count_in(len);
         real.counters.count_in(len);
-        let next_hop = real.next_hop;
-        let clamp = real.config.clamp_mss;
-        self.send_to_real(
-            frame,
-            ingress,
-            pkt,
-            flow,
-            &Route::of(&conn),
-            next_hop,
-            clamp,
-        )
+        self.send_to_real(frame, ingress, pkt, flow, &Route::of(&conn), hop)
     }
 
     /// A packet from the client side of a tracked connection.
@@ -318,21 +340,22 @@ impl<S: Scheduler> Forwarder<S> {
         &mut self,
         now: Duration,
         frame: &mut Frame,
-        ingress: &InterfaceConfig,
+        ingress: &Ingress,
         pkt: &Packet,
         flow: Flow,
         index: u32,
     ) -> Verdict {
-        let Some((next_hop, clamp, conn)) = self.track(now, index, flow, false, pkt.ip.total_len())
-        else {
+        let Some((hop, route)) = self.track(now, index, flow, false, pkt.ip.total_len()) else {
             return Verdict::Drop(DropReason::RealRemoved);
         };
-        self.send_to_real(frame, ingress, pkt, flow, &conn, next_hop, clamp)
+        self.send_to_real(frame, ingress, pkt, flow, &route, hop)
     }
 
     /// Updates a connection's state, timeout, load counts and traffic counters for a packet
-    /// in one direction; its real's next hop and MSS clamping, and a copy of the connection.
-    /// `None` when its real is gone (the connection then follows `expire_nodest_conn`).
+    /// in one direction; returns where packets to its real go (`None` when unknown) and what
+    /// rewriting them needs. `None` when its real is gone (the connection then follows
+    /// `expire_nodest_conn`). With the route cached (the usual case) this reads the
+    /// connection's first two cache lines, and the service and real only for their counters.
     #[inline(always)]
     fn track(
         &mut self,
@@ -341,30 +364,25 @@ impl<S: Scheduler> Forwarder<S> {
         flow: Flow,
         reply: bool,
         len: usize,
-    ) -> Option<(Option<crate::NextHop>, bool, Route)> {
+    ) -> Option<(Option<Hop>, Route)> {
         let c = self.conns.get(index)?;
-        let (service, service_gen, real_id, real_gen) =
-            (c.service, c.service_gen, c.real, c.real_gen);
-        let live = self
-            .services
-            .get(service as usize)
-            .filter(|s| s.generation == service_gen)
-            .and_then(|s| s.service.as_ref())
-            .and_then(|s| s.reals.get(real_id as usize))
-            .is_some_and(|r| r.generation == real_gen && r.real.is_some());
-        let real_slot = if live {
-            real_id
-        } else if let Some(slot) = self.bind_live_real(index) {
-            slot
+        let (hop, real_slot) = if c.route_gen == self.route_gen {
+            let hop = Hop {
+                egress: usize::from(c.egress),
+                mac: c.nh_mac,
+                clamp: c.clamp,
+            };
+            (Some(hop), c.real)
         } else {
-            if self.settings.expire_nodest_conn {
-                self.remove_conn(index, now);
-            }
-            return None;
+            self.refresh_route(now, index)?
         };
         let c = self.conns.get_mut(index)?;
-        let svc = self.services[service as usize].service.as_mut()?;
-        let real = svc.reals[real_slot as usize].real.as_mut()?;
+        let svc = self
+            .services
+            .get_mut(c.service as usize)?
+            .service
+            .as_mut()?;
+        let real = svc.reals.get_mut(real_slot as usize)?.real.as_mut()?;
         if flow.proto == PROTO_TCP {
             let dir = if reply {
                 c.no_output = false;
@@ -390,7 +408,7 @@ impl<S: Scheduler> Forwarder<S> {
         } else if reply {
             c.no_output = false;
         }
-        c.expires = expiry(now, self.settings.timeouts.get(c.state));
+        c.expires = nanos(now).saturating_add(self.settings.timeouts.nanos(c.state));
         if reply {
             svc.counters.count_out(len);
             real.counters.count_out(len);
@@ -398,7 +416,49 @@ impl<S: Scheduler> Forwarder<S> {
             svc.counters.count_in(len);
             real.counters.count_in(len);
         }
-        Some((real.next_hop, real.config.clamp_mss, Route::of(c)))
+        Some((hop, Route::of(c)))
+    }
+
+    /// The slow side of [`track`](Self::track), after a change of the configuration: the
+    /// connection's live real (rebinding it if it was removed and added back) and its route,
+    /// cached in the connection when known. `None` when the real is gone.
+    #[cold]
+    #[inline(never)]
+    fn refresh_route(&mut self, now: Duration, index: u32) -> Option<(Option<Hop>, RealId)> {
+        let c = self.conns.get(index)?;
+        let (service, service_gen, real_id, real_gen) =
+            (c.service, c.service_gen, c.real, c.real_gen);
+        let live = self
+            .services
+            .get(service as usize)
+            .filter(|s| s.generation == service_gen)
+            .and_then(|s| s.service.as_ref())
+            .and_then(|s| s.reals.get(real_id as usize))
+            .is_some_and(|r| r.generation == real_gen && r.real.is_some());
+        let real_slot = if live {
+            real_id
+        } else if let Some(slot) = self.bind_live_real(index) {
+            slot
+        } else {
+            if self.settings.expire_nodest_conn {
+                self.remove_conn(index, now);
+            }
+            return None;
+        };
+        let real = self.services[service as usize]
+            .service
+            .as_ref()?
+            .reals
+            .get(real_slot as usize)?
+            .real
+            .as_ref()?;
+        let hop = hop_of(&self.interfaces, real.next_hop, real.config.clamp_mss);
+        let route_gen = self.route_gen;
+        let c = self.conns.get_mut(index)?;
+        if let Some(h) = hop {
+            cache_route(c, h, route_gen);
+        }
+        Some((hop, real_slot))
     }
 
     /// The connection's real if it is still configured; if it was removed and a real with
@@ -441,17 +501,21 @@ impl<S: Scheduler> Forwarder<S> {
     fn send_to_real(
         &mut self,
         frame: &mut Frame,
-        ingress: &InterfaceConfig,
+        ingress: &Ingress,
         pkt: &Packet,
         flow: Flow,
         conn: &Route,
-        next_hop: Option<crate::NextHop>,
-        clamp: bool,
+        hop: Option<Hop>,
     ) -> Verdict {
-        let Some(nh) = next_hop else {
+        let Some(Hop {
+            egress,
+            mac: nh_mac,
+            clamp,
+        }) = hop
+        else {
             return Verdict::Drop(DropReason::NoNextHop);
         };
-        let Some(egress) = self.interface(nh.interface) else {
+        let Some(egress) = self.interfaces.get(egress).copied() else {
             return Verdict::Drop(DropReason::NoNextHop);
         };
         let ip = &pkt.ip;
@@ -495,20 +559,14 @@ impl<S: Scheduler> Forwarder<S> {
                 }
             }
         }
-        set_macs(frame.bytes_mut(), &nh.mac, &egress.mac);
-        frame.interface = nh.interface;
+        set_macs(frame.bytes_mut(), &nh_mac, &egress.mac);
+        frame.interface = egress.index;
         Verdict::Transmit
     }
 
     /// The packet cannot be tunnelled whole: tell the client (unless it may be fragmented,
     /// which this datapath does not do).
-    fn too_big(
-        &mut self,
-        frame: &mut Frame,
-        ingress: &InterfaceConfig,
-        pkt: &Packet,
-        mtu: u32,
-    ) -> Verdict {
+    fn too_big(&mut self, frame: &mut Frame, ingress: &Ingress, pkt: &Packet, mtu: u32) -> Verdict {
         let ip = &pkt.ip;
         let may_fragment = ip.family == Family::V4 && frame.bytes()[ip.off + 6] & 0x40 == 0;
         if may_fragment || matches!(pkt.l4, L4::IcmpError) {
@@ -537,19 +595,23 @@ impl<S: Scheduler> Forwarder<S> {
         flow: Flow,
         index: u32,
     ) -> Verdict {
-        let Some((_, _, conn)) = self.track(now, index, flow, true, pkt.ip.total_len()) else {
+        if self
+            .track(now, index, flow, true, pkt.ip.total_len())
+            .is_none()
+        {
+            return Verdict::Drop(DropReason::RealRemoved);
+        }
+        let Some(c) = self.conns.get(index) else {
             return Verdict::Drop(DropReason::RealRemoved);
         };
-        let Some(out) = self.interface(conn.client_if) else {
+        let (vip, vport, client_mac) = (c.vip, c.vport, c.client_mac);
+        let Some(out) = self.interface(c.client_if) else {
             return Verdict::Drop(DropReason::UnknownInterface);
-        };
-        let Some(client_mac) = self.conns.get(index).map(|c| c.client_mac) else {
-            return Verdict::Drop(DropReason::RealRemoved);
         };
         if !frame.resize(ETH_LEN + pkt.ip.total_len()) {
             return Verdict::Drop(DropReason::Truncated);
         }
-        nat(frame.bytes_mut(), &pkt.ip, Side::Src, &conn.vip, conn.vport);
+        nat(frame.bytes_mut(), &pkt.ip, Side::Src, &vip, vport);
         set_macs(frame.bytes_mut(), &client_mac, &out.mac);
         frame.interface = out.index;
         Verdict::Transmit
@@ -562,7 +624,7 @@ impl<S: Scheduler> Forwarder<S> {
         &mut self,
         now: Duration,
         frame: &mut Frame,
-        ingress: &InterfaceConfig,
+        ingress: &Ingress,
         pkt: &Packet,
         q: &Quoted,
     ) -> Verdict {
@@ -584,28 +646,21 @@ impl<S: Scheduler> Forwarder<S> {
             flags: 0,
             tcp_hdr_len: 0,
         };
-        let Some((next_hop, _, conn)) = self.track(now, index, flow, reply, pkt.ip.total_len())
-        else {
+        let Some((hop, conn)) = self.track(now, index, flow, reply, pkt.ip.total_len()) else {
             return Verdict::Drop(DropReason::RealRemoved);
         };
         if !frame.resize(ETH_LEN + pkt.ip.total_len()) {
             return Verdict::Drop(DropReason::Truncated);
         }
         if reply {
-            let Some(out) = self.interface(conn.client_if) else {
-                return Verdict::Drop(DropReason::UnknownInterface);
-            };
-            let Some(client_mac) = self.conns.get(index).map(|c| c.client_mac) else {
+            let Some(c) = self.conns.get(index) else {
                 return Verdict::Drop(DropReason::RealRemoved);
             };
-            icmp::translate(
-                frame.bytes_mut(),
-                &pkt.ip,
-                q,
-                Side::Src,
-                &conn.vip,
-                conn.vport,
-            );
+            let (vip, vport, client_mac) = (c.vip, c.vport, c.client_mac);
+            let Some(out) = self.interface(c.client_if) else {
+                return Verdict::Drop(DropReason::UnknownInterface);
+            };
+            icmp::translate(frame.bytes_mut(), &pkt.ip, q, Side::Src, &vip, vport);
             set_macs(frame.bytes_mut(), &client_mac, &out.mac);
             frame.interface = out.index;
             return Verdict::Transmit;
@@ -619,16 +674,45 @@ impl<S: Scheduler> Forwarder<S> {
                 &conn.raddr,
                 conn.rport,
             );
-            let Some(nh) = next_hop else {
+            let Some(h) = hop else {
                 return Verdict::Drop(DropReason::NoNextHop);
             };
-            let Some(egress) = self.interface(nh.interface) else {
+            let Some(egress) = self.interfaces.get(h.egress) else {
                 return Verdict::Drop(DropReason::NoNextHop);
             };
-            set_macs(frame.bytes_mut(), &nh.mac, &egress.mac);
-            frame.interface = nh.interface;
+            set_macs(frame.bytes_mut(), &h.mac, &egress.mac);
+            frame.interface = egress.index;
             return Verdict::Transmit;
         }
-        self.send_to_real(frame, ingress, pkt, flow, &conn, next_hop, false)
+        // No MSS clamping: the quoted segment is not the packet's own header.
+        let hop = hop.map(|h| Hop { clamp: false, ..h });
+        self.send_to_real(frame, ingress, pkt, flow, &conn, hop)
+    }
+}
+
+/// Where packets to a real with this next hop leave; `None` when the next hop or its
+/// interface is unknown.
+fn hop_of(
+    interfaces: &[crate::InterfaceConfig],
+    next_hop: Option<NextHop>,
+    clamp: bool,
+) -> Option<Hop> {
+    let nh = next_hop?;
+    Some(Hop {
+        egress: interfaces.iter().position(|i| i.index == nh.interface)?,
+        mac: nh.mac,
+        clamp,
+    })
+}
+
+/// Caches a connection's route under the current route generation (unless the interface's
+/// position does not fit the cache: then every packet takes the slow side).
+#[inline]
+fn cache_route(c: &mut Conn, hop: Hop, route_gen: u32) {
+    if let Ok(egress) = u16::try_from(hop.egress) {
+        c.route_gen = route_gen;
+        c.egress = egress;
+        c.nh_mac = hop.mac;
+        c.clamp = hop.clamp;
     }
 }

@@ -8,11 +8,11 @@ use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
 use crate::Error;
-use crate::conn::{Conn, ConnTable};
+use crate::conn::{Conn, ConnTable, fold_mul};
 use crate::scheduler::{PoolScheduler, RealId, Scheduler};
 use crate::service::{
     InterfaceConfig, MatchKey, Method, NextHop, Protocol, RealConfig, ServiceConfig, ServiceKey,
-    Settings, addr_bits, prefix_mask,
+    Settings, addr_bits, nanos, prefix_mask,
 };
 use crate::state::{ConnState, Timeouts};
 use crate::stats::{Counters, Stats};
@@ -29,7 +29,52 @@ pub(crate) struct VipKey {
     pub mark: u32,
 }
 
-// Words, not a byte slice: this is hashed for every packet that opens a connection.
+/// The hasher of [`VipKey`]s, which are looked up for every packet that opens a connection:
+/// one folded multiply per word (foldhash's general-purpose state machine cost about 100
+/// instructions per lookup there). The map holds only configured services, so lookups with
+/// chosen keys cannot crowd a bucket.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct VipHasher {
+    seed: u64,
+    acc: u64,
+}
+
+/// Builds [`VipHasher`]s from a seed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct VipHash(u64);
+
+impl core::hash::BuildHasher for VipHash {
+    type Hasher = VipHasher;
+
+    fn build_hasher(&self) -> VipHasher {
+        VipHasher {
+            seed: self.0 | 1,
+            acc: self.0,
+        }
+    }
+}
+
+impl core::hash::Hasher for VipHasher {
+    #[inline]
+    fn write_u64(&mut self, word: u64) {
+        self.acc = fold_mul(self.acc ^ word, self.seed);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.acc
+    }
+}
+
+// Words, not a byte slice, for [`VipHasher`].
 impl core::hash::Hash for VipKey {
     fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
         let mut a = [0u8; 8];
@@ -193,7 +238,7 @@ pub struct Forwarder<S = PoolScheduler> {
     pub(crate) settings: Settings,
     pub(crate) interfaces: Vec<InterfaceConfig>,
     pub(crate) services: Vec<ServiceSlot<S>>,
-    pub(crate) by_key: HashMap<VipKey, u32, FixedState>,
+    pub(crate) by_key: HashMap<VipKey, u32, VipHash>,
     /// How many services each VIP has (to recognise fragments and ICMP sent to a VIP).
     pub(crate) vips: HashMap<([u8; 16], Family), u32, FixedState>,
     /// The match keys of the firewall-mark services, first set first.
@@ -201,6 +246,9 @@ pub struct Forwarder<S = PoolScheduler> {
     pub(crate) conns: ConnTable,
     pub(crate) stats: Stats,
     pub(crate) ip_id: u16,
+    /// Bumped by every change of services, reals, next hops or interfaces: connections cache
+    /// their route under it (see `Conn::route_gen`). Never 0, which marks no cached route.
+    pub(crate) route_gen: u32,
     /// When the schedulers were last ticked.
     pub(crate) last_tick: Duration,
 }
@@ -221,11 +269,12 @@ impl<S: Scheduler> Forwarder<S> {
             settings,
             interfaces: Vec::new(),
             services: Vec::new(),
-            by_key: HashMap::with_hasher(hasher.clone()),
+            by_key: HashMap::with_hasher(VipHash(settings.hash_seed.rotate_left(29))),
             vips: HashMap::with_hasher(hasher),
             marks: Vec::new(),
             stats: Stats::default(),
             ip_id: 0,
+            route_gen: 1,
             last_tick: Duration::ZERO,
         }
     }
@@ -246,8 +295,19 @@ impl<S: Scheduler> Forwarder<S> {
         self.settings.expire_nodest_conn = expire;
     }
 
+    /// Invalidates the routes connections cached.
+    fn routes_changed(&mut self) {
+        self.route_gen = self.route_gen.wrapping_add(1);
+        if self.route_gen == 0 {
+            // Wrapped around: a stale cache could match again.
+            self.conns.forget_routes();
+            self.route_gen = 1;
+        }
+    }
+
     /// Adds or replaces an interface.
     pub fn set_interface(&mut self, interface: InterfaceConfig) {
+        self.routes_changed();
         match self
             .interfaces
             .iter_mut()
@@ -286,6 +346,7 @@ impl<S: Scheduler> Forwarder<S> {
         if self.by_key.contains_key(&vk) {
             return Err(Error::DuplicateService(key));
         }
+        self.routes_changed();
         let service = Service {
             key,
             config,
@@ -408,6 +469,7 @@ impl<S: Scheduler> Forwarder<S> {
     pub fn remove_service(&mut self, key: &ServiceKey) -> Result<(), Error> {
         let vk = VipKey::of(key);
         let index = self.by_key.remove(&vk).ok_or(Error::UnknownService(*key))?;
+        self.routes_changed();
         let slot = &mut self.services[index as usize];
         slot.service = None;
         slot.generation = slot.generation.wrapping_add(1);
@@ -501,6 +563,8 @@ impl<S: Scheduler> Forwarder<S> {
             why: "at most 2^32 per service",
         })?;
         svc.scheduler.add_real(id, real.addr, real.weight, now)?;
+        self.routes_changed();
+        let svc = self.service_mut(key)?;
         let s = &mut svc.reals[slot];
         s.generation = s.generation.wrapping_add(1);
         s.real = Some(Real {
@@ -528,6 +592,9 @@ impl<S: Scheduler> Forwarder<S> {
         let svc = self.service_mut(key)?;
         let slot = svc.real_by_addr(addr).ok_or(Error::UnknownReal(addr))?;
         svc.scheduler.set_weight(slot as RealId, weight, now)?;
+        // The MSS clamping is cached with the route.
+        self.routes_changed();
+        let svc = self.service_mut(key)?;
         if let Some(r) = svc.reals[slot].real.as_mut() {
             r.config.weight = weight;
             r.config.clamp_mss = clamp_mss;
@@ -544,12 +611,14 @@ impl<S: Scheduler> Forwarder<S> {
         let s = &mut svc.reals[slot];
         s.real = None;
         s.generation = s.generation.wrapping_add(1);
+        self.routes_changed();
         Ok(())
     }
 
     /// Sets the next hop of every real server with this address (from the routing and
     /// neighbour tables); `None` when it is unknown (their packets are then dropped).
     pub fn set_next_hop(&mut self, addr: IpAddr, next_hop: Option<NextHop>) {
+        self.routes_changed();
         for slot in &mut self.services {
             let Some(svc) = slot.service.as_mut() else {
                 continue;
@@ -634,7 +703,7 @@ impl<S: Scheduler> Forwarder<S> {
         while left > 0 {
             let step = left.min(expired.len());
             let mut n = 0;
-            self.conns.sweep(now, step, &mut |i| {
+            self.conns.sweep(nanos(now), step, &mut |i| {
                 expired[n] = i;
                 n += 1;
             });
@@ -705,6 +774,6 @@ pub(crate) fn conn_info(c: &Conn) -> ConnectionInfo {
         virtual_addr: SocketAddr::new(ip_addr(&c.vip, c.family), c.vport),
         real: SocketAddr::new(ip_addr(&c.raddr, c.family), c.rport),
         state: c.state,
-        expires: c.expires,
+        expires: Duration::from_nanos(c.expires),
     }
 }

@@ -137,16 +137,19 @@ pub(crate) fn next_tcp(state: ConnState, dir: Direction, flags: u8) -> ConnState
 /// Connection timeouts per state. The defaults are IPVS's (`ipvsadm --set 900 120 300`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
-    tcp: [Duration; TCP_STATES],
-    udp: Duration,
+    /// Indexed by [`ConnState`]'s discriminant: one load per packet, no match.
+    by_state: [Duration; TCP_STATES + 1],
+    /// The same in nanoseconds (see `service::nanos`).
+    nanos: [u64; TCP_STATES + 1],
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         let s = Duration::from_secs;
-        Timeouts {
-            // NONE, ES, SS, SR, FW, TW, CL, CW, LA, LI, SA
-            tcp: [
+        let mut t = Timeouts {
+            nanos: [0; TCP_STATES + 1],
+            // NONE, ES, SS, SR, FW, TW, CL, CW, LA, LI, SA, UDP
+            by_state: [
                 s(2),
                 s(900),
                 s(120),
@@ -158,9 +161,13 @@ impl Default for Timeouts {
                 s(30),
                 s(120),
                 s(120),
+                s(300),
             ],
-            udp: s(300),
+        };
+        for (n, d) in t.nanos.iter_mut().zip(&t.by_state) {
+            *n = crate::service::nanos(*d);
         }
+        t
     }
 }
 
@@ -168,32 +175,29 @@ impl Timeouts {
     /// `ipvsadm --set TCP TCPFIN UDP`: the ESTABLISHED, FIN_WAIT and UDP timeouts; a zero leaves
     /// that one unchanged, as ipvsadm does.
     pub fn set(&mut self, tcp: Duration, tcpfin: Duration, udp: Duration) {
-        if !tcp.is_zero() {
-            self.tcp[ES as usize] = tcp;
-        }
-        if !tcpfin.is_zero() {
-            self.tcp[FW as usize] = tcpfin;
-        }
-        if !udp.is_zero() {
-            self.udp = udp;
+        for (state, t) in [(ES, tcp), (FW, tcpfin), (ConnState::Udp, udp)] {
+            if !t.is_zero() {
+                self.set_state(state, t);
+            }
         }
     }
 
     /// Sets the timeout of one state.
     pub fn set_state(&mut self, state: ConnState, timeout: Duration) {
-        match state {
-            ConnState::Udp => self.udp = timeout,
-            tcp => self.tcp[tcp as usize] = timeout,
-        }
+        self.by_state[state as usize] = timeout;
+        self.nanos[state as usize] = crate::service::nanos(timeout);
     }
 
     /// The timeout of a state.
     #[inline]
     pub fn get(&self, state: ConnState) -> Duration {
-        match state {
-            ConnState::Udp => self.udp,
-            tcp => self.tcp[tcp as usize],
-        }
+        self.by_state[state as usize]
+    }
+
+    /// The timeout of a state in nanoseconds.
+    #[inline]
+    pub(crate) fn nanos(&self, state: ConnState) -> u64 {
+        self.nanos[state as usize]
     }
 }
 

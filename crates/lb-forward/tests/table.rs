@@ -338,3 +338,80 @@ fn a_real_without_next_hop_is_counted() {
         Verdict::Drop(DropReason::NoNextHop)
     );
 }
+
+#[test]
+fn established_flows_follow_next_hop_and_interface_changes() {
+    let mut fw = forwarder(Settings::default());
+    service(
+        &mut fw,
+        Protocol::Tcp,
+        "10.0.0.100:80",
+        pool(Algorithm::Rr),
+        &[("10.0.0.3:0", Method::Dr)],
+    );
+    let mut f = tcp_in("10.0.0.1:40000", "10.0.0.100:80", SYN, b"");
+    assert_eq!(fw.process(s(1), &mut f), Verdict::Transmit);
+    let ack = || tcp_in("10.0.0.1:40000", "10.0.0.100:80", ACK, b"");
+    let mut f = ack();
+    assert_eq!(fw.process(s(1), &mut f), Verdict::Transmit);
+    assert_eq!(&f.bytes()[0..6], &real_mac(0));
+
+    // The real's neighbour moves: the next packet of the flow goes to the new MAC.
+    fw.set_next_hop(
+        ip_of("10.0.0.3:0"),
+        Some(NextHop {
+            interface: IF,
+            mac: real_mac(7),
+        }),
+    );
+    let mut f = ack();
+    assert_eq!(fw.process(s(2), &mut f), Verdict::Transmit);
+    assert_eq!(&f.bytes()[0..6], &real_mac(7));
+
+    // A second interface, and the real's route moves to it.
+    let mut other = fw.interfaces()[0];
+    other.index = IF + 1;
+    other.mac = [2, 0, 0, 0, 0, 0xee];
+    fw.set_interface(other);
+    fw.set_next_hop(
+        ip_of("10.0.0.3:0"),
+        Some(NextHop {
+            interface: IF + 1,
+            mac: real_mac(8),
+        }),
+    );
+    let mut f = ack();
+    assert_eq!(fw.process(s(3), &mut f), Verdict::Transmit);
+    assert_eq!(f.interface, IF + 1);
+    assert_eq!(&f.bytes()[0..12], &[real_mac(8), other.mac].concat()[..]);
+
+    // That interface's MAC changes.
+    other.mac = [2, 0, 0, 0, 0, 0xef];
+    fw.set_interface(other);
+    let mut f = ack();
+    assert_eq!(fw.process(s(4), &mut f), Verdict::Transmit);
+    assert_eq!(&f.bytes()[6..12], &other.mac);
+
+    // The next hop becomes unknown: dropped and counted, then known again.
+    fw.set_next_hop(ip_of("10.0.0.3:0"), None);
+    let mut f = ack();
+    assert_eq!(
+        fw.process(s(5), &mut f),
+        Verdict::Drop(DropReason::NoNextHop)
+    );
+    fw.set_next_hop(
+        ip_of("10.0.0.3:0"),
+        Some(NextHop {
+            interface: IF,
+            mac: real_mac(0),
+        }),
+    );
+    let mut f = ack();
+    assert_eq!(fw.process(s(6), &mut f), Verdict::Transmit);
+    assert_eq!(&f.bytes()[0..6], &real_mac(0));
+    let st = &fw.status()[0];
+    // Every packet was counted in, the dropped one too (as before the next hop check).
+    assert_eq!(st.reals[0].counters.packets_in, 7);
+    assert_eq!(st.counters.packets_in, 7);
+    assert_eq!((st.reals[0].active, st.reals[0].inactive), (1, 0));
+}
