@@ -1,7 +1,9 @@
 //! The director end to end with one director (no VRRP: it holds the VIP itself) in the L4
 //! lab, for what it runs besides the basic services: a firewall-mark service read from the
 //! host's firewall rules; the sorry server under a quorum with hysteresis; MISC_CHECK with
-//! `misc_dynamic` setting weights; SSL_GET with a URL digest against self-signed TLS servers.
+//! `misc_dynamic` setting weights; SSL_GET with a URL digest against self-signed TLS servers;
+//! an LVS-NAT service on the fast packet I/O (`--io fast`: lb-forward's TPACKET_V3 receive
+//! rings and PACKET_TX_RING transmit rings), requests and NAT replies both through the rings.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,23 +22,24 @@ impl Drop for Files {
     }
 }
 
-/// One director running `config` on eth0 with a control socket: the director's index in
-/// `lab.procs`, its configuration file and control socket.
-fn start(lab: &mut Lab, tag: &str, config: &str) -> (usize, PathBuf, PathBuf, Files) {
+/// One director running `config` on eth0 with a control socket and the `extra` arguments: the
+/// director's index in `lab.procs`, its configuration file and control socket.
+fn start(
+    lab: &mut Lab,
+    tag: &str,
+    config: &str,
+    extra: &[&str],
+) -> (usize, PathBuf, PathBuf, Files) {
     let tmp = std::env::temp_dir();
     let id = format!("{}-{tag}", std::process::id());
     let conf = tmp.join(format!("lb-chk-{id}.conf"));
     let sock = tmp.join(format!("lb-chk-{id}.sock"));
     std::fs::write(&conf, config).unwrap();
     let (c, s) = (conf.display().to_string(), sock.display().to_string());
+    let mut args = vec!["-f", &c, "--control", &s, "--interface", "eth0"];
+    args.extend_from_slice(extra);
     let proc = lab
-        .spawn_example(
-            1,
-            "director",
-            &["-f", &c, "--control", &s, "--interface", "eth0"],
-            Stream::Stdout,
-            "running",
-        )
+        .spawn_example(1, "director", &args, Stream::Stdout, "running")
         .unwrap();
     let files = Files(vec![conf.clone(), sock.clone()]);
     (proc, conf, sock, files)
@@ -152,7 +155,7 @@ fn fwmark_service_with_persistence_across_two_ports() {
     let config = format!(
         "virtual_server fwmark 1 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    persistence_timeout 60\n{reals}}}\n"
     );
-    let (proc, _, sock, _files) = start(&mut lab, "fwm", &config);
+    let (proc, _, sock, _files) = start(&mut lab, "fwm", &config, &[]);
     let shown = wait_for(&sock, 10, |l| l.contains("FWM 1 takes tcp")).expect("FWM 1 listed");
     assert!(shown.contains("FWM  1 rr persistent 60"), "{shown}");
     let takes = |shown: &str| -> Vec<String> {
@@ -274,7 +277,7 @@ fn sorry_server_while_the_quorum_is_lost() {
         lost.display(),
         gained.display()
     );
-    let (_, _, sock, _files) = start(&mut lab, "sry", &config);
+    let (_, _, sock, _files) = start(&mut lab, "sry", &config, &[]);
     let shown = wait_for(&sock, 10, |l| l.contains("Route")).expect("service listed");
     assert!(
         real_line(&shown, &r0).is_some() && real_line(&shown, &r1).is_some(),
@@ -364,7 +367,7 @@ fn misc_dynamic_exit_codes_set_weights() {
     let config = format!(
         "virtual_server {VIP4} 80 {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind DR\n{blocks}}}\n"
     );
-    let (_, _, sock, _files) = start(&mut lab, "misc", &config);
+    let (_, _, sock, _files) = start(&mut lab, "misc", &config, &[]);
     let weight = |shown: &str, i: usize| -> Option<u32> {
         real_line(shown, &reals[i])?.split(' ').nth(3)?.parse().ok()
     };
@@ -479,7 +482,7 @@ fn ssl_get_with_a_digest() {
     let config = format!(
         "virtual_server {VIP4} 443 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n{blocks}}}\n"
     );
-    let (_, _, sock, _files) = start(&mut lab, "ssl", &config);
+    let (_, _, sock, _files) = start(&mut lab, "ssl", &config, &[]);
     let present = |l: &str, i: usize| real_line(l, &format!("{}:443", reals[i])).is_some();
     let shown = wait_for(&sock, 15, |l| {
         l.contains("Route") && present(l, 0) && present(l, 1) && !present(l, 2)
@@ -494,4 +497,33 @@ fn ssl_get_with_a_digest() {
         present(l, 0) && present(l, 1) && !present(l, 2)
     })
     .expect("real 0 back with the right digest");
+}
+
+/// `--io fast`: an LVS-NAT service whose requests and replies (the reals route back through
+/// the director) all pass through lb-forward's rings; wrr spreads six requests 2/2/2.
+#[test]
+fn nat_service_on_the_fast_io() {
+    if skip("nat_service_on_the_fast_io") {
+        return;
+    }
+    let mut lab = Lab::new("chkfast", [Mode::Nat; 3]).unwrap();
+    let blocks: String = (0..3)
+        .map(|i| {
+            format!(
+                "    real_server {} 80 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n",
+                lab.real_ipv4(i)
+            )
+        })
+        .collect();
+    let config = format!(
+        "virtual_server {VIP4} 80 {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind NAT\n    protocol TCP\n{blocks}}}\n"
+    );
+    let (_, _, sock, _files) = start(&mut lab, "fast", &config, &["--io", "fast"]);
+    wait_for(&sock, 10, |l| l.matches(" Masq ").count() == 3).expect("three NAT reals");
+    let counts = spread(&lab, 6);
+    assert_eq!(
+        counts.values().copied().collect::<Vec<_>>(),
+        [2, 2, 2],
+        "{counts:?}"
+    );
 }
