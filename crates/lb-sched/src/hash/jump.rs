@@ -103,15 +103,15 @@ impl Jump {
     /// The key's slot, then up to [`ATTEMPTS`] slots of the rehashed key (as if the rejected
     /// backends had never been numbered), then every slot in order from the last one tried.
     #[inline]
-    pub(crate) fn pick_in(
+    pub(crate) fn pick_in<T>(
         &self,
         key: u64,
         scratch: &mut Vec<u64>,
-        mut accept: impl FnMut(usize) -> bool,
-    ) -> Option<usize> {
+        mut accept: impl FnMut(usize) -> Option<T>,
+    ) -> Option<T> {
         let first = *self.slots.get(self.slot(key))? as usize;
-        if accept(first) {
-            return Some(first);
+        if let Some(taken) = accept(first) {
+            return Some(taken);
         }
         self.fall_back(key, first, scratch, accept)
     }
@@ -119,13 +119,13 @@ impl Jump {
     /// The rest of [`Jump::pick_in`]'s sequence after the key's first backend `first`: out of
     /// line, so that the common pick stays small.
     #[inline(never)]
-    fn fall_back(
+    fn fall_back<T>(
         &self,
         key: u64,
         first: usize,
         scratch: &mut Vec<u64>,
-        mut accept: impl FnMut(usize) -> bool,
-    ) -> Option<usize> {
+        mut accept: impl FnMut(usize) -> Option<T>,
+    ) -> Option<T> {
         let mut offered = Offered::new(self.bound, scratch);
         offered.insert(first);
         let mut last = 0;
@@ -135,8 +135,10 @@ impl Jump {
             }
             last = self.slot(key ^ attempt);
             let pos = self.slots.get(last).copied().unwrap_or(0) as usize;
-            if offered.insert(pos) && accept(pos) {
-                return Some(pos);
+            if offered.insert(pos) {
+                if let Some(taken) = accept(pos) {
+                    return Some(taken);
+                }
             }
         }
         let (wrapped, rest) = self.slots.split_at(last.min(self.slots.len()));
@@ -144,8 +146,10 @@ impl Jump {
             if offered.len() >= self.distinct {
                 break;
             }
-            if offered.insert(pos as usize) && accept(pos as usize) {
-                return Some(pos as usize);
+            if offered.insert(pos as usize) {
+                if let Some(taken) = accept(pos as usize) {
+                    return Some(taken);
+                }
             }
         }
         None
@@ -256,8 +260,8 @@ fn jump(mut key: u64, buckets: u64) -> u64 {
 #[cfg(test)]
 impl Jump {
     /// `pick_in` with a scratch buffer of its own.
-    pub(crate) fn pick(&self, key: u64, accept: impl FnMut(usize) -> bool) -> Option<usize> {
-        self.pick_in(key, &mut Vec::new(), accept)
+    pub(crate) fn pick(&self, key: u64, mut accept: impl FnMut(usize) -> bool) -> Option<usize> {
+        self.pick_in(key, &mut Vec::new(), |p| accept(p).then_some(p))
     }
 }
 
