@@ -162,8 +162,8 @@ impl Jump {
 
 /// JumpBackHash: the largest of the key's jump points below `buckets` (0 for fewer than 2).
 ///
-/// The random values are SplitMix64's sequence seeded with the key (`mix64(key + k * γ)`).
-/// The bits of `r0 ^ (r0 >> 32)` say, for each range `[2^i, 2^(i+1))`, whether it holds a
+/// One SplitMix64 finaliser of the key, `r0`, supplies the ranges and their points: the
+/// bits of `r0 ^ (r0 >> 32)` say, for each range `[2^i, 2^(i+1))`, whether it holds a
 /// jump point (the chance is exactly 1/2: no jump point in `[m, 2m)` has probability
 /// `m / 2m`), and given that it does, its largest jump point is uniform in the range; so the
 /// answer is in the highest flagged range at or below `buckets - 1`'s, at an offset taken
@@ -174,13 +174,15 @@ impl Jump {
 /// `buckets` (the answer) or below the range (none left there: the answer is the next
 /// flagged range's largest point). Every draw ends the walk with probability above 1/2.
 ///
-/// Written without data-dependent branches for the first random value after `r0`, which
-/// is computed alongside it: the walk goes on past it for under 4 % of keys.
+/// The first two draws are the halves of `r1`, one 128-bit multiply of `r0` folded to 64 bits
+/// ([`fold`]) rather than a second finaliser; later ones come from [`top_range_point`].
+/// Written without data-dependent branches for those two draws: the walk goes on past them
+/// for under 4 % of keys.
 /// `ranges` is [`ranges`]`(buckets)`.
 #[inline(always)]
 fn jump_back(key: u64, buckets: u32, ranges: u32) -> u32 {
     let r0 = mix64(key);
-    let r1 = mix64(key.wrapping_add(GOLDEN_GAMMA));
+    let r1 = fold(r0);
     // No range is flagged for fewer than 2 buckets: the answer is 0.
     let flagged = ((r0 ^ (r0 >> 32)) as u32) & ranges;
     // The highest flagged range takes the half the parity of the flags picks, the next one
@@ -207,6 +209,14 @@ fn jump_back(key: u64, buckets: u32, ranges: u32) -> u32 {
     if largest < buckets { largest } else { next }
 }
 
+/// The second random value of [`jump_back`]: `r0` times an odd constant as a 128-bit
+/// product, its halves XORed (every bit of `r0` reaches every bit of the high half).
+#[inline(always)]
+fn fold(r0: u64) -> u64 {
+    let product = r0 as u128 * GOLDEN_GAMMA as u128;
+    product as u64 ^ (product >> 64) as u64
+}
+
 /// The mask of the ranges `[2^i, 2^(i+1))` at or below `buckets - 1`'s, bit `i` for each
 /// (none for fewer than 2 buckets).
 fn ranges(buckets: u32) -> u32 {
@@ -227,14 +237,15 @@ fn largest_point(flagged: u32, half: u32) -> (u32, u32) {
     (low, low | (half & below_low))
 }
 
-/// The largest jump point in `[low, buckets)` from the second random value after `r0` on,
-/// when `[low, 2 * low)`'s largest and the first value's two draws are all `buckets` or
-/// more; `None` when the range has none below `buckets`.
+/// The largest jump point in `[low, buckets)` from the draws after [`jump_back`]'s first two
+/// (the halves of SplitMix64's outputs 1, 2, ... for the key), when `[low, 2 * low)`'s
+/// largest and those two draws are all `buckets` or more; `None` when the range has none
+/// below `buckets`.
 #[cold]
 #[inline(never)]
 fn top_range_point(key: u64, low: u32, buckets: u32) -> Option<u32> {
     let mask = (low as u64 * 2 - 1) as u32;
-    let mut state = key.wrapping_add(GOLDEN_GAMMA);
+    let mut state = key;
     loop {
         state = state.wrapping_add(GOLDEN_GAMMA);
         let r = mix64(state);
@@ -320,10 +331,12 @@ mod tests {
         }
         let r0 = mix64(key);
         let mut flagged = ((r0 ^ (r0 >> 32)) as u32) & (u32::MAX >> (buckets - 1).leading_zeros());
-        let mut draws = (1u64..).flat_map(|k| {
+        let r1 = fold(r0);
+        let later = (1u64..).flat_map(|k| {
             let r = mix64(key.wrapping_add(k.wrapping_mul(GOLDEN_GAMMA)));
             [r as u32, (r >> 32) as u32]
         });
+        let mut draws = [r1 as u32, (r1 >> 32) as u32].into_iter().chain(later);
         while flagged != 0 {
             let low = 1u32 << (31 - flagged.leading_zeros());
             let half = (r0 >> ((flagged.count_ones() & 1) * 32)) as u32;
@@ -412,7 +425,7 @@ mod tests {
             .iter()
             .map(|&(k, n)| Jump::back(k, n))
             .collect();
-        assert_eq!(got, [7, 492, 4355, 27680]);
+        assert_eq!(got, [7, 492, 2598, 27680]);
     }
 
     /// Values of the paper's C++ function (Lamping and Veach 2014, Figure 1) compiled with
