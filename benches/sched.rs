@@ -563,7 +563,10 @@ fn best_build_report(builds: usize) {
     let ns = support::best_of(builds, 1, |_| {
         black_box(pool(config.clone(), list.iter().cloned()));
     });
-    println!("sched/maglev/build/1000 best of {builds}: {:.3} ms", ns / 1e6);
+    println!(
+        "sched/maglev/build/1000 best of {builds}: {:.3} ms",
+        ns / 1e6
+    );
 }
 
 fn main() {
