@@ -39,6 +39,8 @@
 //! cargo bench --bench sched` instead runs `sched/<alg>/pick/1000` for every algorithm in N
 //! rounds of 200 000 picks (the same pools and requests) and prints the fastest round's time
 //! per pick, the cost with the least interference; `SCHED_ONLY=NAME` runs only that algorithm.
+//! `SCHED_BUILDS=N` likewise builds `sched/maglev/build/1000`'s pool N times and prints the
+//! fastest build (`benches/lab/sched-instructions.sh maglev-build` counts its instructions).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -552,7 +554,29 @@ fn best_of_report(rounds: usize, only: Option<&str>) {
     }
 }
 
+/// `sched/maglev/build/1000`'s pool built `builds` times, the fastest build's time.
+fn best_build_report(builds: usize) {
+    let list = backends(1000, |_| 1);
+    let config = PoolConfig::new(Algorithm::Maglev {
+        table_size: MAGLEV_DEFAULT_TABLE,
+    });
+    let ns = support::best_of(builds, 1, |_| {
+        black_box(pool(config.clone(), list.iter().cloned()));
+    });
+    println!(
+        "sched/maglev/build/1000 best of {builds}: {:.3} ms",
+        ns / 1e6
+    );
+}
+
 fn main() {
+    if let Some(builds) = std::env::var("SCHED_BUILDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        best_build_report(builds);
+        return;
+    }
     if let Some(rounds) = std::env::var("SCHED_BEST_OF")
         .ok()
         .and_then(|v| v.parse().ok())

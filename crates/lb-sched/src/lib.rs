@@ -39,7 +39,7 @@
 //! | random | `random`, `twos` (IPVS), `p2c` | many balancers share backends without coordination; `twos`/`p2c` add load awareness | O(d log n), 25-55 ns with `StdRng` |
 //! | locality | `lblc`, `lblcr` (IPVS) | cache clusters: one destination address should hit one (or a few) caches | O(1) average, 30-50 ns |
 //! | static hash | `sh`, `dh` (IPVS) | client or destination affinity with a fixed backend set | O(1), 6-8 ns |
-//! | consistent hash | `mh` (IPVS Maglev), `maglev`, `ring`, `rendezvous`, `jump` (JumpBackHash), `jump-classic` (Lamping and Veach's function) | affinity that survives backends joining and leaving; wrap in [`BoundedLoad`] to cap hot keys | O(1): `maglev` 6-15 ns, `mh` 11-14 ns (the kernel's SipHash), `jump` 15-25 ns, `ring` 20-35 ns (a radix index); `jump-classic` O(log n), 61-66 ns; `rendezvous` O(n), 14 µs |
+//! | consistent hash | `mh` (IPVS Maglev), `maglev`, `ring`, `rendezvous`, `jump` (JumpBackHash), `jump-classic` (Lamping and Veach's function) | affinity that survives backends joining and leaving; wrap in [`BoundedLoad`] to cap hot keys | O(1): `maglev` 6-15 ns, `mh` 10-14 ns (the kernel's SipHash), `jump` 12-25 ns, `ring` 20-35 ns (a radix index); `jump-classic` O(log n), 61-66 ns; `rendezvous` O(n), 14 µs |
 //!
 //! The costs are criterion medians and best-of-40 rounds on a 2-vCPU AMD EPYC guest, harness
 //! included (`BENCHMARKS.md` in the repository). A Maglev table of M slots builds in O(M log M):

@@ -87,6 +87,8 @@ pub struct Pool {
     /// Backends in a slow-start ramp, and when their weights are next recomputed.
     ramping: usize,
     next_ramp: Duration,
+    /// Persistence is on or a backend is ramping: a pick takes [`Pool::pick_with_upkeep`].
+    upkeep: bool,
 }
 
 impl Pool {
@@ -130,13 +132,14 @@ impl Pool {
         Ok(Pool {
             scratch: alloc::vec![0; list.len().div_ceil(64)],
             templates: config.persistence.map(Templates::new),
-            config,
             roster: Roster::new(&list),
             backends: list,
             index,
             scheduler,
             ramping: 0,
             next_ramp: Duration::ZERO,
+            upkeep: config.persistence.is_some(),
+            config,
         })
     }
 
@@ -205,6 +208,7 @@ impl Pool {
         let backend = self.backends.remove(pos);
         if backend.ramp_since.is_some() {
             self.ramping -= 1;
+            self.refresh_upkeep();
         }
         for (i, b) in self.backends.iter().enumerate().skip(pos) {
             self.index.insert(b.id, i);
@@ -322,7 +326,7 @@ impl Pool {
     /// does not count the connection: call [`Pool::conn_opened`] when it is made.
     #[inline]
     pub fn pick(&mut self, req: &Request, now: Duration, rng: &mut dyn Rng) -> Option<BackendId> {
-        if (self.ramping > 0 && now >= self.next_ramp) || self.templates.is_some() {
+        if self.upkeep {
             return self.pick_with_upkeep(req, now, rng);
         }
         self.schedule(req, now, rng)
@@ -332,13 +336,11 @@ impl Pool {
     #[inline(always)]
     fn schedule(&mut self, req: &Request, now: Duration, rng: &mut dyn Rng) -> Option<BackendId> {
         let (backends, index, scratch) = (&self.backends, &self.index, &mut self.scratch);
-        let pos = self
-            .scheduler
-            .pick(backends, &self.roster, index, req, now, rng, scratch)?;
-        Some(self.roster.id(pos))
+        self.scheduler
+            .pick(backends, &self.roster, index, req, now, rng, scratch)
     }
 
-    /// [`Pool::pick`] when slow start has a weight to ramp or persistence is on.
+    /// [`Pool::pick`] when a backend is ramping or persistence is on.
     #[inline(never)]
     fn pick_with_upkeep(
         &mut self,
@@ -369,7 +371,7 @@ impl Pool {
             .scheduler
             .lookup(&self.backends, &self.roster, req, &mut Vec::new())
         {
-            Some(pos) => Ok(pos.map(|p| self.roster.id(p))),
+            Some(id) => Ok(id),
             None => Err(Error::InvalidParameter {
                 what: "algorithm",
                 why: "lookup needs a hashing algorithm (sh, dh, mh, ring, maglev, rendezvous, jump)",
@@ -425,6 +427,10 @@ impl Pool {
         Ok(())
     }
 
+    fn refresh_upkeep(&mut self) {
+        self.upkeep = self.ramping > 0 || self.templates.is_some();
+    }
+
     /// Starts a ramp if slow start is configured; returns whether it did.
     fn start_ramp(&mut self, pos: usize, now: Duration) -> bool {
         let Some(slow) = self.config.slow_start else {
@@ -436,6 +442,7 @@ impl Pool {
         }
         b.ramp_since = Some(now);
         self.next_ramp = self.next_ramp.min(now.saturating_add(slow.step()));
+        self.refresh_upkeep();
         true
     }
 
@@ -459,6 +466,7 @@ impl Pool {
         }
         let changed = before != (b.effective_weight, b.table_weight);
         self.roster.refresh(&self.backends, pos);
+        self.refresh_upkeep();
         changed
     }
 

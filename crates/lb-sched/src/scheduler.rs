@@ -193,9 +193,12 @@ impl Scheduler {
         }
     }
 
-    /// `roster` describes `backends`. `scratch`: an all-zero bitset of one bit per backend
-    /// for the consistent hashes' fallback walks, so that no pick allocates; it is left
-    /// all-zero.
+    /// The chosen backend's id. `roster` describes `backends`. `scratch`: an all-zero bitset
+    /// of one bit per backend for the consistent hashes' fallback walks, so that no pick
+    /// allocates; it is left all-zero.
+    ///
+    /// The table and hash arms answer with [`Roster::take`], so that the check that a backend
+    /// is schedulable and the read of its id are one load.
     #[inline]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn pick(
@@ -207,18 +210,19 @@ impl Scheduler {
         now: Duration,
         rng: &mut dyn Rng,
         scratch: &mut Vec<u64>,
-    ) -> Option<usize> {
+    ) -> Option<BackendId> {
+        let id = |pos: usize| roster.id(pos);
         match self {
-            Scheduler::Rr(s) => s.pick(roster, backends.len()),
-            Scheduler::Wrr(s) => s.pick(backends, roster),
-            Scheduler::Best(t) => t.pick(),
-            Scheduler::Locality(l) => l.pick(backends, index, req.dst.ip(), now),
-            Scheduler::Twos(sums) => twos::pick(backends, sums, rng),
-            Scheduler::Swrr(s) => s.pick(backends, roster),
-            Scheduler::Edf(s) => s.pick(backends),
-            Scheduler::Random(sums) => random::weighted(sums, rng),
+            Scheduler::Rr(s) => s.pick(roster, backends.len()).map(id),
+            Scheduler::Wrr(s) => s.pick(backends, roster).map(id),
+            Scheduler::Best(t) => t.pick().map(id),
+            Scheduler::Locality(l) => l.pick(backends, index, req.dst.ip(), now).map(id),
+            Scheduler::Twos(sums) => twos::pick(backends, sums, rng).map(id),
+            Scheduler::Swrr(s) => s.pick(backends, roster).map(id),
+            Scheduler::Edf(s) => s.pick(backends).map(id),
+            Scheduler::Random(sums) => random::weighted(sums, rng).map(id),
             Scheduler::P2c { sums, choices } => {
-                random::power_of_choices(backends, sums, *choices, rng)
+                random::power_of_choices(backends, sums, *choices, rng).map(id)
             }
             // The arms of `lookup`, repeated so that a pick dispatches once.
             Scheduler::Dh(t) => t.pick_dh(roster, &req.dst),
@@ -257,20 +261,21 @@ impl Scheduler {
         roster: &Roster,
         key: u64,
         scratch: &mut Vec<u64>,
-    ) -> Option<usize> {
+    ) -> Option<BackendId> {
         match bounded {
-            None => hash.pick(backends, key, scratch, |pos| roster.schedulable(pos)),
+            None => hash.pick(backends, key, scratch, |pos| roster.take(pos)),
             Some(bound) => {
                 let (total_load, total_weight) = (sums.total_load(), sums.total());
                 hash.pick(backends, key, scratch, |pos| {
-                    let b = &backends[pos];
-                    roster.schedulable(pos)
-                        && bound.admits(
+                    roster.take(pos).filter(|_| {
+                        let b = &backends[pos];
+                        bound.admits(
                             b.load.outstanding(),
                             b.effective_weight,
                             total_load,
                             total_weight,
                         )
+                    })
                 })
             }
         }
@@ -285,7 +290,7 @@ impl Scheduler {
         roster: &Roster,
         req: &Request,
         scratch: &mut Vec<u64>,
-    ) -> Option<Option<usize>> {
+    ) -> Option<Option<BackendId>> {
         Some(match self {
             Scheduler::Dh(t) => t.pick_dh(roster, &req.dst),
             Scheduler::Sh {

@@ -100,6 +100,16 @@ impl Slots {
         }
     }
 
+    /// The entry in `slot`, an empty one as a number above every position it can hold;
+    /// `None` past the end.
+    #[inline]
+    pub(crate) fn entry(&self, slot: usize) -> Option<usize> {
+        match self {
+            Slots::Narrow(t) => t.get(slot).map(|&p| p as usize),
+            Slots::Wide(t) => t.get(slot).map(|&p| p as usize),
+        }
+    }
+
     /// How many slots each position below `n` holds.
     pub(crate) fn counts(&self, n: usize) -> Vec<u64> {
         let mut counts = alloc::vec![0u64; n];

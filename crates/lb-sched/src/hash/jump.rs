@@ -37,6 +37,8 @@ pub(crate) struct Jump {
     function: JumpFunction,
     /// Each slot's owning position, in list order.
     slots: Vec<u32>,
+    /// [`ranges`] of the slot count.
+    ranges: u32,
     /// One past the largest position with a slot.
     bound: usize,
     distinct: usize,
@@ -47,6 +49,7 @@ impl Jump {
         let mut jump = Jump {
             function,
             slots: Vec::new(),
+            ranges: 0,
             bound: 0,
             distinct: 0,
         };
@@ -74,6 +77,7 @@ impl Jump {
                 self.bound = pos as usize + 1;
             }
         }
+        self.ranges = ranges(self.slots.len() as u32);
     }
 
     /// The algorithm's name.
@@ -89,7 +93,7 @@ impl Jump {
     fn slot(&self, key: u64) -> usize {
         match self.function {
             // At most 2^20 slots.
-            JumpFunction::Back => jump_back(key, self.slots.len() as u32) as usize,
+            JumpFunction::Back => jump_back(key, self.slots.len() as u32, self.ranges) as usize,
             JumpFunction::Classic => self.classic_slot(key),
         }
     }
@@ -103,15 +107,15 @@ impl Jump {
     /// The key's slot, then up to [`ATTEMPTS`] slots of the rehashed key (as if the rejected
     /// backends had never been numbered), then every slot in order from the last one tried.
     #[inline]
-    pub(crate) fn pick_in(
+    pub(crate) fn pick_in<T>(
         &self,
         key: u64,
         scratch: &mut Vec<u64>,
-        mut accept: impl FnMut(usize) -> bool,
-    ) -> Option<usize> {
+        mut accept: impl FnMut(usize) -> Option<T>,
+    ) -> Option<T> {
         let first = *self.slots.get(self.slot(key))? as usize;
-        if accept(first) {
-            return Some(first);
+        if let Some(taken) = accept(first) {
+            return Some(taken);
         }
         self.fall_back(key, first, scratch, accept)
     }
@@ -119,13 +123,13 @@ impl Jump {
     /// The rest of [`Jump::pick_in`]'s sequence after the key's first backend `first`: out of
     /// line, so that the common pick stays small.
     #[inline(never)]
-    fn fall_back(
+    fn fall_back<T>(
         &self,
         key: u64,
         first: usize,
         scratch: &mut Vec<u64>,
-        mut accept: impl FnMut(usize) -> bool,
-    ) -> Option<usize> {
+        mut accept: impl FnMut(usize) -> Option<T>,
+    ) -> Option<T> {
         let mut offered = Offered::new(self.bound, scratch);
         offered.insert(first);
         let mut last = 0;
@@ -135,8 +139,10 @@ impl Jump {
             }
             last = self.slot(key ^ attempt);
             let pos = self.slots.get(last).copied().unwrap_or(0) as usize;
-            if offered.insert(pos) && accept(pos) {
-                return Some(pos);
+            if offered.insert(pos) {
+                if let Some(taken) = accept(pos) {
+                    return Some(taken);
+                }
             }
         }
         let (wrapped, rest) = self.slots.split_at(last.min(self.slots.len()));
@@ -144,8 +150,10 @@ impl Jump {
             if offered.len() >= self.distinct {
                 break;
             }
-            if offered.insert(pos as usize) && accept(pos as usize) {
-                return Some(pos as usize);
+            if offered.insert(pos as usize) {
+                if let Some(taken) = accept(pos as usize) {
+                    return Some(taken);
+                }
             }
         }
         None
@@ -154,8 +162,8 @@ impl Jump {
 
 /// JumpBackHash: the largest of the key's jump points below `buckets` (0 for fewer than 2).
 ///
-/// The random values are SplitMix64's sequence seeded with the key (`mix64(key + k * γ)`).
-/// The bits of `r0 ^ (r0 >> 32)` say, for each range `[2^i, 2^(i+1))`, whether it holds a
+/// One SplitMix64 finaliser of the key, `r0`, supplies the ranges and their points: the
+/// bits of `r0 ^ (r0 >> 32)` say, for each range `[2^i, 2^(i+1))`, whether it holds a
 /// jump point (the chance is exactly 1/2: no jump point in `[m, 2m)` has probability
 /// `m / 2m`), and given that it does, its largest jump point is uniform in the range; so the
 /// answer is in the highest flagged range at or below `buckets - 1`'s, at an offset taken
@@ -166,45 +174,78 @@ impl Jump {
 /// `buckets` (the answer) or below the range (none left there: the answer is the next
 /// flagged range's largest point). Every draw ends the walk with probability above 1/2.
 ///
-/// Written without data-dependent branches for the first random value after `r0`, which
-/// is computed alongside it: the walk goes on past it for under 4 % of keys.
+/// The first two draws are the halves of `r1`, one 128-bit multiply of `r0` folded to 64 bits
+/// ([`fold`]) rather than a second finaliser; later ones come from [`top_range_point`].
+/// Written without data-dependent branches for those two draws: the walk goes on past them
+/// for under 4 % of keys.
+/// `ranges` is [`ranges`]`(buckets)`.
 #[inline(always)]
-fn jump_back(key: u64, buckets: u32) -> u32 {
-    if buckets < 2 {
-        return 0;
-    }
+fn jump_back(key: u64, buckets: u32, ranges: u32) -> u32 {
     let r0 = mix64(key);
-    let r1 = mix64(key.wrapping_add(GOLDEN_GAMMA));
-    let flagged = ((r0 ^ (r0 >> 32)) as u32) & (u32::MAX >> (buckets - 1).leading_zeros());
-    let (low, largest) = largest_point(r0, flagged);
-    let below = largest_point(r0, flagged ^ low).1;
+    let r1 = fold(r0);
+    // No range is flagged for fewer than 2 buckets: the answer is 0.
+    let flagged = ((r0 ^ (r0 >> 32)) as u32) & ranges;
+    // The highest flagged range takes the half the parity of the flags picks, the next one
+    // below the other half (its flags are one fewer).
+    let (low_half, high_half) = (r0 as u32, (r0 >> 32) as u32);
+    let (half, other) = if flagged.count_ones() & 1 != 0 {
+        (high_half, low_half)
+    } else {
+        (low_half, high_half)
+    };
+    let (low, largest) = largest_point(flagged, half);
+    let below = largest_point(flagged ^ low, other).1;
     let mask = (low as u64 * 2).wrapping_sub(1) as u32;
     let (d1, d2) = (r1 as u32 & mask, (r1 >> 32) as u32 & mask);
     let draw = if d1 < buckets { d1 } else { d2 };
     // One test, almost never true: a branch on each comparison would be mispredicted often.
     if largest.min(draw) >= buckets {
-        return top_range_point(key, low, buckets).unwrap_or(below);
+        return match buckets {
+            0 => 0,
+            _ => top_range_point(key, low, buckets).unwrap_or(below),
+        };
     }
     let next = if draw < low { below } else { draw };
     if largest < buckets { largest } else { next }
 }
 
-/// The highest flagged range's low end and largest jump point, both 0 when none is flagged.
+/// The second random value of [`jump_back`]: `r0` times an odd constant as a 128-bit
+/// product, its halves XORed (every bit of `r0` reaches every bit of the high half).
 #[inline(always)]
-fn largest_point(r0: u64, flagged: u32) -> (u32, u32) {
-    let low = ((1u64 << 31) >> flagged.leading_zeros()) as u32;
-    let half = (r0 >> ((flagged.count_ones() & 1) * 32)) as u32;
-    (low, low | (half & low.saturating_sub(1)))
+fn fold(r0: u64) -> u64 {
+    let product = r0 as u128 * GOLDEN_GAMMA as u128;
+    product as u64 ^ (product >> 64) as u64
 }
 
-/// The largest jump point in `[low, buckets)` from the second random value after `r0` on,
-/// when `[low, 2 * low)`'s largest and the first value's two draws are all `buckets` or
-/// more; `None` when the range has none below `buckets`.
+/// The mask of the ranges `[2^i, 2^(i+1))` at or below `buckets - 1`'s, bit `i` for each
+/// (none for fewer than 2 buckets).
+fn ranges(buckets: u32) -> u32 {
+    match buckets {
+        0 | 1 => 0,
+        n => u32::MAX >> (n - 1).leading_zeros(),
+    }
+}
+
+/// The highest flagged range's low end and largest jump point, at the offset `half` gives;
+/// both 0 when none is flagged.
+#[inline(always)]
+fn largest_point(flagged: u32, half: u32) -> (u32, u32) {
+    let zeros = flagged.leading_zeros();
+    // Shifted as 64-bit values, so that 32 zeros give 0.
+    let low = ((1u64 << 31) >> zeros) as u32;
+    let below_low = ((u32::MAX >> 1) as u64 >> zeros) as u32;
+    (low, low | (half & below_low))
+}
+
+/// The largest jump point in `[low, buckets)` from the draws after [`jump_back`]'s first two
+/// (the halves of SplitMix64's outputs 1, 2, ... for the key), when `[low, 2 * low)`'s
+/// largest and those two draws are all `buckets` or more; `None` when the range has none
+/// below `buckets`.
 #[cold]
 #[inline(never)]
 fn top_range_point(key: u64, low: u32, buckets: u32) -> Option<u32> {
     let mask = (low as u64 * 2 - 1) as u32;
-    let mut state = key.wrapping_add(GOLDEN_GAMMA);
+    let mut state = key;
     loop {
         state = state.wrapping_add(GOLDEN_GAMMA);
         let r = mix64(state);
@@ -255,9 +296,14 @@ fn jump(mut key: u64, buckets: u64) -> u64 {
 
 #[cfg(test)]
 impl Jump {
+    /// [`jump_back`] for a bucket count.
+    fn back(key: u64, buckets: u32) -> u32 {
+        jump_back(key, buckets, ranges(buckets))
+    }
+
     /// `pick_in` with a scratch buffer of its own.
-    pub(crate) fn pick(&self, key: u64, accept: impl FnMut(usize) -> bool) -> Option<usize> {
-        self.pick_in(key, &mut Vec::new(), accept)
+    pub(crate) fn pick(&self, key: u64, mut accept: impl FnMut(usize) -> bool) -> Option<usize> {
+        self.pick_in(key, &mut Vec::new(), |p| accept(p).then_some(p))
     }
 }
 
@@ -285,10 +331,12 @@ mod tests {
         }
         let r0 = mix64(key);
         let mut flagged = ((r0 ^ (r0 >> 32)) as u32) & (u32::MAX >> (buckets - 1).leading_zeros());
-        let mut draws = (1u64..).flat_map(|k| {
+        let r1 = fold(r0);
+        let later = (1u64..).flat_map(|k| {
             let r = mix64(key.wrapping_add(k.wrapping_mul(GOLDEN_GAMMA)));
             [r as u32, (r >> 32) as u32]
         });
+        let mut draws = [r1 as u32, (r1 >> 32) as u32].into_iter().chain(later);
         while flagged != 0 {
             let low = 1u32 << (31 - flagged.leading_zeros());
             let half = (r0 >> ((flagged.count_ones() & 1) * 32)) as u32;
@@ -315,7 +363,7 @@ mod tests {
         for n in (0..5000u32).chain([65535, 65536, 65537, 1 << 20, u32::MAX]) {
             for k in 0..200u64 {
                 let key = mix64(k ^ n as u64);
-                assert_eq!(jump_back(key, n), jump_back_reference(key, n), "{key} {n}");
+                assert_eq!(Jump::back(key, n), jump_back_reference(key, n), "{key} {n}");
             }
         }
     }
@@ -324,7 +372,7 @@ mod tests {
     fn jump_back_moves_only_to_the_new_bucket() {
         for n in 0..2100u32 {
             for k in 0..300u64 {
-                let (a, b) = (jump_back(k, n), jump_back(k, n + 1));
+                let (a, b) = (Jump::back(k, n), Jump::back(k, n + 1));
                 assert!(
                     a < n.max(1) && (a == b || b == n),
                     "key {k} n {n}: {a} then {b}"
@@ -333,8 +381,8 @@ mod tests {
         }
         // The largest bucket counts: the top range's mask and draws stay in 32 bits.
         for k in 0..1000u64 {
-            assert!(jump_back(k, u32::MAX) < u32::MAX);
-            let (a, b) = (jump_back(k, (1 << 31) + 1), jump_back(k, (1 << 31) + 2));
+            assert!(Jump::back(k, u32::MAX) < u32::MAX);
+            let (a, b) = (Jump::back(k, (1 << 31) + 1), Jump::back(k, (1 << 31) + 2));
             assert!(a == b || b == (1 << 31) + 1);
         }
     }
@@ -350,7 +398,7 @@ mod tests {
             let mut moved = 0u64;
             for k in 0..KEYS {
                 let key = mix64(k ^ 0x5eed);
-                let (a, b) = (jump_back(key, n), jump_back(key, n + 1));
+                let (a, b) = (Jump::back(key, n), Jump::back(key, n + 1));
                 hits[a as usize] += 1;
                 moved += (a != b) as u64;
             }
@@ -375,9 +423,9 @@ mod tests {
     fn jump_back_values() {
         let got: Vec<u32> = [(0u64, 10u32), (1, 1000), (42, 5500), (u64::MAX, 65537)]
             .iter()
-            .map(|&(k, n)| jump_back(k, n))
+            .map(|&(k, n)| Jump::back(k, n))
             .collect();
-        assert_eq!(got, [7, 492, 4355, 27680]);
+        assert_eq!(got, [7, 492, 2598, 27680]);
     }
 
     /// Values of the paper's C++ function (Lamping and Veach 2014, Figure 1) compiled with

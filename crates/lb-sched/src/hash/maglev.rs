@@ -94,18 +94,16 @@ impl Maglev {
     /// failed one's keys fall back to are spread like the keys), then the table in order from
     /// the home slot, which reaches every backend holding a slot.
     #[inline]
-    pub(crate) fn pick_in(
+    pub(crate) fn pick_in<T>(
         &self,
         key: u64,
         scratch: &mut Vec<u64>,
-        mut accept: impl FnMut(usize) -> bool,
-    ) -> Option<usize> {
+        mut accept: impl FnMut(usize) -> Option<T>,
+    ) -> Option<T> {
         let home = self.slot(mix64(key));
         let first = self.table.get(home);
-        if let Some(first) = first {
-            if accept(first) {
-                return Some(first);
-            }
+        if let Some(taken) = first.and_then(&mut accept) {
+            return Some(taken);
         }
         self.fall_back(key, home, first, scratch, accept)
     }
@@ -113,14 +111,14 @@ impl Maglev {
     /// The rest of [`Maglev::pick_in`]'s sequence after the home slot `home`, which holds
     /// `first`: out of line, so that the common pick stays small.
     #[inline(never)]
-    fn fall_back(
+    fn fall_back<T>(
         &self,
         key: u64,
         home: usize,
         first: Option<usize>,
         scratch: &mut Vec<u64>,
-        mut accept: impl FnMut(usize) -> bool,
-    ) -> Option<usize> {
+        mut accept: impl FnMut(usize) -> Option<T>,
+    ) -> Option<T> {
         let mut offered = Offered::new(self.counts.len(), scratch);
         if let Some(first) = first {
             offered.insert(first);
@@ -139,8 +137,10 @@ impl Maglev {
                 break;
             }
             if let Some(pos) = self.table.get(s) {
-                if offered.insert(pos) && accept(pos) {
-                    return Some(pos);
+                if offered.insert(pos) {
+                    if let Some(taken) = accept(pos) {
+                        return Some(taken);
+                    }
                 }
             }
         }
@@ -456,8 +456,8 @@ impl Free {
 #[cfg(test)]
 impl Maglev {
     /// `pick_in` with a scratch buffer of its own.
-    pub(crate) fn pick(&self, key: u64, accept: impl FnMut(usize) -> bool) -> Option<usize> {
-        self.pick_in(key, &mut Vec::new(), accept)
+    pub(crate) fn pick(&self, key: u64, mut accept: impl FnMut(usize) -> bool) -> Option<usize> {
+        self.pick_in(key, &mut Vec::new(), |p| accept(p).then_some(p))
     }
 }
 

@@ -88,22 +88,22 @@ impl ConsistentHash {
         }
     }
 
-    /// Walks the key's fallback sequence and returns the first position `accept` takes. The
-    /// sequence starts at the key's home backend, depends only on the key and the table, and
+    /// Walks the key's fallback sequence and returns what `accept` answers for the first
+    /// position it takes (`Some`). The sequence starts at the key's home backend, depends only on the key and the table, and
     /// reaches every backend that holds a share of the table.
     /// `scratch` is an all-zero bitset of at least one bit per backend, left all-zero.
     #[inline]
-    pub(crate) fn pick(
+    pub(crate) fn pick<T>(
         &self,
         backends: &[Backend],
         key: u64,
         scratch: &mut Vec<u64>,
-        accept: impl FnMut(usize) -> bool,
-    ) -> Option<usize> {
+        accept: impl FnMut(usize) -> Option<T>,
+    ) -> Option<T> {
         match self {
             ConsistentHash::Ring(h) => h.pick_in(key, scratch, accept),
             ConsistentHash::Maglev(h) => h.pick_in(key, scratch, accept),
-            ConsistentHash::Rendezvous(h) => h.pick(backends, key, accept),
+            ConsistentHash::Rendezvous(h) => h.pick_in(backends, key, accept),
             ConsistentHash::Jump(h) => h.pick_in(key, scratch, accept),
         }
     }

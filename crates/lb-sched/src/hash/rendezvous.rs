@@ -68,12 +68,12 @@ impl Rendezvous {
     /// The winner in one scan; after a rejection, the next best in another scan, and so on:
     /// O(n) per candidate offered, with no allocation. `backends` bounds the positions, in
     /// case the list shrank without a rebuild.
-    pub(crate) fn pick(
+    pub(crate) fn pick_in<T>(
         &self,
         backends: &[Backend],
         key: u64,
-        mut accept: impl FnMut(usize) -> bool,
-    ) -> Option<usize> {
+        mut accept: impl FnMut(usize) -> Option<T>,
+    ) -> Option<T> {
         let n = backends.len();
         let mut after: Option<(u64, u32)> = None;
         loop {
@@ -85,11 +85,24 @@ impl Rendezvous {
                 }
             }
             let (rank, pos) = best?;
-            if accept(pos as usize) {
-                return Some(pos as usize);
+            if let Some(taken) = accept(pos as usize) {
+                return Some(taken);
             }
             after = Some((rank, pos));
         }
+    }
+}
+
+#[cfg(test)]
+impl Rendezvous {
+    /// `pick_in` answering the position.
+    pub(crate) fn pick(
+        &self,
+        backends: &[Backend],
+        key: u64,
+        mut accept: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
+        self.pick_in(backends, key, |p| accept(p).then_some(p))
     }
 }
 

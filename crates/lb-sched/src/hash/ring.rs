@@ -123,12 +123,12 @@ impl Ring {
     /// The key's home backend, then each other backend in the order its first point follows
     /// clockwise: the same sequence a ketama ring gives once the rejected backends are removed.
     #[inline]
-    pub(crate) fn pick_in(
+    pub(crate) fn pick_in<T>(
         &self,
         key: u64,
         scratch: &mut Vec<u64>,
-        mut accept: impl FnMut(usize) -> bool,
-    ) -> Option<usize> {
+        mut accept: impl FnMut(usize) -> Option<T>,
+    ) -> Option<T> {
         let h = mix64(key);
         let first = match *self.index.get((h >> self.shift) as usize)? {
             e if e & DIRECT != 0 => (e & !DIRECT) as usize,
@@ -144,8 +144,8 @@ impl Ring {
                     .map_or(0, |&p| p as u32 as usize)
             }
         };
-        if accept(first) {
-            return Some(first);
+        if let Some(taken) = accept(first) {
+            return Some(taken);
         }
         self.fall_back(h, first, scratch, accept)
     }
@@ -153,13 +153,13 @@ impl Ring {
     /// The rest of [`Ring::pick_in`]'s sequence after the home backend `first` of hash `h`:
     /// out of line, so that the common pick stays small.
     #[inline(never)]
-    fn fall_back(
+    fn fall_back<T>(
         &self,
         h: u64,
         first: usize,
         scratch: &mut Vec<u64>,
-        mut accept: impl FnMut(usize) -> bool,
-    ) -> Option<usize> {
+        mut accept: impl FnMut(usize) -> Option<T>,
+    ) -> Option<T> {
         let start = self.start(h);
         let mut offered = Offered::new(self.counts.len(), scratch);
         offered.insert(first);
@@ -169,8 +169,10 @@ impl Ring {
                 break;
             }
             let pos = p as u32 as usize;
-            if offered.insert(pos) && accept(pos) {
-                return Some(pos);
+            if offered.insert(pos) {
+                if let Some(taken) = accept(pos) {
+                    return Some(taken);
+                }
             }
         }
         None
@@ -388,8 +390,8 @@ pub(super) mod testing {
 #[cfg(test)]
 impl Ring {
     /// `pick_in` with a scratch buffer of its own.
-    pub(crate) fn pick(&self, key: u64, accept: impl FnMut(usize) -> bool) -> Option<usize> {
-        self.pick_in(key, &mut Vec::new(), accept)
+    pub(crate) fn pick(&self, key: u64, mut accept: impl FnMut(usize) -> bool) -> Option<usize> {
+        self.pick_in(key, &mut Vec::new(), |p| accept(p).then_some(p))
     }
 }
 

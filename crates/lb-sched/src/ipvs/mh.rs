@@ -7,11 +7,11 @@
 //! `hsiphash` is SipHash-1-3 truncated to 32 bits on 64-bit kernels, which this matches.
 
 use super::wrr::gcd;
-use crate::Backend;
 use crate::algorithm::MH_PRIMES;
 use crate::request::fold_ip;
 use crate::roster::Roster;
 use crate::slots::{Position, Slots};
+use crate::{Backend, BackendId};
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -151,13 +151,15 @@ impl MaglevIpvs {
         src: &SocketAddr,
         use_port: bool,
         fallback: bool,
-    ) -> Option<usize> {
+    ) -> Option<BackendId> {
         let port = if use_port { src.port() } else { 0 };
         let folded = fold_ip(src);
         let first = self.modulo.rem(hashkey(folded, port, KEY1, 0));
-        let pos = self.lookup.get(first as usize)?;
-        if roster.schedulable(pos) {
-            return Some(pos);
+        // An empty slot's entry is past every position: the roster refuses it, and so does
+        // the fallback walk, which stops at the first empty slot (an empty table has no other).
+        let pos = self.lookup.entry(first as usize)?;
+        if let Some(id) = roster.take(pos) {
+            return Some(id);
         }
         if !fallback {
             return None;
@@ -168,15 +170,15 @@ impl MaglevIpvs {
     /// `ip_vs_mh_get_fallback` past the first slot `first`: out of line, so that the common
     /// pick stays small.
     #[inline(never)]
-    fn fall_back(&self, roster: &Roster, folded: u32, port: u16, first: u32) -> Option<usize> {
+    fn fall_back(&self, roster: &Roster, folded: u32, port: u16, first: u32) -> Option<BackendId> {
         for offset in 0..self.size {
             let roffset = (offset + first) % self.size;
             let slot = self.modulo.rem(hashkey(folded, port, KEY1, roffset));
             let Some(pos) = self.lookup.get(slot as usize) else {
                 break;
             };
-            if roster.schedulable(pos) {
-                return Some(pos);
+            if let Some(id) = roster.take(pos) {
+                return Some(id);
             }
         }
         None

@@ -3,9 +3,9 @@
 //! Not consistent: any add, removal or weight change retiles the whole table, as in the
 //! kernel. Availability and overload only make a bucket's backend refuse the connection.
 
-use crate::Backend;
 use crate::request::fold_ip;
 use crate::roster::Roster;
+use crate::{Backend, BackendId};
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
@@ -79,7 +79,7 @@ impl HashTable {
         src: &SocketAddr,
         use_port: bool,
         fallback: bool,
-    ) -> Option<usize> {
+    ) -> Option<BackendId> {
         let addr = fold_ip(src);
         let port = if use_port { src.port() } else { 0 };
         let first = self.sh_bucket(addr, port, 0);
@@ -87,8 +87,8 @@ impl HashTable {
         if pos == NONE {
             return None;
         }
-        if roster.schedulable(pos as usize) {
-            return Some(pos as usize);
+        if let Some(id) = roster.take(pos as usize) {
+            return Some(id);
         }
         if !fallback {
             return None;
@@ -99,7 +99,13 @@ impl HashTable {
     /// `ip_vs_sh_get_fallback` past the first bucket `first`: out of line, so that the common
     /// pick stays small.
     #[inline(never)]
-    fn sh_fall_back(&self, roster: &Roster, addr: u32, port: u16, first: usize) -> Option<usize> {
+    fn sh_fall_back(
+        &self,
+        roster: &Roster,
+        addr: u32,
+        port: u16,
+        first: usize,
+    ) -> Option<BackendId> {
         let size = self.buckets.len() as u32;
         for offset in 0..size {
             let roffset = (offset + first as u32) % size;
@@ -107,8 +113,8 @@ impl HashTable {
             if pos == NONE {
                 break;
             }
-            if roster.schedulable(pos as usize) {
-                return Some(pos as usize);
+            if let Some(id) = roster.take(pos as usize) {
+                return Some(id);
             }
         }
         None
@@ -116,10 +122,10 @@ impl HashTable {
 
     /// `ip_vs_dh_get`, keyed by the destination address.
     #[inline]
-    pub(crate) fn pick_dh(&self, roster: &Roster, dst: &SocketAddr) -> Option<usize> {
+    pub(crate) fn pick_dh(&self, roster: &Roster, dst: &SocketAddr) -> Option<BackendId> {
         let bucket = fold_ip(dst).wrapping_mul(KNUTH) & self.mask;
-        let pos = self.buckets[bucket as usize];
-        (pos != NONE && roster.schedulable(pos as usize)).then_some(pos as usize)
+        // An empty bucket's `NONE` is past every position: the roster refuses it.
+        roster.take(self.buckets[bucket as usize] as usize)
     }
 
     /// The bucket `sh` reads first for this source, for explanations.
