@@ -340,7 +340,10 @@ impl Lab {
 /// A UDP echo server: answers each datagram with its host's name.
 const UDP_ECHO: &str = "import socket,sys
 a,p,n=sys.argv[1],int(sys.argv[2]),sys.argv[3].encode()
-s=socket.socket(socket.AF_INET6 if ':' in a else socket.AF_INET,socket.SOCK_DGRAM)
+v6=':' in a
+s=socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,socket.SOCK_DGRAM)
+if v6:
+    s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,1)
 s.bind((a,p))
 while True:
     d,peer=s.recvfrom(4096)
