@@ -199,7 +199,11 @@ mod tests {
     }
 
     fn pick(s: &mut PoolScheduler) -> Option<RealId> {
-        s.pick("10.1.0.1:1000".parse().unwrap(), SERVICE.parse().unwrap(), Duration::ZERO)
+        s.pick(
+            "10.1.0.1:1000".parse().unwrap(),
+            SERVICE.parse().unwrap(),
+            Duration::ZERO,
+        )
     }
 
     fn active(s: &PoolScheduler, id: RealId) -> u32 {
