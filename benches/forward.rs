@@ -10,7 +10,7 @@
 //!   direction), `tun-ipip` and `tun-gue` (encapsulation).
 //! - `forward/<mode>/established-v6`: the same with IPv6.
 //! - `forward/dr/new-flow`: a SYN of a new flow each time (scheduler pick with `wrr` over 3
-//!   reals, table insert); the table holds 2^16 entries, and once full each insert first
+//!   reals, which takes no load updates, and table insert); the table holds 2^16 entries, and once full each insert first
 //!   evicts a half-open entry under the clock hand (the size policy), which the figure then
 //!   includes.
 //! - `forward/baseline/fill`: copying a 64-byte template into the frame buffer, which every

@@ -237,24 +237,28 @@ impl ConnTable {
         self.slots.get_mut(index as usize).filter(|c| c.live)
     }
 
-    /// Inserts a connection whose `key_in` the caller just looked up in vain, with
+    /// Inserts a copy of a connection whose `key_in` the caller just looked up in vain, with
     /// `conn.hash_in` set to its hash; `None` when the table is full or the reply key is taken.
+    /// By reference: the connection is copied once, into its slot.
     #[inline]
-    pub(crate) fn insert(&mut self, mut conn: Conn) -> Option<u32> {
+    pub(crate) fn insert(&mut self, conn: &Conn) -> Option<u32> {
         debug_assert_eq!(conn.hash_in, self.hash(&conn.key_in));
         if self.is_full() {
             return None;
         }
-        conn.live = true;
-        if let Some(out) = conn.key_out {
-            conn.hash_out = self.hash(&out);
-            if self.lookup_hashed(&out, conn.hash_out).is_some() {
-                return None;
+        let hash_out = match &conn.key_out {
+            Some(out) => {
+                let h = self.hash(out);
+                if self.lookup_hashed(out, h).is_some() {
+                    return None;
+                }
+                Some(h)
             }
-        }
+            None => None,
+        };
         let index = match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = conn;
+                self.slots[i as usize] = *conn;
                 i
             }
             None => {
@@ -262,13 +266,16 @@ impl ConnTable {
                 let i = u32::try_from(self.slots.len())
                     .ok()
                     .filter(|i| *i < 1 << 31)?;
-                self.slots.push(conn);
+                self.slots.push(*conn);
                 i
             }
         };
+        let slot = &mut self.slots[index as usize];
+        slot.live = true;
         self.index.insert(conn.hash_in, index << 1);
-        if conn.key_out.is_some() {
-            self.index.insert(conn.hash_out, index << 1 | 1);
+        if let Some(h) = hash_out {
+            slot.hash_out = h;
+            self.index.insert(h, index << 1 | 1);
         }
         self.len += 1;
         Some(index)

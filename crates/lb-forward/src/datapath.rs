@@ -318,7 +318,7 @@ impl<S: Scheduler> Forwarder<S> {
         svc.counters.conns += 1;
         real.counters.conns += 1;
         if !one_packet {
-            if self.conns.insert(conn).is_none() {
+            if self.conns.insert(&conn).is_none() {
                 return Verdict::Drop(DropReason::TableFull);
             }
             if active {

@@ -192,8 +192,14 @@ pub(crate) fn encapsulate(frame: &mut Frame, ip: &Ip, t: Tunnel<'_>) -> Result<(
         b[u + 8..u + 12].copy_from_slice(&[0, inner_proto, 0, 0]);
         if v6 {
             // IPv6 forbids a zero UDP checksum here (RFC 8200 section 8.1): compute it.
-            let acc = pseudo_header(t.src, t.dst, PROTO_UDP, udp_len as u32);
-            let c = match finish(sum(&b[u..u + udp_len], acc)) {
+            // The UDP and GUE headers' words added as values, not read back from the stores
+            // just made: the sum reads the inner packet only.
+            let acc = pseudo_header(t.src, t.dst, PROTO_UDP, udp_len as u32)
+                + u32::from(sport)
+                + u32::from(port)
+                + udp_len as u32
+                + u32::from(inner_proto);
+            let c = match finish(sum(&b[u + 12..u + udp_len], acc)) {
                 0 => 0xffff,
                 c => c,
             };

@@ -4,7 +4,7 @@
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use lb_sched::{Backend, BackendId, ConnState, Pool, PoolConfig, Request};
+use lb_sched::{Algorithm, Backend, BackendId, ConnState, Pool, PoolConfig, Request};
 use rand_core::{Infallible, TryRng};
 
 /// A real server's id within its service, stable while it is configured.
@@ -44,25 +44,53 @@ pub trait Scheduler {
 
 /// A [`Scheduler`] on an lb-sched [`Pool`]: any of its algorithms, with persistence and slow
 /// start. Randomised algorithms draw from a xorshift seeded at construction.
+///
+/// Connection counts reach the pool only when its algorithm weighs them: for `rr`, `wrr`,
+/// `swrr`, `edf`, `dh`, `sh`, `mh` and the consistent hashes without bounded load they
+/// could change nothing (no overload thresholds are set here), and each update costs the
+/// pool a lookup and a refresh of its scheduler's state on every new and every closed
+/// connection. The forwarder keeps its own per-real counts ([`Forwarder::status`]).
+///
+/// [`Forwarder::status`]: crate::Forwarder::status
 #[derive(Clone, Debug)]
 pub struct PoolScheduler {
     pool: Pool,
     rng: XorShift,
+    /// Whether the algorithm reads connection counts (see above).
+    weighs_load: bool,
 }
 
 impl PoolScheduler {
     /// An empty pool with this configuration; `seed` drives the random algorithms.
     pub fn new(config: PoolConfig, seed: u64) -> Result<Self, crate::Error> {
+        let weighs_load = config.bounded_load.is_some() || !load_blind(config.algorithm);
         Ok(PoolScheduler {
             pool: Pool::new(config)?,
             rng: XorShift(seed | 1),
+            weighs_load,
         })
     }
 
-    /// The pool, to read its backends' loads.
+    /// The pool: its configuration, and its backends' loads when the algorithm weighs them
+    /// (see [`PoolScheduler`]).
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
+}
+
+/// Algorithms whose choice depends on weights and availability only, never on connection
+/// counts (without overload thresholds, which [`PoolScheduler`] does not set).
+fn load_blind(algorithm: Algorithm) -> bool {
+    matches!(
+        algorithm,
+        Algorithm::Rr
+            | Algorithm::Wrr
+            | Algorithm::Swrr
+            | Algorithm::Edf
+            | Algorithm::Dh { .. }
+            | Algorithm::Sh { .. }
+            | Algorithm::Mh { .. }
+    ) || algorithm.is_consistent_hash()
 }
 
 fn state(active: bool) -> ConnState {
@@ -100,17 +128,23 @@ impl Scheduler for PoolScheduler {
     }
 
     fn conn_opened(&mut self, id: RealId, active: bool) {
-        let _ = self.pool.conn_opened(BackendId(id), state(active));
+        if self.weighs_load {
+            let _ = self.pool.conn_opened(BackendId(id), state(active));
+        }
     }
 
     fn conn_changed(&mut self, id: RealId, active: bool) {
-        let _ = self
-            .pool
-            .conn_changed(BackendId(id), state(!active), state(active));
+        if self.weighs_load {
+            let _ = self
+                .pool
+                .conn_changed(BackendId(id), state(!active), state(active));
+        }
     }
 
     fn conn_closed(&mut self, id: RealId, active: bool, client: SocketAddr, now: Duration) {
-        let _ = self.pool.conn_closed(BackendId(id), state(active));
+        if self.weighs_load {
+            let _ = self.pool.conn_closed(BackendId(id), state(active));
+        }
         // A persistence template lives its timeout after the last connection it placed.
         self.pool.touch_persistence(client.ip(), now);
     }
@@ -146,5 +180,64 @@ impl TryRng for XorShift {
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERVICE: &str = "10.0.0.100:80";
+
+    fn scheduler(algorithm: Algorithm) -> PoolScheduler {
+        let mut s = PoolScheduler::new(PoolConfig::new(algorithm), 1).unwrap();
+        for id in 0..2 {
+            let addr = format!("10.0.0.{}:80", id + 3).parse().unwrap();
+            s.add_real(id, addr, 1, Duration::ZERO).unwrap();
+        }
+        s
+    }
+
+    fn pick(s: &mut PoolScheduler) -> Option<RealId> {
+        s.pick(
+            "10.1.0.1:1000".parse().unwrap(),
+            SERVICE.parse().unwrap(),
+            Duration::ZERO,
+        )
+    }
+
+    fn active(s: &PoolScheduler, id: RealId) -> u32 {
+        s.pool().backend(BackendId(id)).unwrap().load().active
+    }
+
+    #[test]
+    fn load_aware_algorithms_see_every_connection() {
+        let mut s = scheduler(Algorithm::Lc);
+        s.conn_opened(0, true);
+        s.conn_opened(0, false);
+        assert_eq!(active(&s, 0), 1);
+        // lc avoids the loaded real until its connections close.
+        assert_eq!(pick(&mut s), Some(1));
+        s.conn_changed(0, false);
+        assert_eq!(active(&s, 0), 0);
+        s.conn_closed(0, false, "10.1.0.1:1000".parse().unwrap(), Duration::ZERO);
+        s.conn_closed(0, false, "10.1.0.1:1001".parse().unwrap(), Duration::ZERO);
+        let loads = s.pool().backend(BackendId(0)).unwrap().load();
+        assert_eq!((loads.active, loads.inactive), (0, 0));
+    }
+
+    #[test]
+    fn load_blind_algorithms_skip_the_bookkeeping() {
+        let mut s = scheduler(Algorithm::Wrr);
+        let mut twin = scheduler(Algorithm::Wrr);
+        assert!(!s.weighs_load);
+        for _ in 0..4 {
+            let id = pick(&mut s).unwrap();
+            s.conn_opened(id, true);
+            // The same sequence without any connection events.
+            assert_eq!(pick(&mut twin), Some(id));
+        }
+        assert_eq!((active(&s, 0), active(&s, 1)), (0, 0));
+        assert!(scheduler(Algorithm::Lc).weighs_load);
     }
 }
