@@ -258,9 +258,7 @@ impl Pool {
     /// Sets a backend's overload thresholds (IPVS `-x` / `-y`).
     pub fn set_thresholds(&mut self, id: BackendId, thresholds: Thresholds) -> Result<(), Error> {
         let pos = self.pos(id)?;
-        self.backends[pos].set_thresholds(thresholds);
-        self.roster.refresh(&self.backends, pos);
-        self.scheduler.changed(&self.backends, pos, Change::Load);
+        self.load_changed(pos, |b| b.set_thresholds(thresholds));
         Ok(())
     }
 
@@ -421,10 +419,25 @@ impl Pool {
     #[inline]
     fn update_load(&mut self, id: BackendId, f: impl FnOnce(&mut Backend)) -> Result<(), Error> {
         let pos = self.pos(id)?;
-        f(&mut self.backends[pos]);
-        self.roster.refresh(&self.backends, pos);
-        self.scheduler.changed(&self.backends, pos, Change::Load);
+        self.load_changed(pos, f);
         Ok(())
+    }
+
+    /// Applies `f` to the backend at `pos` (its load or thresholds) and tells the scheduler
+    /// whether that flipped its overload flag, the only part of whether it is schedulable that
+    /// `f` can change: the roster, and `wrr`'s passes, are refreshed only then, not per
+    /// connection.
+    fn load_changed(&mut self, pos: usize, f: impl FnOnce(&mut Backend)) {
+        let b = &mut self.backends[pos];
+        let before = b.overloaded;
+        f(b);
+        let change = if b.overloaded == before {
+            Change::Load
+        } else {
+            self.roster.refresh(&self.backends, pos);
+            Change::Overload
+        };
+        self.scheduler.changed(&self.backends, pos, change);
     }
 
     fn refresh_upkeep(&mut self) {

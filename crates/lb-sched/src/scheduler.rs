@@ -57,8 +57,10 @@ pub(crate) enum Scheduler {
 /// What the pool tells a scheduler about one backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Change {
-    /// Its load counters or overload flag changed.
+    /// Its load counters changed, and whether it takes new connections did not.
     Load,
+    /// Its load counters or thresholds changed, and so did its overload flag.
+    Overload,
     /// Its availability changed.
     Availability,
 }
@@ -164,7 +166,7 @@ impl Scheduler {
     #[inline]
     pub(crate) fn changed(&mut self, backends: &[Backend], pos: usize, change: Change) {
         match self {
-            Scheduler::Wrr(s) => s.refresh(backends, pos),
+            Scheduler::Wrr(s) if change != Change::Load => s.refresh(backends, pos),
             Scheduler::Best(t) => t.update(backends, pos),
             Scheduler::Locality(l) => l.update(backends, pos),
             Scheduler::Twos(s) | Scheduler::Random(s) | Scheduler::P2c { sums: s, .. } => {

@@ -189,6 +189,23 @@ fn fo_takes_the_first_highest_weight() {
 }
 
 #[test]
+fn wrr_skips_an_overloaded_backend_until_its_flag_clears() {
+    let mut p = pool("wrr", &[2, 1]);
+    p.set_thresholds(BackendId(0), Thresholds { upper: 1, lower: 0 })
+        .unwrap();
+    p.conn_opened(BackendId(0), ConnState::Active).unwrap(); // 1 >= 1: overloaded
+    assert_eq!(picks(&mut p, 3, &mut zero_rng()), some(&[1, 1, 1]));
+    // Connections that leave the flag as it is change nothing either.
+    p.conn_opened(BackendId(1), ConnState::Active).unwrap();
+    p.conn_closed(BackendId(1), ConnState::Active).unwrap();
+    assert_eq!(picks(&mut p, 2, &mut zero_rng()), some(&[1, 1]));
+    // Cleared (0 < 3/4 of 1): the kernel's walk (cw back at 2) takes 0, whose new connection
+    // overloads it again.
+    p.conn_closed(BackendId(0), ConnState::Active).unwrap();
+    assert_eq!(picks(&mut p, 3, &mut zero_rng()), some(&[0, 1, 1]));
+}
+
+#[test]
 fn ovf_overflows_past_active_above_weight() {
     let mut p = pool("ovf", &[2, 1]);
     assert_eq!(
