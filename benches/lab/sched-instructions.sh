@@ -19,22 +19,21 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 echo "instructions per pick at 1000 backends (callgrind, harness included)"
+# Instructions of a run with VAR=2 minus a run with VAR=1 (VAR and the other variables of the
+# environment given as arguments): what one more round or build costs, set-up excluded.
+difference() {
+    local var=$1 n
+    shift
+    for n in 1 2; do
+        env "$@" "$var=$n" valgrind --tool=callgrind \
+            --callgrind-out-file="$out/$n" "$bench" >/dev/null 2>&1
+    done
+    echo $(( $(sed -n 's/^summary: //p' "$out/2") - $(sed -n 's/^summary: //p' "$out/1") ))
+}
 for alg in "${algs[@]}"; do
     if [ "$alg" = maglev-build ]; then
-        for builds in 1 2; do
-            SCHED_BUILDS=$builds valgrind --tool=callgrind \
-                --callgrind-out-file="$out/$builds" "$bench" >/dev/null 2>&1
-        done
-        one=$(sed -n 's/^summary: //p' "$out/1")
-        two=$(sed -n 's/^summary: //p' "$out/2")
-        echo "sched/maglev/build/1000 $(( two - one )) instructions per build"
-        continue
+        echo "sched/maglev/build/1000 $(difference SCHED_BUILDS) instructions per build"
+    else
+        echo "sched/$alg/pick/1000 $(( $(difference SCHED_BEST_OF SCHED_ONLY="$alg") / 200000 ))"
     fi
-    for rounds in 1 2; do
-        SCHED_BEST_OF=$rounds SCHED_ONLY=$alg valgrind --tool=callgrind \
-            --callgrind-out-file="$out/$rounds" "$bench" >/dev/null 2>&1
-    done
-    one=$(sed -n 's/^summary: //p' "$out/1")
-    two=$(sed -n 's/^summary: //p' "$out/2")
-    echo "sched/$alg/pick/1000 $(( (two - one) / 200000 ))"
 done
