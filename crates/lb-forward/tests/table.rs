@@ -349,6 +349,8 @@ fn established_flows_follow_next_hop_and_interface_changes() {
         pool(Algorithm::Rr),
         &[("10.0.0.3:0", Method::Dr)],
     );
+    let real = ip_of("10.0.0.3:0");
+    let hop = |interface, mac| Some(NextHop { interface, mac });
     let mut f = tcp_in("10.0.0.1:40000", "10.0.0.100:80", SYN, b"");
     assert_eq!(fw.process(s(1), &mut f), Verdict::Transmit);
     let ack = || tcp_in("10.0.0.1:40000", "10.0.0.100:80", ACK, b"");
@@ -357,13 +359,7 @@ fn established_flows_follow_next_hop_and_interface_changes() {
     assert_eq!(&f.bytes()[0..6], &real_mac(0));
 
     // The real's neighbour moves: the next packet of the flow goes to the new MAC.
-    fw.set_next_hop(
-        ip_of("10.0.0.3:0"),
-        Some(NextHop {
-            interface: IF,
-            mac: real_mac(7),
-        }),
-    );
+    fw.set_next_hop(real, hop(IF, real_mac(7)));
     let mut f = ack();
     assert_eq!(fw.process(s(2), &mut f), Verdict::Transmit);
     assert_eq!(&f.bytes()[0..6], &real_mac(7));
@@ -373,13 +369,7 @@ fn established_flows_follow_next_hop_and_interface_changes() {
     other.index = IF + 1;
     other.mac = [2, 0, 0, 0, 0, 0xee];
     fw.set_interface(other);
-    fw.set_next_hop(
-        ip_of("10.0.0.3:0"),
-        Some(NextHop {
-            interface: IF + 1,
-            mac: real_mac(8),
-        }),
-    );
+    fw.set_next_hop(real, hop(IF + 1, real_mac(8)));
     let mut f = ack();
     assert_eq!(fw.process(s(3), &mut f), Verdict::Transmit);
     assert_eq!(f.interface, IF + 1);
@@ -393,19 +383,13 @@ fn established_flows_follow_next_hop_and_interface_changes() {
     assert_eq!(&f.bytes()[6..12], &other.mac);
 
     // The next hop becomes unknown: dropped and counted, then known again.
-    fw.set_next_hop(ip_of("10.0.0.3:0"), None);
+    fw.set_next_hop(real, None);
     let mut f = ack();
     assert_eq!(
         fw.process(s(5), &mut f),
         Verdict::Drop(DropReason::NoNextHop)
     );
-    fw.set_next_hop(
-        ip_of("10.0.0.3:0"),
-        Some(NextHop {
-            interface: IF,
-            mac: real_mac(0),
-        }),
-    );
+    fw.set_next_hop(real, hop(IF, real_mac(0)));
     let mut f = ack();
     assert_eq!(fw.process(s(6), &mut f), Verdict::Transmit);
     assert_eq!(&f.bytes()[0..6], &real_mac(0));
