@@ -88,6 +88,12 @@ pub fn write_syn(
     Some(())
 }
 
+/// The acknowledgment number a SYN-ACK or RST answering a SYN with sequence number `isn`
+/// carries: drivers that write the SYN themselves ([`write_syn`]) route replies by it.
+pub fn expected_ack(isn: u32) -> u32 {
+    isn.wrapping_add(1)
+}
+
 impl SynReply {
     /// The verdict: SYN-ACK passes ([`Reason::SynAck`]), RST is refused.
     pub fn outcome(self) -> Outcome {
@@ -163,7 +169,7 @@ impl HalfOpenProbe {
 
     /// The acknowledgment number a reply carries (drivers route replies by it).
     pub fn expected_ack(&self) -> u32 {
-        self.isn.wrapping_add(1)
+        expected_ack(self.isn)
     }
 }
 

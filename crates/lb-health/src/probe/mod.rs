@@ -31,7 +31,8 @@ use rand_core::Rng;
 
 pub use dns::{DnsCheck, DnsError, DnsProbe, DnsReply, DnsType, parse_dns_reply};
 pub use half_open::{
-    HalfOpenProbe, SYN_LEN, SynReply, SynSegment, parse_syn_reply, syn_segment, write_syn,
+    HalfOpenProbe, SYN_LEN, SynReply, SynSegment, expected_ack, parse_syn_reply, syn_segment,
+    write_syn,
 };
 pub use http::{
     BodyRegex, HEAD_CAP, HttpCheck, HttpError, HttpProbe, ResponseHead, ResponseParser,

@@ -18,7 +18,7 @@ use slab::Slab;
 use socket2::Socket;
 
 use super::sockets;
-use crate::probe::{ExecCheck, SYN_LEN, transport_failure, write_syn};
+use crate::probe::{ExecCheck, SYN_LEN, expected_ack, transport_failure, write_syn};
 use crate::wheel::Wheel;
 use crate::{
     Check, CheckId, Checker, Error, Event, Outcome, Probe, Reason, Session, Step, Target,
@@ -532,7 +532,7 @@ impl<R: Rng> Reactor<R> {
                 Io::RawTcp {
                     raw,
                     dst: addr,
-                    ack: isn.wrapping_add(1),
+                    ack: expected_ack(isn),
                 }
             }
             Transport::Exec => {
