@@ -159,7 +159,7 @@ fn parse_v4(buf: &[u8], off: usize, verify: bool, quoted: bool) -> Result<Ip, Dr
         }
         off + total
     };
-    if verify && fold(sum(header, 0)) != 0xffff {
+    if verify && fold(header_sum(header)) != 0xffff {
         return Err(DropReason::BadIpChecksum);
     }
     let frag = get16(h, 6);
@@ -176,6 +176,22 @@ fn parse_v4(buf: &[u8], off: usize, verify: bool, quoted: bool) -> Result<Ip, Dr
         // MF set or a non-zero offset.
         fragment: frag & 0x3fff != 0,
     })
+}
+
+/// The sum of an IPv4 header, as [`sum`] gives it: without options five words added without
+/// a loop.
+#[inline(always)]
+fn header_sum(header: &[u8]) -> u32 {
+    match <&[u8; 20]>::try_from(header) {
+        Ok(h) => {
+            let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+            let t = w(0) + w(4) + w(8) + w(12) + w(16);
+            let t = (t & 0xffff_ffff) + (t >> 32);
+            let t = (t & 0xffff) + (t >> 16);
+            t as u32
+        }
+        Err(_) => sum(header, 0),
+    }
 }
 
 /// An IPv4 address in the first 4 bytes of 16, built in a register: filling a zeroed array
