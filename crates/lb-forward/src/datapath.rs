@@ -154,9 +154,7 @@ impl<S: Scheduler> Forwarder<S> {
             L4::Other => return Verdict::Ignore,
         };
         let ip = &pkt.ip;
-        let key = FlowKey::new(
-            flow.proto, ip.family, &ip.src, flow.sport, &ip.dst, flow.dport,
-        );
+        let key = FlowKey::of_packet(frame.bytes(), ip, flow.proto, flow.sport, flow.dport);
         let hash = self.conns.hash(&key);
         if let Some(hit) = self.conns.lookup_hashed(&key, hash) {
             let expired = self

@@ -41,18 +41,21 @@ impl Family {
     }
 }
 
-/// A validated IP header at `off`.
+/// A validated IP header at `off`. `repr(C)` with the addresses first keeps them 8-byte
+/// aligned in a spilled copy: the 5-tuple key reads them back as words, and words stored at
+/// an odd offset (as byte plus word) cannot be forwarded to those loads.
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub(crate) struct Ip {
-    pub family: Family,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
     pub off: usize,
     /// Up to the transport header (IPv4 options and IPv6 extension headers included).
     pub hdr_len: usize,
     /// One past the packet's last byte (Ethernet padding excluded).
     pub end: usize,
+    pub family: Family,
     pub proto: u8,
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
     pub fragment: bool,
 }
 
