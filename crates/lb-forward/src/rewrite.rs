@@ -1,19 +1,12 @@
-//! In-place rewrites of a validated frame: MAC addresses (DR and every mode), NAT address and
-//! port translation with RFC 1624 checksum updates, IPIP / IP6IP6 / GUE encapsulation, and
-//! MSS clamping. The caller has parsed the frame, so the offsets given here are in bounds.
+//! In-place rewrites of a validated frame: NAT address and port translation with RFC 1624
+//! checksum updates, IPIP / IP6IP6 / GUE encapsulation, and MSS clamping (the MAC addresses,
+//! which every mode sets, are [`Frame::set_macs`]'s). The caller has parsed the frame, so the offsets given here are in bounds.
 
 use crate::DropReason;
 use crate::checksum::{apply, apply_udp, diff, diff16, finish, get16, pseudo_header, put16, sum};
 use crate::frame::Frame;
 use crate::service::Encap;
 use crate::wire::{ETH_LEN, Family, Ip, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP};
-
-/// Sets the Ethernet destination and source.
-#[inline(always)]
-pub(crate) fn set_macs(frame: &mut [u8], dst: &[u8; 6], src: &[u8; 6]) {
-    frame[0..6].copy_from_slice(dst);
-    frame[6..12].copy_from_slice(src);
-}
 
 /// Which address and port a NAT rewrite changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
