@@ -21,7 +21,8 @@
 //! bench --bench forward` instead runs each case above in N rounds of 200 000 packets and
 //! prints the fastest round's time per packet (fill included), the cost with the least
 //! interference; `FORWARD_ROUND=M` changes the packets per round (shorter rounds are less
-//! often interrupted on a busy machine) and `FORWARD_ONLY=S` runs only the ids containing `S`.
+//! often interrupted on a busy machine) and `FORWARD_ONLY=S` runs only the ids containing `S`
+//! (ending in `S` when it ends in `$`: `FORWARD_ONLY='dr/established$'` is IPv4 DR only).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -257,7 +258,11 @@ fn best_of_report(rounds: usize, per_round: usize, only: &str) {
     macro_rules! report {
         ($id:expr, $step:expr) => {
             let id: &str = &$id;
-            if id.contains(only) {
+            let selected = match only.strip_suffix('$') {
+                Some(tail) => id.ends_with(tail),
+                None => id.contains(only),
+            };
+            if selected {
                 let ns = best_of(rounds, per_round, $step);
                 println!("{id} {ns:.1}");
             }

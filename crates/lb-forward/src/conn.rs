@@ -6,7 +6,7 @@ use crate::index::FlowIndex;
 
 use crate::service::Method;
 use crate::state::ConnState;
-use crate::wire::Family;
+use crate::wire::{Family, Ip};
 
 /// A 5-tuple packed into five words, so that hashing and comparing it are a few instructions:
 /// source address, destination address, then ports, protocol and family (the lowest bit:
@@ -69,6 +69,46 @@ impl FlowHasher {
 }
 
 impl FlowKey {
+    /// The key of a parsed packet, its addresses read as words from the frame itself (where
+    /// `ip` was parsed) rather than from `ip`'s copies: a spilled copy may have been stored
+    /// in pieces that cannot be forwarded to word loads, a stall just before the hash.
+    #[inline(always)]
+    pub(crate) fn of_packet(frame: &[u8], ip: &Ip, proto: u8, sport: u16, dport: u16) -> Self {
+        let tail = Self::tail(proto, ip.family, sport, dport);
+        let w = |b: &[u8], i: usize| {
+            u64::from_ne_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
+        // Both addresses, contiguous in either family; the parse checked these bytes.
+        let at = ip.src_at();
+        match (ip.family, frame.get(at..at + 2 * ip.family.addr_len())) {
+            (Family::V4, Some(a)) => {
+                let v4 =
+                    |i: usize| u64::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3], 0, 0, 0, 0]);
+                FlowKey([v4(0), 0, v4(4), 0, tail])
+            }
+            (Family::V6, Some(a)) => FlowKey([w(a, 0), w(a, 8), w(a, 16), w(a, 24), tail]),
+            _ => FlowKey::new(proto, ip.family, &ip.src, sport, &ip.dst, dport),
+        }
+    }
+
+    /// Word 4: ports, protocol and family.
+    #[inline(always)]
+    fn tail(proto: u8, family: Family, sport: u16, dport: u16) -> u64 {
+        (u64::from(sport) << 48)
+            | (u64::from(dport) << 32)
+            | (u64::from(proto) << 8)
+            | u64::from(family == Family::V6)
+    }
+
     #[inline]
     pub(crate) fn new(
         proto: u8,
@@ -88,10 +128,7 @@ impl FlowKey {
             w(src, 8),
             w(dst, 0),
             w(dst, 8),
-            (u64::from(sport) << 48)
-                | (u64::from(dport) << 32)
-                | (u64::from(proto) << 8)
-                | u64::from(family == Family::V6),
+            Self::tail(proto, family, sport, dport),
         ])
     }
 }
@@ -377,6 +414,23 @@ mod tests {
             .collect();
         let (n, m) = (keys.len() as f64, slots as f64);
         (homes.len(), m * (1.0 - (1.0 - 1.0 / m).powf(n)))
+    }
+
+    /// The key read from the frame equals the key built from the parsed addresses.
+    #[test]
+    fn packet_key_matches_the_parsed_addresses() {
+        for (src, dst) in [
+            ("10.1.2.3:4000", "10.0.0.100:80"),
+            ("[fd01::1:2]:4000", "[fd00::100]:443"),
+        ] {
+            let (src, dst) = (src.parse().unwrap(), dst.parse().unwrap());
+            let frame = crate::testing::tcp([2; 6], [4; 6], src, dst, crate::testing::ACK, b"");
+            let pkt = crate::wire::parse(&frame).unwrap().unwrap();
+            let ip = &pkt.ip;
+            let want = FlowKey::new(6, ip.family, &ip.src, src.port(), &ip.dst, dst.port());
+            let got = FlowKey::of_packet(&frame, ip, 6, src.port(), dst.port());
+            assert_eq!(got.0, want.0);
+        }
     }
 
     fn v4(a: u32) -> [u8; 16] {

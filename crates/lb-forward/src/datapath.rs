@@ -7,7 +7,7 @@ use core::time::Duration;
 use crate::conn::{Conn, FlowKey, Hit};
 use crate::forwarder::{Forwarder, VipKey, ip_addr, live_real};
 use crate::frame::Frame;
-use crate::rewrite::{Side, Tunnel, clamp_mss, encapsulate, nat, set_macs};
+use crate::rewrite::{Side, Tunnel, clamp_mss, encapsulate, nat};
 use crate::scheduler::{RealId, Scheduler};
 use crate::service::{Method, NextHop, nanos};
 use crate::state::{ConnState, Direction, next_tcp};
@@ -154,9 +154,7 @@ impl<S: Scheduler> Forwarder<S> {
             L4::Other => return Verdict::Ignore,
         };
         let ip = &pkt.ip;
-        let key = FlowKey::new(
-            flow.proto, ip.family, &ip.src, flow.sport, &ip.dst, flow.dport,
-        );
+        let key = FlowKey::of_packet(frame.bytes(), ip, flow.proto, flow.sport, flow.dport);
         let hash = self.conns.hash(&key);
         if let Some(hit) = self.conns.lookup_hashed(&key, hash) {
             let expired = self
@@ -515,9 +513,11 @@ impl<S: Scheduler> Forwarder<S> {
         else {
             return Verdict::Drop(DropReason::NoNextHop);
         };
-        let Some(egress) = self.interfaces.get(egress).copied() else {
+        // Its fields are read where needed: DR needs the index and MAC only.
+        let Some(out) = self.interfaces.get(egress) else {
             return Verdict::Drop(DropReason::NoNextHop);
         };
+        let (out_index, out_mac) = (out.index, out.mac);
         let ip = &pkt.ip;
         match conn.method {
             Method::Dr => {}
@@ -529,7 +529,8 @@ impl<S: Scheduler> Forwarder<S> {
             }
             Method::Tunnel(encap) => {
                 let overhead = encap.overhead(ip.family == Family::V6);
-                let room = usize::from(egress.mtu).saturating_sub(overhead);
+                let (mtu, ipv4, ipv6) = (out.mtu, out.ipv4, out.ipv6);
+                let room = usize::from(mtu).saturating_sub(overhead);
                 if clamp && flow.proto == PROTO_TCP && flow.flags & TCP_SYN != 0 {
                     let headers = if ip.family == Family::V6 { 60 } else { 40 };
                     let mss = room.saturating_sub(headers).min(0xffff) as u16;
@@ -539,7 +540,7 @@ impl<S: Scheduler> Forwarder<S> {
                     return self.too_big(frame, ingress, pkt, room as u32);
                 }
                 // Built in registers: see `wire::v4_in_16`.
-                let src = match (ip.family, egress.ipv4, egress.ipv6) {
+                let src = match (ip.family, ipv4, ipv6) {
                     (Family::V4, Some(a), _) => {
                         u128::from(u32::from_le_bytes(a.octets())).to_le_bytes()
                     }
@@ -559,8 +560,8 @@ impl<S: Scheduler> Forwarder<S> {
                 }
             }
         }
-        set_macs(frame.bytes_mut(), &nh_mac, &egress.mac);
-        frame.interface = egress.index;
+        frame.set_macs(&nh_mac, &out_mac);
+        frame.interface = out_index;
         Verdict::Transmit
     }
 
@@ -612,7 +613,7 @@ impl<S: Scheduler> Forwarder<S> {
             return Verdict::Drop(DropReason::Truncated);
         }
         nat(frame.bytes_mut(), &pkt.ip, Side::Src, &vip, vport);
-        set_macs(frame.bytes_mut(), &client_mac, &out.mac);
+        frame.set_macs(&client_mac, &out.mac);
         frame.interface = out.index;
         Verdict::Transmit
     }
@@ -661,7 +662,7 @@ impl<S: Scheduler> Forwarder<S> {
                 return Verdict::Drop(DropReason::UnknownInterface);
             };
             icmp::translate(frame.bytes_mut(), &pkt.ip, q, Side::Src, &vip, vport);
-            set_macs(frame.bytes_mut(), &client_mac, &out.mac);
+            frame.set_macs(&client_mac, &out.mac);
             frame.interface = out.index;
             return Verdict::Transmit;
         }
@@ -680,7 +681,7 @@ impl<S: Scheduler> Forwarder<S> {
             let Some(egress) = self.interfaces.get(h.egress) else {
                 return Verdict::Drop(DropReason::NoNextHop);
             };
-            set_macs(frame.bytes_mut(), &h.mac, &egress.mac);
+            frame.set_macs(&h.mac, &egress.mac);
             frame.interface = egress.index;
             return Verdict::Transmit;
         }

@@ -107,6 +107,19 @@ impl Frame {
         self.len == 0
     }
 
+    /// Sets the Ethernet destination and source; a frame too short to hold them (which the
+    /// datapath never rewrites: it parsed the frame first) is left alone.
+    #[inline(always)]
+    pub(crate) fn set_macs(&mut self, dst: &[u8; 6], src: &[u8; 6]) {
+        if self.len < 12 {
+            return;
+        }
+        if let Some(h) = self.buf.get_mut(self.start..self.start + 12) {
+            h[..6].copy_from_slice(dst);
+            h[6..].copy_from_slice(src);
+        }
+    }
+
     /// Grows the frame by `n` bytes at the front; `false` when the headroom is too small.
     #[inline]
     pub(crate) fn push_front(&mut self, n: usize) -> bool {

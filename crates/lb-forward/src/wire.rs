@@ -41,18 +41,21 @@ impl Family {
     }
 }
 
-/// A validated IP header at `off`.
+/// A validated IP header at `off`. `repr(C)` with the addresses first keeps them 8-byte
+/// aligned in a spilled copy: the 5-tuple key reads them back as words, and words stored at
+/// an odd offset (as byte plus word) cannot be forwarded to those loads.
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub(crate) struct Ip {
-    pub family: Family,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
     pub off: usize,
     /// Up to the transport header (IPv4 options and IPv6 extension headers included).
     pub hdr_len: usize,
     /// One past the packet's last byte (Ethernet padding excluded).
     pub end: usize,
+    pub family: Family,
     pub proto: u8,
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
     pub fragment: bool,
 }
 
@@ -159,7 +162,7 @@ fn parse_v4(buf: &[u8], off: usize, verify: bool, quoted: bool) -> Result<Ip, Dr
         }
         off + total
     };
-    if verify && fold(sum(header, 0)) != 0xffff {
+    if verify && fold(header_sum(header)) != 0xffff {
         return Err(DropReason::BadIpChecksum);
     }
     let frag = get16(h, 6);
@@ -176,6 +179,22 @@ fn parse_v4(buf: &[u8], off: usize, verify: bool, quoted: bool) -> Result<Ip, Dr
         // MF set or a non-zero offset.
         fragment: frag & 0x3fff != 0,
     })
+}
+
+/// The sum of an IPv4 header, as [`sum`] gives it: without options five words added without
+/// a loop.
+#[inline(always)]
+fn header_sum(header: &[u8]) -> u32 {
+    match <&[u8; 20]>::try_from(header) {
+        Ok(h) => {
+            let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+            let t = w(0) + w(4) + w(8) + w(12) + w(16);
+            let t = (t & 0xffff_ffff) + (t >> 32);
+            let t = (t & 0xffff) + (t >> 16);
+            t as u32
+        }
+        Err(_) => sum(header, 0),
+    }
 }
 
 /// An IPv4 address in the first 4 bytes of 16, built in a register: filling a zeroed array
