@@ -1,6 +1,7 @@
 //! In-place rewrites of a validated frame: NAT address and port translation with RFC 1624
 //! checksum updates, IPIP / IP6IP6 / GUE encapsulation, and MSS clamping (the MAC addresses,
-//! which every mode sets, are [`Frame::set_macs`]'s). The caller has parsed the frame, so the offsets given here are in bounds.
+//! which every mode sets, are [`Frame::set_macs`]'s). The caller has parsed the frame, so the
+//! offsets given here are in bounds.
 
 use crate::DropReason;
 use crate::checksum::{apply, apply_udp, diff, diff16, finish, get16, pseudo_header, put16, sum};
