@@ -148,7 +148,7 @@ fn jump_spreads_structured_keys() {
     let weights: Vec<u32> = (0..1000).map(|i| 1 + (i * 7) % 10).collect();
     let total: u32 = weights.iter().sum();
     let pool = pool("jump", &weights);
-    let key_sets: [(&str, Box<dyn Fn() -> Box<dyn Iterator<Item = Request>>>); 2] = [
+    let key_sets: [(&str, Box<dyn Fn() -> Box<dyn Iterator<Item = Request>>>); 3] = [
         (
             "1000 addresses x 1000 ports",
             Box::new(|| {
@@ -167,6 +167,18 @@ fn jump_spreads_structured_keys() {
                 Box::new((0..1u32 << 20).map(|k| {
                     let ip = core::net::Ipv4Addr::from(0xc0a8_0001 + (k >> 16));
                     Request::from_src(core::net::SocketAddr::new(ip.into(), k as u16))
+                }))
+            }),
+        ),
+        (
+            "1000 /24 networks' first hosts x 1000 ports",
+            Box::new(|| {
+                Box::new((0..1_000_000u32).map(|k| {
+                    let ip = core::net::Ipv4Addr::from(0x0a00_0001 + (k / 1000 << 8));
+                    Request::from_src(core::net::SocketAddr::new(
+                        ip.into(),
+                        1024 + (k % 1000) as u16,
+                    ))
                 }))
             }),
         ),
