@@ -190,7 +190,8 @@ impl Pool {
                     ConsistentHash::Ring(_) => "ring",
                     ConsistentHash::Maglev(_) => "maglev",
                     ConsistentHash::Rendezvous(_) => "rendezvous",
-                    ConsistentHash::Jump(j) => j.name(),
+                    ConsistentHash::Jump(_) => "jump",
+                    ConsistentHash::JumpClassic(_) => "jump-classic",
                 };
                 format!("{kind} key {:#018x}", req.hash_key())
             }

@@ -26,7 +26,8 @@ const KEY_FACTOR: u64 = 0xb7e1_5162_8aed_2a6b;
 /// Rehashed attempts before the fallback walks the slots in order.
 const ATTEMPTS: u64 = 32;
 
-/// Which function maps a key to a slot.
+/// Which function maps a key to a slot: given by the caller on each pick (the two are
+/// separate [`crate::hash::ConsistentHash`] variants), so that a pick tests no flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum JumpFunction {
     /// JumpBackHash: expected constant time.
@@ -37,7 +38,6 @@ pub(crate) enum JumpFunction {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Jump {
-    function: JumpFunction,
     /// Each slot's owning position, in list order.
     slots: Vec<u32>,
     /// [`ranges`] of the slot count.
@@ -48,9 +48,8 @@ pub(crate) struct Jump {
 }
 
 impl Jump {
-    pub(crate) fn new(function: JumpFunction, backends: &[Backend]) -> Jump {
+    pub(crate) fn new(backends: &[Backend]) -> Jump {
         let mut jump = Jump {
-            function,
             slots: Vec::new(),
             ranges: 0,
             bound: 0,
@@ -83,18 +82,10 @@ impl Jump {
         self.ranges = ranges(self.slots.len() as u32);
     }
 
-    /// The algorithm's name.
-    pub(crate) fn name(&self) -> &'static str {
-        match self.function {
-            JumpFunction::Back => "jump",
-            JumpFunction::Classic => "jump-classic",
-        }
-    }
-
     /// The slot a key lands in (attempt 0 hashes the key, attempt k the key XOR k).
     #[inline(always)]
-    fn slot(&self, key: u64) -> usize {
-        match self.function {
+    fn slot(&self, function: JumpFunction, key: u64) -> usize {
+        match function {
             // At most 2^20 slots.
             JumpFunction::Back => jump_back(key, self.slots.len() as u32, self.ranges) as usize,
             JumpFunction::Classic => self.classic_slot(key),
@@ -112,15 +103,16 @@ impl Jump {
     #[inline]
     pub(crate) fn pick_in<T>(
         &self,
+        function: JumpFunction,
         key: u64,
         scratch: &mut Vec<u64>,
         mut accept: impl FnMut(usize) -> Option<T>,
     ) -> Option<T> {
-        let first = *self.slots.get(self.slot(key))? as usize;
+        let first = *self.slots.get(self.slot(function, key))? as usize;
         if let Some(taken) = accept(first) {
             return Some(taken);
         }
-        self.fall_back(key, first, scratch, accept)
+        self.fall_back(function, key, first, scratch, accept)
     }
 
     /// The rest of [`Jump::pick_in`]'s sequence after the key's first backend `first`: out of
@@ -128,6 +120,7 @@ impl Jump {
     #[inline(never)]
     fn fall_back<T>(
         &self,
+        function: JumpFunction,
         key: u64,
         first: usize,
         scratch: &mut Vec<u64>,
@@ -140,7 +133,7 @@ impl Jump {
             if offered.len() >= self.distinct {
                 return None;
             }
-            last = self.slot(key ^ attempt);
+            last = self.slot(function, key ^ attempt);
             let pos = self.slots.get(last).copied().unwrap_or(0) as usize;
             if offered.insert(pos) {
                 if let Some(taken) = accept(pos) {
@@ -314,8 +307,13 @@ impl Jump {
     }
 
     /// `pick_in` with a scratch buffer of its own.
-    pub(crate) fn pick(&self, key: u64, mut accept: impl FnMut(usize) -> bool) -> Option<usize> {
-        self.pick_in(key, &mut Vec::new(), |p| accept(p).then_some(p))
+    pub(crate) fn pick(
+        &self,
+        function: JumpFunction,
+        key: u64,
+        mut accept: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
+        self.pick_in(function, key, &mut Vec::new(), |p| accept(p).then_some(p))
     }
 }
 
@@ -492,9 +490,9 @@ mod tests {
     fn deterministic_and_weighted() {
         let backends = pool(&[1, 2, 0, 3, 4]);
         for f in BOTH {
-            let (a, b) = (Jump::new(f, &backends), Jump::new(f, &backends));
+            let (a, b) = (Jump::new(&backends), Jump::new(&backends));
             assert_eq!(a.slots, b.slots);
-            let hits = fractions(5, 200_000, |k| a.pick(k, |_| true));
+            let hits = fractions(5, 200_000, |k| a.pick(f, k, |_| true));
             for (h, w) in hits.iter().zip([1.0, 2.0, 0.0, 3.0, 4.0]) {
                 assert!((h - w / 10.0).abs() < 0.01, "{f:?} {hits:?}");
             }
@@ -503,7 +501,7 @@ mod tests {
 
     #[test]
     fn slots_are_capped() {
-        let j = Jump::new(JumpFunction::Back, &pool(&[u32::MAX, 1, 0, 7]));
+        let j = Jump::new(&pool(&[u32::MAX, 1, 0, 7]));
         assert!(j.slots.len() as u128 <= MAX_SLOTS + 4);
         assert_eq!(j.slots.iter().filter(|&&p| p == 1).count(), 1);
         assert_eq!(j.distinct, 3);
@@ -517,8 +515,8 @@ mod tests {
         weights[4] = 3;
         let backends = pool(&weights);
         for f in BOTH {
-            let j = Jump::new(f, &backends);
-            check_fallback(&backends, |k, accept| j.pick(k, accept));
+            let j = Jump::new(&backends);
+            check_fallback(&backends, |k, accept| j.pick(f, k, accept));
         }
     }
 
@@ -526,7 +524,7 @@ mod tests {
     fn empty_and_zero_weights() {
         for backends in [pool(&[]), pool(&[0, 0, 0])] {
             for f in BOTH {
-                assert_eq!(Jump::new(f, &backends).pick(7, |_| true), None);
+                assert_eq!(Jump::new(&backends).pick(f, 7, |_| true), None);
             }
         }
     }
@@ -541,10 +539,10 @@ mod tests {
             .flat_map(|n| BOTH.map(|f| (n, f)))
         {
             let (short, long) = (pool(&alloc::vec![2; n]), pool(&alloc::vec![2; n + 1]));
-            let mut j = Jump::new(f, &short);
-            let before = owners(&short, KEYS, |k| j.pick(k, |_| true));
+            let mut j = Jump::new(&short);
+            let before = owners(&short, KEYS, |k| j.pick(f, k, |_| true));
             j.rebuild(&long);
-            let after = owners(&long, KEYS, |k| j.pick(k, |_| true));
+            let after = owners(&long, KEYS, |k| j.pick(f, k, |_| true));
             assert!(
                 before
                     .iter()
@@ -554,7 +552,7 @@ mod tests {
             let m = moved(&before, &after) as f64;
             assert!(m < 1.1 * KEYS as f64 / (n + 1) as f64, "n={n} moved {m}");
             j.rebuild(&short);
-            assert_eq!(owners(&short, KEYS, |k| j.pick(k, |_| true)), before);
+            assert_eq!(owners(&short, KEYS, |k| j.pick(f, k, |_| true)), before);
         }
     }
 
@@ -564,8 +562,8 @@ mod tests {
                              reject in prop::collection::vec(any::<bool>(), 64)) {
             let backends = pool(&weights);
             for f in BOTH {
-                let j = Jump::new(f, &backends);
-                check_pick(&backends, &reject, j.pick(key, |p| !reject[p]))?;
+                let j = Jump::new(&backends);
+                check_pick(&backends, &reject, j.pick(f, key, |p| !reject[p]))?;
             }
         }
     }
