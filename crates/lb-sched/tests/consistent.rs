@@ -139,6 +139,9 @@ fn bounded_load_below_100_is_an_error() {
     );
 }
 
+/// A set of keys: its name, its size, and the k-th key's source address and port.
+type KeySet = (&'static str, u32, fn(u32) -> (u32, u16));
+
 /// `jump` spreads STRUCTURED keys (the pick's key is `addr << 16 | port`: sequential
 /// addresses, sequential ports) over 1000 backends of weights 1 to 10 as a random function
 /// would: each backend's count is about binomial, so its residual
@@ -148,43 +151,26 @@ fn jump_spreads_structured_keys() {
     let weights: Vec<u32> = (0..1000).map(|i| 1 + (i * 7) % 10).collect();
     let total: u32 = weights.iter().sum();
     let pool = pool("jump", &weights);
-    let key_sets: [(&str, Box<dyn Fn() -> Box<dyn Iterator<Item = Request>>>); 3] = [
-        (
-            "1000 addresses x 1000 ports",
-            Box::new(|| {
-                Box::new((0..1_000_000u32).map(|k| {
-                    let ip = core::net::Ipv4Addr::from(0x0a00_0000 + k / 1000);
-                    Request::from_src(core::net::SocketAddr::new(
-                        ip.into(),
-                        1024 + (k % 1000) as u16,
-                    ))
-                }))
-            }),
-        ),
-        (
-            "16 addresses x 65536 ports",
-            Box::new(|| {
-                Box::new((0..1u32 << 20).map(|k| {
-                    let ip = core::net::Ipv4Addr::from(0xc0a8_0001 + (k >> 16));
-                    Request::from_src(core::net::SocketAddr::new(ip.into(), k as u16))
-                }))
-            }),
-        ),
+    let key_sets: [KeySet; 3] = [
+        ("1000 addresses x 1000 ports", 1_000_000, |k| {
+            (0x0a00_0000 + k / 1000, 1024 + (k % 1000) as u16)
+        }),
+        ("16 addresses x 65536 ports", 1 << 20, |k| {
+            (0xc0a8_0001 + (k >> 16), k as u16)
+        }),
         (
             "1000 /24 networks' first hosts x 1000 ports",
-            Box::new(|| {
-                Box::new((0..1_000_000u32).map(|k| {
-                    let ip = core::net::Ipv4Addr::from(0x0a00_0001 + (k / 1000 << 8));
-                    Request::from_src(core::net::SocketAddr::new(
-                        ip.into(),
-                        1024 + (k % 1000) as u16,
-                    ))
-                }))
-            }),
+            1_000_000,
+            |k| (0x0a00_0001 + ((k / 1000) << 8), 1024 + (k % 1000) as u16),
         ),
     ];
-    for (name, keys) in key_sets {
-        let shares = analyze::lookup_shares(&pool, keys()).unwrap();
+    for (name, n, key) in key_sets {
+        let keys = (0..n).map(|k| {
+            let (ip, port) = key(k);
+            let ip = core::net::Ipv4Addr::from(ip);
+            Request::from_src(core::net::SocketAddr::new(ip.into(), port))
+        });
+        let shares = analyze::lookup_shares(&pool, keys).unwrap();
         let placed: u64 = shares.counts.iter().map(|c| c.1).sum();
         let (mut sum_sq, mut worst, mut lo, mut hi) = (0.0f64, 0.0f64, f64::MAX, 0.0f64);
         let mut ratio_sq = 0.0f64;
