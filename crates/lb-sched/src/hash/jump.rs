@@ -194,15 +194,18 @@ fn jump_back(key: u64, buckets: u32, ranges: u32) -> u32 {
     let mask = (low as u64 * 2).wrapping_sub(1) as u32;
     let (d1, d2) = (r1 as u32 & mask, (r1 >> 32) as u32 & mask);
     let draw = if d1 < buckets { d1 } else { d2 };
+    // The range's largest point if it is below `buckets`, else the first draw below it;
+    // a draw below the range means none is left there.
+    let point = if largest < buckets { largest } else { draw };
     // One test, almost never true: a branch on each comparison would be mispredicted often.
-    if largest.min(draw) >= buckets {
+    if point >= buckets {
         return match buckets {
             0 => 0,
             _ => top_range_point(key, low, buckets).unwrap_or(below),
         };
     }
-    let next = if draw < low { below } else { draw };
-    if largest < buckets { largest } else { next }
+    // `largest` is at least `low`, so only a draw can be below it.
+    if point < low { below } else { point }
 }
 
 /// `x` times an odd `factor` as a 128-bit product, its halves XORed (every bit of `x`
