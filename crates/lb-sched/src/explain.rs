@@ -86,7 +86,9 @@ impl Pool {
             Some(_) => Decision::Algorithm,
         };
         let shares = match self.scheduler() {
-            Scheduler::Hash { hash, .. } => Some(hash.shares(self.backends())),
+            Scheduler::Hash(hash) | Scheduler::BoundedHash { hash, .. } => {
+                Some(hash.shares(self.backends()))
+            }
             Scheduler::Sh { table, .. } | Scheduler::Dh(table) => Some(
                 table
                     .bucket_counts(self.len())
@@ -185,12 +187,13 @@ impl Pool {
                     req.src
                 )
             }
-            Scheduler::Hash { hash, .. } => {
+            Scheduler::Hash(hash) | Scheduler::BoundedHash { hash, .. } => {
                 let kind = match hash {
                     ConsistentHash::Ring(_) => "ring",
                     ConsistentHash::Maglev(_) => "maglev",
                     ConsistentHash::Rendezvous(_) => "rendezvous",
-                    ConsistentHash::Jump(j) => j.name(),
+                    ConsistentHash::Jump(_) => "jump",
+                    ConsistentHash::JumpClassic(_) => "jump-classic",
                 };
                 format!("{kind} key {:#018x}", req.hash_key())
             }

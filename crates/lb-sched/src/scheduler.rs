@@ -47,9 +47,13 @@ pub(crate) enum Scheduler {
         sums: WeightSums,
         choices: u8,
     },
-    Hash {
+    /// A consistent hash without bounded load: a variant of its own, so that its pick tests
+    /// no bound.
+    Hash(ConsistentHash),
+    BoundedHash {
         hash: ConsistentHash,
-        bounded: Option<BoundedLoad>,
+        bound: BoundedLoad,
+        /// The weight and load totals the bound compares with.
         sums: WeightSums,
     },
 }
@@ -129,10 +133,13 @@ impl Scheduler {
             | Algorithm::Rendezvous
             | Algorithm::Jump
             | Algorithm::JumpClassic => match ConsistentHash::new(algorithm, backends) {
-                Some(hash) => Scheduler::Hash {
-                    hash,
-                    bounded,
-                    sums: WeightSums::new(backends),
+                Some(hash) => match bounded {
+                    None => Scheduler::Hash(hash),
+                    Some(bound) => Scheduler::BoundedHash {
+                        hash,
+                        bound,
+                        sums: WeightSums::new(backends),
+                    },
                 },
                 None => Scheduler::Rr(RoundRobin::default()),
             },
@@ -154,7 +161,8 @@ impl Scheduler {
             }
             Scheduler::Swrr(s) => s.rebuild(backends),
             Scheduler::Edf(s) => s.rebuild(backends),
-            Scheduler::Hash { hash, sums, .. } => {
+            Scheduler::Hash(hash) => hash.rebuild(backends),
+            Scheduler::BoundedHash { hash, sums, .. } => {
                 hash.rebuild(backends);
                 sums.rebuild(backends);
             }
@@ -172,7 +180,7 @@ impl Scheduler {
             Scheduler::Twos(s) | Scheduler::Random(s) | Scheduler::P2c { sums: s, .. } => {
                 s.update(backends, pos)
             }
-            Scheduler::Hash { sums, .. } => sums.update(backends, pos),
+            Scheduler::BoundedHash { sums, .. } => sums.update(backends, pos),
             Scheduler::Swrr(s) if change == Change::Availability => s.rebuild(backends),
             Scheduler::Edf(s) if change == Change::Availability => s.rebuild(backends),
             _ => {}
@@ -238,49 +246,39 @@ impl Scheduler {
                 fallback,
                 port,
             } => table.pick(roster, &req.src, *port, *fallback),
-            Scheduler::Hash {
-                hash,
-                bounded,
-                sums,
-            } => Self::pick_hash(
-                hash,
-                bounded.as_ref(),
-                sums,
-                backends,
-                roster,
-                req.hash_key(),
-                scratch,
-            ),
+            Scheduler::Hash(hash) => {
+                hash.pick(backends, req.hash_key(), scratch, |pos| roster.take(pos))
+            }
+            Scheduler::BoundedHash { hash, bound, sums } => {
+                Self::pick_bounded(hash, bound, sums, backends, roster, req.hash_key(), scratch)
+            }
         }
     }
 
+    /// A bounded-load hash's pick: the key's fallback sequence to the first schedulable
+    /// backend the bound admits.
     #[inline]
-    fn pick_hash(
+    fn pick_bounded(
         hash: &ConsistentHash,
-        bounded: Option<&BoundedLoad>,
+        bound: &BoundedLoad,
         sums: &WeightSums,
         backends: &[Backend],
         roster: &Roster,
         key: u64,
         scratch: &mut Vec<u64>,
     ) -> Option<BackendId> {
-        match bounded {
-            None => hash.pick(backends, key, scratch, |pos| roster.take(pos)),
-            Some(bound) => {
-                let (total_load, total_weight) = (sums.total_load(), sums.total());
-                hash.pick(backends, key, scratch, |pos| {
-                    roster.take(pos).filter(|_| {
-                        let b = &backends[pos];
-                        bound.admits(
-                            b.load.outstanding(),
-                            b.effective_weight,
-                            total_load,
-                            total_weight,
-                        )
-                    })
-                })
-            }
-        }
+        let (total_load, total_weight) = (sums.total_load(), sums.total());
+        hash.pick(backends, key, scratch, |pos| {
+            roster.take(pos).filter(|_| {
+                let b = &backends[pos];
+                bound.admits(
+                    b.load.outstanding(),
+                    b.effective_weight,
+                    total_load,
+                    total_weight,
+                )
+            })
+        })
     }
 
     /// Where a hashing algorithm sends this request now, without changing any state; `None`
@@ -305,19 +303,12 @@ impl Scheduler {
                 fallback,
                 port,
             } => table.pick(roster, &req.src, *port, *fallback),
-            Scheduler::Hash {
-                hash,
-                bounded,
-                sums,
-            } => Self::pick_hash(
-                hash,
-                bounded.as_ref(),
-                sums,
-                backends,
-                roster,
-                req.hash_key(),
-                scratch,
-            ),
+            Scheduler::Hash(hash) => {
+                hash.pick(backends, req.hash_key(), scratch, |pos| roster.take(pos))
+            }
+            Scheduler::BoundedHash { hash, bound, sums } => {
+                Self::pick_bounded(hash, bound, sums, backends, roster, req.hash_key(), scratch)
+            }
             _ => return None,
         })
     }

@@ -138,3 +138,60 @@ fn bounded_load_below_100_is_an_error() {
         "bounded load needs a consistent hash"
     );
 }
+
+/// A set of keys: its name, its size, and the k-th key's source address and port.
+type KeySet = (&'static str, u32, fn(u32) -> (u32, u16));
+
+/// `jump` spreads STRUCTURED keys (the pick's key is `addr << 16 | port`: sequential
+/// addresses, sequential ports) over 1000 backends of weights 1 to 10 as a random function
+/// would: each backend's count is about binomial, so its residual
+/// `(count - expected) / sqrt(expected)` has a standard deviation near 1 and no outliers.
+#[test]
+fn jump_spreads_structured_keys() {
+    let weights: Vec<u32> = (0..1000).map(|i| 1 + (i * 7) % 10).collect();
+    let total: u32 = weights.iter().sum();
+    let pool = pool("jump", &weights);
+    let key_sets: [KeySet; 3] = [
+        ("1000 addresses x 1000 ports", 1_000_000, |k| {
+            (0x0a00_0000 + k / 1000, 1024 + (k % 1000) as u16)
+        }),
+        ("16 addresses x 65536 ports", 1 << 20, |k| {
+            (0xc0a8_0001 + (k >> 16), k as u16)
+        }),
+        (
+            "1000 /24 networks' first hosts x 1000 ports",
+            1_000_000,
+            |k| (0x0a00_0001 + ((k / 1000) << 8), 1024 + (k % 1000) as u16),
+        ),
+    ];
+    for (name, n, key) in key_sets {
+        let keys = (0..n).map(|k| {
+            let (ip, port) = key(k);
+            let ip = core::net::Ipv4Addr::from(ip);
+            Request::from_src(core::net::SocketAddr::new(ip.into(), port))
+        });
+        let shares = analyze::lookup_shares(&pool, keys).unwrap();
+        let placed: u64 = shares.counts.iter().map(|c| c.1).sum();
+        let (mut sum_sq, mut worst, mut lo, mut hi) = (0.0f64, 0.0f64, f64::MAX, 0.0f64);
+        let mut ratio_sq = 0.0f64;
+        for (&(_, count), &w) in shares.counts.iter().zip(&weights) {
+            let expected = placed as f64 * w as f64 / total as f64;
+            let residual = (count as f64 - expected) / expected.sqrt();
+            sum_sq += residual * residual;
+            worst = worst.max(residual.abs());
+            let ratio = count as f64 / expected;
+            (lo, hi) = (lo.min(ratio), hi.max(ratio));
+            ratio_sq += (ratio - 1.0) * (ratio - 1.0);
+        }
+        let n = weights.len() as f64;
+        let (sd, ratio_sd) = ((sum_sq / n).sqrt(), (ratio_sq / n).sqrt());
+        println!(
+            "{name}: count/expected {lo:.3}..{hi:.3} (stddev {ratio_sd:.4}), \
+             residual stddev {sd:.3}, worst {worst:.2}"
+        );
+        assert!(
+            sd < 1.15 && worst < 5.5,
+            "{name}: residual sd {sd:.3}, worst {worst:.2}"
+        );
+    }
+}

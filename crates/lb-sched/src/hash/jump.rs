@@ -20,10 +20,14 @@ use alloc::vec::Vec;
 
 /// At most 2^20 slots (4 MiB): larger weights are scaled down in proportion.
 const MAX_SLOTS: u128 = 1 << 20;
+/// [`mix_key`]'s constants: the seed (digits of pi) and an odd factor (digits of e).
+const KEY_SEED: u64 = 0x243f_6a88_85a3_08d3;
+const KEY_FACTOR: u64 = 0xb7e1_5162_8aed_2a6b;
 /// Rehashed attempts before the fallback walks the slots in order.
 const ATTEMPTS: u64 = 32;
 
-/// Which function maps a key to a slot.
+/// Which function maps a key to a slot: given by the caller on each pick (the two are
+/// separate [`crate::hash::ConsistentHash`] variants), so that a pick tests no flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum JumpFunction {
     /// JumpBackHash: expected constant time.
@@ -34,7 +38,6 @@ pub(crate) enum JumpFunction {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Jump {
-    function: JumpFunction,
     /// Each slot's owning position, in list order.
     slots: Vec<u32>,
     /// [`ranges`] of the slot count.
@@ -45,9 +48,8 @@ pub(crate) struct Jump {
 }
 
 impl Jump {
-    pub(crate) fn new(function: JumpFunction, backends: &[Backend]) -> Jump {
+    pub(crate) fn new(backends: &[Backend]) -> Jump {
         let mut jump = Jump {
-            function,
             slots: Vec::new(),
             ranges: 0,
             bound: 0,
@@ -80,18 +82,10 @@ impl Jump {
         self.ranges = ranges(self.slots.len() as u32);
     }
 
-    /// The algorithm's name.
-    pub(crate) fn name(&self) -> &'static str {
-        match self.function {
-            JumpFunction::Back => "jump",
-            JumpFunction::Classic => "jump-classic",
-        }
-    }
-
     /// The slot a key lands in (attempt 0 hashes the key, attempt k the key XOR k).
     #[inline(always)]
-    fn slot(&self, key: u64) -> usize {
-        match self.function {
+    fn slot(&self, function: JumpFunction, key: u64) -> usize {
+        match function {
             // At most 2^20 slots.
             JumpFunction::Back => jump_back(key, self.slots.len() as u32, self.ranges) as usize,
             JumpFunction::Classic => self.classic_slot(key),
@@ -109,15 +103,16 @@ impl Jump {
     #[inline]
     pub(crate) fn pick_in<T>(
         &self,
+        function: JumpFunction,
         key: u64,
         scratch: &mut Vec<u64>,
         mut accept: impl FnMut(usize) -> Option<T>,
     ) -> Option<T> {
-        let first = *self.slots.get(self.slot(key))? as usize;
+        let first = *self.slots.get(self.slot(function, key))? as usize;
         if let Some(taken) = accept(first) {
             return Some(taken);
         }
-        self.fall_back(key, first, scratch, accept)
+        self.fall_back(function, key, first, scratch, accept)
     }
 
     /// The rest of [`Jump::pick_in`]'s sequence after the key's first backend `first`: out of
@@ -125,6 +120,7 @@ impl Jump {
     #[inline(never)]
     fn fall_back<T>(
         &self,
+        function: JumpFunction,
         key: u64,
         first: usize,
         scratch: &mut Vec<u64>,
@@ -137,7 +133,7 @@ impl Jump {
             if offered.len() >= self.distinct {
                 return None;
             }
-            last = self.slot(key ^ attempt);
+            last = self.slot(function, key ^ attempt);
             let pos = self.slots.get(last).copied().unwrap_or(0) as usize;
             if offered.insert(pos) {
                 if let Some(taken) = accept(pos) {
@@ -162,7 +158,7 @@ impl Jump {
 
 /// JumpBackHash: the largest of the key's jump points below `buckets` (0 for fewer than 2).
 ///
-/// One SplitMix64 finaliser of the key, `r0`, supplies the ranges and their points: the
+/// One folded multiply of the key ([`mix_key`]), `r0`, supplies the ranges and their points: the
 /// bits of `r0 ^ (r0 >> 32)` say, for each range `[2^i, 2^(i+1))`, whether it holds a
 /// jump point (the chance is exactly 1/2: no jump point in `[m, 2m)` has probability
 /// `m / 2m`), and given that it does, its largest jump point is uniform in the range; so the
@@ -175,14 +171,14 @@ impl Jump {
 /// flagged range's largest point). Every draw ends the walk with probability above 1/2.
 ///
 /// The first two draws are the halves of `r1`, one 128-bit multiply of `r0` folded to 64 bits
-/// ([`fold`]) rather than a second finaliser; later ones come from [`top_range_point`].
+/// ([`fold`]); later ones come from [`top_range_point`].
 /// Written without data-dependent branches for those two draws: the walk goes on past them
 /// for under 4 % of keys.
 /// `ranges` is [`ranges`]`(buckets)`.
 #[inline(always)]
 fn jump_back(key: u64, buckets: u32, ranges: u32) -> u32 {
-    let r0 = mix64(key);
-    let r1 = fold(r0);
+    let r0 = mix_key(key);
+    let r1 = fold(r0, GOLDEN_GAMMA);
     // No range is flagged for fewer than 2 buckets: the answer is 0.
     let flagged = ((r0 ^ (r0 >> 32)) as u32) & ranges;
     // The highest flagged range takes the half the parity of the flags picks, the next one
@@ -198,23 +194,35 @@ fn jump_back(key: u64, buckets: u32, ranges: u32) -> u32 {
     let mask = (low as u64 * 2).wrapping_sub(1) as u32;
     let (d1, d2) = (r1 as u32 & mask, (r1 >> 32) as u32 & mask);
     let draw = if d1 < buckets { d1 } else { d2 };
+    // The range's largest point if it is below `buckets`, else the first draw below it;
+    // a draw below the range means none is left there.
+    let point = if largest < buckets { largest } else { draw };
     // One test, almost never true: a branch on each comparison would be mispredicted often.
-    if largest.min(draw) >= buckets {
+    if point >= buckets {
         return match buckets {
             0 => 0,
             _ => top_range_point(key, low, buckets).unwrap_or(below),
         };
     }
-    let next = if draw < low { below } else { draw };
-    if largest < buckets { largest } else { next }
+    // `largest` is at least `low`, so only a draw can be below it.
+    if point < low { below } else { point }
 }
 
-/// The second random value of [`jump_back`]: `r0` times an odd constant as a 128-bit
-/// product, its halves XORed (every bit of `r0` reaches every bit of the high half).
+/// `x` times an odd `factor` as a 128-bit product, its halves XORed (every bit of `x`
+/// reaches every bit of the high half). [`jump_back`]'s second random value is `r0`'s.
 #[inline(always)]
-fn fold(r0: u64) -> u64 {
-    let product = r0 as u128 * GOLDEN_GAMMA as u128;
+fn fold(x: u64, factor: u64) -> u64 {
+    let product = x as u128 * factor as u128;
     product as u64 ^ (product >> 64) as u64
+}
+
+/// [`jump_back`]'s first random value: one [`fold`] of the key XOR a seed, instead of the
+/// SplitMix64 finaliser's two multiplies and three shifts on the pick's critical path.
+/// Sequential keys (addresses and ports packed as `addr << 16 | port`) spread at least as
+/// evenly as random ones (`tests/consistent.rs`, `jump_spreads_structured_keys`).
+#[inline(always)]
+fn mix_key(key: u64) -> u64 {
+    fold(key ^ KEY_SEED, KEY_FACTOR)
 }
 
 /// The mask of the ranges `[2^i, 2^(i+1))` at or below `buckets - 1`'s, bit `i` for each
@@ -302,8 +310,13 @@ impl Jump {
     }
 
     /// `pick_in` with a scratch buffer of its own.
-    pub(crate) fn pick(&self, key: u64, mut accept: impl FnMut(usize) -> bool) -> Option<usize> {
-        self.pick_in(key, &mut Vec::new(), |p| accept(p).then_some(p))
+    pub(crate) fn pick(
+        &self,
+        function: JumpFunction,
+        key: u64,
+        mut accept: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
+        self.pick_in(function, key, &mut Vec::new(), |p| accept(p).then_some(p))
     }
 }
 
@@ -329,9 +342,9 @@ mod tests {
         if buckets < 2 {
             return 0;
         }
-        let r0 = mix64(key);
+        let r0 = mix_key(key);
         let mut flagged = ((r0 ^ (r0 >> 32)) as u32) & (u32::MAX >> (buckets - 1).leading_zeros());
-        let r1 = fold(r0);
+        let r1 = fold(r0, GOLDEN_GAMMA);
         let later = (1u64..).flat_map(|k| {
             let r = mix64(key.wrapping_add(k.wrapping_mul(GOLDEN_GAMMA)));
             [r as u32, (r >> 32) as u32]
@@ -425,7 +438,7 @@ mod tests {
             .iter()
             .map(|&(k, n)| Jump::back(k, n))
             .collect();
-        assert_eq!(got, [7, 492, 2598, 27680]);
+        assert_eq!(got, [3, 911, 4355, 60228]);
     }
 
     /// Values of the paper's C++ function (Lamping and Veach 2014, Figure 1) compiled with
@@ -480,9 +493,9 @@ mod tests {
     fn deterministic_and_weighted() {
         let backends = pool(&[1, 2, 0, 3, 4]);
         for f in BOTH {
-            let (a, b) = (Jump::new(f, &backends), Jump::new(f, &backends));
+            let (a, b) = (Jump::new(&backends), Jump::new(&backends));
             assert_eq!(a.slots, b.slots);
-            let hits = fractions(5, 200_000, |k| a.pick(k, |_| true));
+            let hits = fractions(5, 200_000, |k| a.pick(f, k, |_| true));
             for (h, w) in hits.iter().zip([1.0, 2.0, 0.0, 3.0, 4.0]) {
                 assert!((h - w / 10.0).abs() < 0.01, "{f:?} {hits:?}");
             }
@@ -491,7 +504,7 @@ mod tests {
 
     #[test]
     fn slots_are_capped() {
-        let j = Jump::new(JumpFunction::Back, &pool(&[u32::MAX, 1, 0, 7]));
+        let j = Jump::new(&pool(&[u32::MAX, 1, 0, 7]));
         assert!(j.slots.len() as u128 <= MAX_SLOTS + 4);
         assert_eq!(j.slots.iter().filter(|&&p| p == 1).count(), 1);
         assert_eq!(j.distinct, 3);
@@ -505,8 +518,8 @@ mod tests {
         weights[4] = 3;
         let backends = pool(&weights);
         for f in BOTH {
-            let j = Jump::new(f, &backends);
-            check_fallback(&backends, |k, accept| j.pick(k, accept));
+            let j = Jump::new(&backends);
+            check_fallback(&backends, |k, accept| j.pick(f, k, accept));
         }
     }
 
@@ -514,7 +527,7 @@ mod tests {
     fn empty_and_zero_weights() {
         for backends in [pool(&[]), pool(&[0, 0, 0])] {
             for f in BOTH {
-                assert_eq!(Jump::new(f, &backends).pick(7, |_| true), None);
+                assert_eq!(Jump::new(&backends).pick(f, 7, |_| true), None);
             }
         }
     }
@@ -529,10 +542,10 @@ mod tests {
             .flat_map(|n| BOTH.map(|f| (n, f)))
         {
             let (short, long) = (pool(&alloc::vec![2; n]), pool(&alloc::vec![2; n + 1]));
-            let mut j = Jump::new(f, &short);
-            let before = owners(&short, KEYS, |k| j.pick(k, |_| true));
+            let mut j = Jump::new(&short);
+            let before = owners(&short, KEYS, |k| j.pick(f, k, |_| true));
             j.rebuild(&long);
-            let after = owners(&long, KEYS, |k| j.pick(k, |_| true));
+            let after = owners(&long, KEYS, |k| j.pick(f, k, |_| true));
             assert!(
                 before
                     .iter()
@@ -542,7 +555,7 @@ mod tests {
             let m = moved(&before, &after) as f64;
             assert!(m < 1.1 * KEYS as f64 / (n + 1) as f64, "n={n} moved {m}");
             j.rebuild(&short);
-            assert_eq!(owners(&short, KEYS, |k| j.pick(k, |_| true)), before);
+            assert_eq!(owners(&short, KEYS, |k| j.pick(f, k, |_| true)), before);
         }
     }
 
@@ -552,8 +565,8 @@ mod tests {
                              reject in prop::collection::vec(any::<bool>(), 64)) {
             let backends = pool(&weights);
             for f in BOTH {
-                let j = Jump::new(f, &backends);
-                check_pick(&backends, &reject, j.pick(key, |p| !reject[p]))?;
+                let j = Jump::new(&backends);
+                check_pick(&backends, &reject, j.pick(f, key, |p| !reject[p]))?;
             }
         }
     }

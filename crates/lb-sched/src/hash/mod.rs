@@ -57,6 +57,7 @@ pub(crate) enum ConsistentHash {
     Maglev(Maglev),
     Rendezvous(Rendezvous),
     Jump(Jump),
+    JumpClassic(Jump),
 }
 
 impl ConsistentHash {
@@ -70,10 +71,8 @@ impl ConsistentHash {
                 ConsistentHash::Maglev(Maglev::new(table_size, backends))
             }
             Algorithm::Rendezvous => ConsistentHash::Rendezvous(Rendezvous::new(backends)),
-            Algorithm::Jump => ConsistentHash::Jump(Jump::new(JumpFunction::Back, backends)),
-            Algorithm::JumpClassic => {
-                ConsistentHash::Jump(Jump::new(JumpFunction::Classic, backends))
-            }
+            Algorithm::Jump => ConsistentHash::Jump(Jump::new(backends)),
+            Algorithm::JumpClassic => ConsistentHash::JumpClassic(Jump::new(backends)),
             _ => return None,
         })
     }
@@ -84,7 +83,7 @@ impl ConsistentHash {
             ConsistentHash::Ring(h) => h.rebuild(backends),
             ConsistentHash::Maglev(h) => h.rebuild(backends),
             ConsistentHash::Rendezvous(h) => h.rebuild(backends),
-            ConsistentHash::Jump(h) => h.rebuild(backends),
+            ConsistentHash::Jump(h) | ConsistentHash::JumpClassic(h) => h.rebuild(backends),
         }
     }
 
@@ -104,7 +103,10 @@ impl ConsistentHash {
             ConsistentHash::Ring(h) => h.pick_in(key, scratch, accept),
             ConsistentHash::Maglev(h) => h.pick_in(key, scratch, accept),
             ConsistentHash::Rendezvous(h) => h.pick_in(backends, key, accept),
-            ConsistentHash::Jump(h) => h.pick_in(key, scratch, accept),
+            ConsistentHash::Jump(h) => h.pick_in(JumpFunction::Back, key, scratch, accept),
+            ConsistentHash::JumpClassic(h) => {
+                h.pick_in(JumpFunction::Classic, key, scratch, accept)
+            }
         }
     }
 
@@ -113,7 +115,9 @@ impl ConsistentHash {
         match self {
             ConsistentHash::Ring(h) => h.shares(backends.len()),
             ConsistentHash::Maglev(h) => h.shares(backends.len()),
-            ConsistentHash::Rendezvous(_) | ConsistentHash::Jump(_) => {
+            ConsistentHash::Rendezvous(_)
+            | ConsistentHash::Jump(_)
+            | ConsistentHash::JumpClassic(_) => {
                 backends.iter().map(|b| b.table_weight as u64).collect()
             }
         }

@@ -158,19 +158,26 @@ impl MaglevIpvs {
         // An empty slot's entry is past every position: the roster refuses it, and so does
         // the fallback walk, which stops at the first empty slot (an empty table has no other).
         let pos = self.lookup.entry(first as usize)?;
-        if let Some(id) = roster.take(pos) {
-            return Some(id);
+        match roster.take(pos) {
+            Some(id) => Some(id),
+            None => self.fall_back(roster, folded, port, first, fallback),
         }
+    }
+
+    /// `ip_vs_mh_get_fallback` past the first slot `first` (`None` without the `fallback`
+    /// flag): out of line, flag test included, so that the common pick stays small.
+    #[inline(never)]
+    fn fall_back(
+        &self,
+        roster: &Roster,
+        folded: u32,
+        port: u16,
+        first: u32,
+        fallback: bool,
+    ) -> Option<BackendId> {
         if !fallback {
             return None;
         }
-        self.fall_back(roster, folded, port, first)
-    }
-
-    /// `ip_vs_mh_get_fallback` past the first slot `first`: out of line, so that the common
-    /// pick stays small.
-    #[inline(never)]
-    fn fall_back(&self, roster: &Roster, folded: u32, port: u16, first: u32) -> Option<BackendId> {
         for offset in 0..self.size {
             let roffset = (offset + first) % self.size;
             let slot = self.modulo.rem(hashkey(folded, port, KEY1, roffset));
