@@ -23,6 +23,8 @@
 //! interference; `FORWARD_ROUND=M` changes the packets per round (shorter rounds are less
 //! often interrupted on a busy machine) and `FORWARD_ONLY=S` runs only the ids containing `S`
 //! (ending in `S` when it ends in `$`: `FORWARD_ONLY='dr/established$'` is IPv4 DR only).
+//! `FORWARD_SEED=HEX` sets the connection table's hash seed (where the flows land in its
+//! index, which moves the established figures by a few nanoseconds; see BENCHMARKS.md).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -46,9 +48,14 @@ const CLIENT: [u8; 6] = [2, 0, 0, 0, 0, 0xc];
 const FLOWS: usize = 1024;
 
 fn forwarder(method: Method, v6: bool, max: usize) -> (Forwarder, SocketAddr, Vec<SocketAddr>) {
+    let defaults = Settings::default();
     let mut fw = Forwarder::new(Settings {
         max_connections: max,
-        ..Settings::default()
+        hash_seed: std::env::var("FORWARD_SEED")
+            .ok()
+            .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+            .unwrap_or(defaults.hash_seed),
+        ..defaults
     });
     fw.set_interface(InterfaceConfig {
         index: IF,
