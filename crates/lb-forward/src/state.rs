@@ -137,24 +137,26 @@ fn event_index(flags: u8) -> usize {
     usize::from((flags & 0x07) | ((flags >> 1) & 0x08))
 }
 
+/// Every state, in discriminant order.
+const ALL: [ConnState; TCP_STATES + 1] = [
+    ConnState::None,
+    ES,
+    SS,
+    SR,
+    FW,
+    TW,
+    CL,
+    CW,
+    LA,
+    LI,
+    ConnState::SynAck,
+    ConnState::Udp,
+];
+
 /// [`TABLE`] widened so that a step is two loads and no branch: a fifth event (no flag)
 /// and a twelfth column (UDP) that leave the state as it is.
 const NEXT: [[[ConnState; TCP_STATES + 1]; 5]; 3] = {
-    let all = [
-        ConnState::None,
-        ES,
-        SS,
-        SR,
-        FW,
-        TW,
-        CL,
-        CW,
-        LA,
-        LI,
-        ConnState::SynAck,
-        ConnState::Udp,
-    ];
-    let mut next = [[all; 5]; 3];
+    let mut next = [[ALL; 5]; 3];
     let mut dir = 0;
     while dir < 3 {
         let mut event = 0;
@@ -280,20 +282,6 @@ mod tests {
     /// every state, direction and flag byte.
     #[test]
     fn step_matches_the_table() {
-        let states = [
-            ConnState::None,
-            ES,
-            SS,
-            SR,
-            FW,
-            TW,
-            CL,
-            CW,
-            LA,
-            LI,
-            ConnState::SynAck,
-            ConnState::Udp,
-        ];
         for (d, dir) in [Direction::Input, Direction::Output, Direction::InputOnly]
             .into_iter()
             .enumerate()
@@ -310,7 +298,7 @@ mod tests {
                 } else {
                     None
                 };
-                for (i, &s) in states.iter().enumerate() {
+                for (i, &s) in ALL.iter().enumerate() {
                     let want = match event {
                         Some(e) if i < TCP_STATES => TABLE[d][e][i],
                         _ => s,
