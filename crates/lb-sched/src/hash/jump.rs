@@ -184,17 +184,17 @@ fn jump_back(key: u64, buckets: u32, ranges: Ranges) -> u32 {
     // The flagged ranges below the top one (none for fewer than 2 buckets).
     let under = flags & ranges.under_top;
     // The highest of them takes the half the parity of their flags picks, the top range the
-    // other one (its flags are one more).
-    let (low_half, high_half) = (r0 as u32, (r0 >> 32) as u32);
-    let (half, top_half) = if under.count_ones() & 1 != 0 {
-        (high_half, low_half)
+    // other one (its flags are one more), which is `half ^ flags`.
+    let half = if under.count_ones() & 1 != 0 {
+        (r0 >> 32) as u32
     } else {
-        (low_half, high_half)
+        r0 as u32
     };
     let below = largest_point(under, half);
-    // The top range's largest point; below the range when it is not flagged.
-    let largest = (flags & ranges.top) | (top_half & ranges.under_top);
     let mask = ranges.top | ranges.under_top;
+    // The top range's largest point, its offset `(half ^ flags) & under_top` and its flag
+    // `flags & top`: below the range when it is not flagged.
+    let largest = (half & ranges.under_top) ^ (flags & mask);
     let (d1, d2) = (r1 as u32 & mask, (r1 >> 32) as u32 & mask);
     let draw = if d1 < buckets { d1 } else { d2 };
     // The top range's largest point if it is below `buckets`, else the first draw below it;
