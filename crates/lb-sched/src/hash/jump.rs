@@ -249,16 +249,13 @@ impl Ranges {
 }
 
 /// The highest flagged range's largest jump point, at the offset `half` gives; 0 when none
-/// is flagged.
+/// is flagged. `flagged` is below 2^31 (it holds no top range).
 #[inline(always)]
 fn largest_point(flagged: u32, half: u32) -> u32 {
-    // Range `i`'s flag at bit `i + 31`, above a marker at bit 30: never 0, and its leading
-    // zeros are `32 - i`, or 33 with no range flagged.
-    let zeros = ((flagged as u64) << 31 | 1 << 30).leading_zeros();
-    // Shifted as 64-bit values, so that 33 zeros give 0.
-    let low = ((1u64 << 32) >> zeros) as u32;
-    let below_low = (u32::MAX as u64 >> zeros) as u32;
-    low | (half & below_low)
+    // Range `i`'s flag at bit `i + 1`, above a marker at bit 0: never 0 and in 32 bits.
+    let end = 1u32 << (flagged << 1 | 1).ilog2();
+    // Twice the range's low end (1 when none is flagged) over twice the offset, halved.
+    (end | (half << 1 & (end - 1))) >> 1
 }
 
 /// The largest jump point in `[low, buckets)` from the draws after [`jump_back`]'s first two
