@@ -201,12 +201,12 @@ fn jump_back(key: u64, buckets: u32, ranges: Ranges) -> u32 {
     // either below the range means none is there.
     let point = if largest < buckets { largest } else { draw };
     // One test, almost never true: a branch on each comparison would be mispredicted often.
-    if point >= buckets {
-        return match buckets {
-            0 => 0,
-            _ => top_range_point(key, ranges.top, buckets).unwrap_or(below),
-        };
-    }
+    let point = if point >= buckets {
+        // 0 (below the range) when it has no point below `buckets`.
+        top_range_point(key, ranges.top, buckets).unwrap_or(0)
+    } else {
+        point
+    };
     if point < ranges.top { below } else { point }
 }
 
@@ -261,10 +261,13 @@ fn largest_point(flagged: u32, half: u32) -> u32 {
 /// The largest jump point in `[low, buckets)` from the draws after [`jump_back`]'s first two
 /// (the halves of SplitMix64's outputs 1, 2, ... for the key), when `[low, 2 * low)`'s
 /// largest and those two draws are all `buckets` or more; `None` when the range has none
-/// below `buckets`.
+/// below `buckets` (or there are no buckets).
 #[cold]
 #[inline(never)]
 fn top_range_point(key: u64, low: u32, buckets: u32) -> Option<u32> {
+    if buckets == 0 {
+        return None;
+    }
     let mask = (low as u64 * 2 - 1) as u32;
     let mut state = key;
     loop {
