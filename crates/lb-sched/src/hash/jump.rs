@@ -171,7 +171,7 @@ impl Jump {
 /// flagged range's largest point). Every draw ends the walk with probability above 1/2.
 ///
 /// The two ranges read are the top one (`buckets - 1`'s, whose bounds are the table's
-/// [`Ranges`]) and the highest flagged one below it, so one leading-zero count finds both.
+/// [`Ranges`]) and the highest flagged one below it, which one leading-zero count finds.
 /// The first two draws are the halves of `r1`, one 128-bit multiply of `r0` folded to 64 bits
 /// ([`fold`]); later ones come from [`top_range_point`].
 /// Written without data-dependent branches for those two draws: the walk goes on past them
