@@ -57,9 +57,11 @@ impl Request {
     /// mixes the key itself, so an address costs no more than an explicit key.
     #[inline]
     pub fn hash_key(&self) -> u64 {
-        match self.key {
-            Some(key) => key,
-            None => (fold_ip(&self.src) as u64) << 16 | self.src.port() as u64,
+        // Matched per family, so that each reads its own port.
+        match (self.key, &self.src) {
+            (Some(key), _) => key,
+            (None, SocketAddr::V4(a)) => (u32::from(*a.ip()) as u64) << 16 | a.port() as u64,
+            (None, SocketAddr::V6(a)) => (fold_v6(a.ip()) as u64) << 16 | a.port() as u64,
         }
     }
 }

@@ -40,8 +40,8 @@ pub(crate) enum JumpFunction {
 pub(crate) struct Jump {
     /// Each slot's owning position, in list order.
     slots: Vec<u32>,
-    /// [`ranges`] of the slot count.
-    ranges: u32,
+    /// The slot count's [`Ranges`].
+    ranges: Ranges,
     /// One past the largest position with a slot.
     bound: usize,
     distinct: usize,
@@ -51,7 +51,7 @@ impl Jump {
     pub(crate) fn new(backends: &[Backend]) -> Jump {
         let mut jump = Jump {
             slots: Vec::new(),
-            ranges: 0,
+            ranges: Ranges::new(0),
             bound: 0,
             distinct: 0,
         };
@@ -79,7 +79,7 @@ impl Jump {
                 self.bound = pos as usize + 1;
             }
         }
-        self.ranges = ranges(self.slots.len() as u32);
+        self.ranges = Ranges::new(self.slots.len() as u32);
     }
 
     /// The slot a key lands in (attempt 0 hashes the key, attempt k the key XOR k).
@@ -170,42 +170,44 @@ impl Jump {
 /// `buckets` (the answer) or below the range (none left there: the answer is the next
 /// flagged range's largest point). Every draw ends the walk with probability above 1/2.
 ///
+/// The two ranges read are the top one (`buckets - 1`'s, whose bounds are the table's
+/// [`Ranges`]) and the highest flagged one below it, which one leading-zero count finds.
 /// The first two draws are the halves of `r1`, one 128-bit multiply of `r0` folded to 64 bits
 /// ([`fold`]); later ones come from [`top_range_point`].
 /// Written without data-dependent branches for those two draws: the walk goes on past them
 /// for under 4 % of keys.
-/// `ranges` is [`ranges`]`(buckets)`.
 #[inline(always)]
-fn jump_back(key: u64, buckets: u32, ranges: u32) -> u32 {
+fn jump_back(key: u64, buckets: u32, ranges: Ranges) -> u32 {
     let r0 = mix_key(key);
     let r1 = fold(r0, GOLDEN_GAMMA);
-    // No range is flagged for fewer than 2 buckets: the answer is 0.
-    let flagged = ((r0 ^ (r0 >> 32)) as u32) & ranges;
-    // The highest flagged range takes the half the parity of the flags picks, the next one
-    // below the other half (its flags are one fewer).
-    let (low_half, high_half) = (r0 as u32, (r0 >> 32) as u32);
-    let (half, other) = if flagged.count_ones() & 1 != 0 {
-        (high_half, low_half)
+    let flags = (r0 ^ (r0 >> 32)) as u32;
+    // The flagged ranges below the top one (none for fewer than 2 buckets).
+    let under = flags & ranges.under_top;
+    // The highest of them takes the half the parity of their flags picks, the top range the
+    // other one (its flags are one more), which is `half ^ flags`.
+    let half = if under.count_ones() & 1 != 0 {
+        (r0 >> 32) as u32
     } else {
-        (low_half, high_half)
+        r0 as u32
     };
-    let (low, largest) = largest_point(flagged, half);
-    let below = largest_point(flagged ^ low, other).1;
-    let mask = (low as u64 * 2).wrapping_sub(1) as u32;
+    let below = largest_point(under, half);
+    let mask = ranges.top | ranges.under_top;
+    // The top range's largest point, its offset `(half ^ flags) & under_top` and its flag
+    // `flags & top`: below the range when it is not flagged.
+    let largest = (half & ranges.under_top) ^ (flags & mask);
     let (d1, d2) = (r1 as u32 & mask, (r1 >> 32) as u32 & mask);
     let draw = if d1 < buckets { d1 } else { d2 };
-    // The range's largest point if it is below `buckets`, else the first draw below it;
-    // a draw below the range means none is left there.
+    // The top range's largest point if it is below `buckets`, else the first draw below it;
+    // either below the range means none is there.
     let point = if largest < buckets { largest } else { draw };
     // One test, almost never true: a branch on each comparison would be mispredicted often.
-    if point >= buckets {
-        return match buckets {
-            0 => 0,
-            _ => top_range_point(key, low, buckets).unwrap_or(below),
-        };
-    }
-    // `largest` is at least `low`, so only a draw can be below it.
-    if point < low { below } else { point }
+    let point = if point >= buckets {
+        // 0 (below the range) when it has no point below `buckets`.
+        top_range_point(key, ranges.top, buckets).unwrap_or(0)
+    } else {
+        point
+    };
+    if point < ranges.top { below } else { point }
 }
 
 /// `x` times an odd `factor` as a 128-bit product, its halves XORed (every bit of `x`
@@ -225,33 +227,47 @@ fn mix_key(key: u64) -> u64 {
     fold(key ^ KEY_SEED, KEY_FACTOR)
 }
 
-/// The mask of the ranges `[2^i, 2^(i+1))` at or below `buckets - 1`'s, bit `i` for each
-/// (none for fewer than 2 buckets).
-fn ranges(buckets: u32) -> u32 {
-    match buckets {
-        0 | 1 => 0,
-        n => u32::MAX >> (n - 1).leading_zeros(),
+/// The ranges `[2^i, 2^(i+1))` at or below `buckets - 1`'s, as masks with bit `i` for each:
+/// the top one (`buckets - 1`'s) and those under it (none of either for fewer than 2 buckets).
+#[derive(Clone, Copy, Debug)]
+struct Ranges {
+    top: u32,
+    under_top: u32,
+}
+
+impl Ranges {
+    fn new(buckets: u32) -> Ranges {
+        let all = match buckets {
+            0 | 1 => 0,
+            n => u32::MAX >> (n - 1).leading_zeros(),
+        };
+        Ranges {
+            top: all ^ (all >> 1),
+            under_top: all >> 1,
+        }
     }
 }
 
-/// The highest flagged range's low end and largest jump point, at the offset `half` gives;
-/// both 0 when none is flagged.
+/// The highest flagged range's largest jump point, at the offset `half` gives; 0 when none
+/// is flagged. `flagged` is below 2^31 (it holds no top range).
 #[inline(always)]
-fn largest_point(flagged: u32, half: u32) -> (u32, u32) {
-    let zeros = flagged.leading_zeros();
-    // Shifted as 64-bit values, so that 32 zeros give 0.
-    let low = ((1u64 << 31) >> zeros) as u32;
-    let below_low = ((u32::MAX >> 1) as u64 >> zeros) as u32;
-    (low, low | (half & below_low))
+fn largest_point(flagged: u32, half: u32) -> u32 {
+    // Range `i`'s flag at bit `i + 1`, above a marker at bit 0: never 0 and in 32 bits.
+    let end = 1u32 << (flagged << 1 | 1).ilog2();
+    // Twice the range's low end (1 when none is flagged) over twice the offset, halved.
+    (end | (half << 1 & (end - 1))) >> 1
 }
 
 /// The largest jump point in `[low, buckets)` from the draws after [`jump_back`]'s first two
 /// (the halves of SplitMix64's outputs 1, 2, ... for the key), when `[low, 2 * low)`'s
 /// largest and those two draws are all `buckets` or more; `None` when the range has none
-/// below `buckets`.
+/// below `buckets` (or there are no buckets).
 #[cold]
 #[inline(never)]
 fn top_range_point(key: u64, low: u32, buckets: u32) -> Option<u32> {
+    if buckets == 0 {
+        return None;
+    }
     let mask = (low as u64 * 2 - 1) as u32;
     let mut state = key;
     loop {
@@ -306,7 +322,7 @@ fn jump(mut key: u64, buckets: u64) -> u64 {
 impl Jump {
     /// [`jump_back`] for a bucket count.
     fn back(key: u64, buckets: u32) -> u32 {
-        jump_back(key, buckets, ranges(buckets))
+        jump_back(key, buckets, Ranges::new(buckets))
     }
 
     /// `pick_in` with a scratch buffer of its own.
