@@ -68,8 +68,15 @@ impl FlowHasher {
             // (whichever the byte order), so the rotation puts them side by side. Two pairs,
             // the second with the words swapped: one alone left runs of client ports at
             // 0.96 of a uniform hash's spread for some seeds.
-            let addrs = w[0] ^ w[2].rotate_left(32);
-            pair(addrs, w[4], s[0], s[1]) ^ pair(w[4], addrs, s[2], s[3])
+            // Written out as pair(addrs, w[4], s[0], s[1]) ^ pair(w[4], addrs, s[2], s[3])
+            // with addrs = w[0] ^ w[2].rotate_left(32), the rotations of addrs distributed,
+            // so each factor is a shallow tree rather than a chain after the address loads.
+            let (a, b, t) = (w[0], w[2], w[4]);
+            let f = (a ^ b.rotate_left(32)) ^ (t.rotate_left(32) ^ s[0]);
+            let g = (t ^ s[1]) ^ (a.rotate_left(31) ^ b.rotate_left(63));
+            let h = (t ^ s[2]) ^ (a.rotate_left(32) ^ b);
+            let k = (a ^ b.rotate_left(32)) ^ (t.rotate_left(31) ^ s[3]);
+            fold_mul(f, g) ^ fold_mul(h, k)
         } else {
             // Ports into the low bits, where a multiply spreads them over the whole product.
             let tail = w[4].rotate_right(32) ^ s[1];
