@@ -85,6 +85,21 @@ impl FlowHasher {
     }
 }
 
+/// The 8 bytes of `b` at `i` as a native-order word (one load).
+#[inline(always)]
+fn word(b: &[u8], i: usize) -> u64 {
+    u64::from_ne_bytes([
+        b[i],
+        b[i + 1],
+        b[i + 2],
+        b[i + 3],
+        b[i + 4],
+        b[i + 5],
+        b[i + 6],
+        b[i + 7],
+    ])
+}
+
 impl FlowKey {
     /// The key of a parsed packet, its addresses read as words from the frame itself (where
     /// `ip` was parsed) rather than from `ip`'s copies: a spilled copy may have been stored
@@ -92,18 +107,6 @@ impl FlowKey {
     #[inline(always)]
     pub(crate) fn of_packet(frame: &[u8], ip: &Ip, proto: u8, sport: u16, dport: u16) -> Self {
         let tail = Self::tail(proto, ip.family, sport, dport);
-        let w = |b: &[u8], i: usize| {
-            u64::from_ne_bytes([
-                b[i],
-                b[i + 1],
-                b[i + 2],
-                b[i + 3],
-                b[i + 4],
-                b[i + 5],
-                b[i + 6],
-                b[i + 7],
-            ])
-        };
         // Both addresses, contiguous in either family; the parse checked these bytes.
         let at = ip.src_at();
         match (ip.family, frame.get(at..at + 2 * ip.family.addr_len())) {
@@ -112,7 +115,9 @@ impl FlowKey {
                     |i: usize| u64::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3], 0, 0, 0, 0]);
                 FlowKey([v4(0), 0, v4(4), 0, tail])
             }
-            (Family::V6, Some(a)) => FlowKey([w(a, 0), w(a, 8), w(a, 16), w(a, 24), tail]),
+            (Family::V6, Some(a)) => {
+                FlowKey([word(a, 0), word(a, 8), word(a, 16), word(a, 24), tail])
+            }
             _ => FlowKey::new(proto, ip.family, &ip.src, sport, &ip.dst, dport),
         }
     }
@@ -135,16 +140,11 @@ impl FlowKey {
         dst: &[u8; 16],
         dport: u16,
     ) -> Self {
-        let w = |a: &[u8; 16], i: usize| {
-            let mut b = [0; 8];
-            b.copy_from_slice(&a[i..i + 8]);
-            u64::from_ne_bytes(b)
-        };
         FlowKey([
-            w(src, 0),
-            w(src, 8),
-            w(dst, 0),
-            w(dst, 8),
+            word(src, 0),
+            word(src, 8),
+            word(dst, 0),
+            word(dst, 8),
             Self::tail(proto, family, sport, dport),
         ])
     }
