@@ -96,7 +96,7 @@ impl Pool {
                     .map(u64::from)
                     .collect::<Vec<_>>(),
             ),
-            Scheduler::Mh { table, .. } => Some(table.slot_counts(self.len())),
+            Scheduler::Mh(table) => Some(table.slot_counts(self.len())),
             _ => None,
         };
         let candidates = self
@@ -180,12 +180,8 @@ impl Pool {
                     req.src
                 )
             }
-            Scheduler::Mh { table, port, .. } => {
-                format!(
-                    "slot {} for source {}",
-                    table.slot(&req.src, *port),
-                    req.src
-                )
+            Scheduler::Mh(table) => {
+                format!("slot {} for source {}", table.slot(&req.src), req.src)
             }
             Scheduler::Hash(hash) | Scheduler::BoundedHash { hash, .. } => {
                 let kind = match hash {

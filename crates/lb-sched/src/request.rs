@@ -85,6 +85,15 @@ pub(crate) fn fold_ip(addr: &SocketAddr) -> u32 {
     }
 }
 
+/// [`fold_ip`] and the port, from one match on the address family.
+#[inline]
+pub(crate) fn fold_ip_port(addr: &SocketAddr) -> (u32, u16) {
+    match addr {
+        SocketAddr::V4(a) => (u32::from(*a.ip()), a.port()),
+        SocketAddr::V6(a) => (fold_v6(a.ip()), a.port()),
+    }
+}
+
 #[inline]
 fn fold_v6(v6: &Ipv6Addr) -> u32 {
     let o = v6.octets();

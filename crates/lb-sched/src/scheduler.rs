@@ -34,11 +34,8 @@ pub(crate) enum Scheduler {
         fallback: bool,
         port: bool,
     },
-    Mh {
-        table: MaglevIpvs,
-        fallback: bool,
-        port: bool,
-    },
+    /// `mh`, its flags in the table.
+    Mh(MaglevIpvs),
     Twos(WeightSums),
     Swrr(Smooth),
     Edf(Edf),
@@ -112,13 +109,9 @@ impl Scheduler {
                 port,
                 table_size,
             } => {
-                let mut table = MaglevIpvs::new(table_size);
+                let mut table = MaglevIpvs::new(table_size, port, fallback);
                 table.rebuild(backends);
-                Scheduler::Mh {
-                    table,
-                    fallback,
-                    port,
-                }
+                Scheduler::Mh(table)
             }
             Algorithm::Twos => Scheduler::Twos(WeightSums::new(backends)),
             Algorithm::Swrr => Scheduler::Swrr(Smooth::new(backends)),
@@ -155,7 +148,7 @@ impl Scheduler {
             Scheduler::Locality(l) => l.rebuild(backends),
             Scheduler::Dh(t) => t.tile_even(backends),
             Scheduler::Sh { table, .. } => table.tile_weighted(backends),
-            Scheduler::Mh { table, .. } => table.rebuild(backends),
+            Scheduler::Mh(table) => table.rebuild(backends),
             Scheduler::Twos(s) | Scheduler::Random(s) | Scheduler::P2c { sums: s, .. } => {
                 s.rebuild(backends)
             }
@@ -241,11 +234,7 @@ impl Scheduler {
                 fallback,
                 port,
             } => table.pick_sh(roster, &req.src, *port, *fallback),
-            Scheduler::Mh {
-                table,
-                fallback,
-                port,
-            } => table.pick(roster, &req.src, *port, *fallback),
+            Scheduler::Mh(table) => table.pick(roster, &req.src),
             Scheduler::Hash(hash) => {
                 hash.pick(backends, req.hash_key(), scratch, |pos| roster.take(pos))
             }
@@ -298,11 +287,7 @@ impl Scheduler {
                 fallback,
                 port,
             } => table.pick_sh(roster, &req.src, *port, *fallback),
-            Scheduler::Mh {
-                table,
-                fallback,
-                port,
-            } => table.pick(roster, &req.src, *port, *fallback),
+            Scheduler::Mh(table) => table.pick(roster, &req.src),
             Scheduler::Hash(hash) => {
                 hash.pick(backends, req.hash_key(), scratch, |pos| roster.take(pos))
             }

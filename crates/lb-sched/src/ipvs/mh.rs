@@ -8,7 +8,7 @@
 
 use super::wrr::gcd;
 use crate::algorithm::MH_PRIMES;
-use crate::request::fold_ip;
+use crate::request::{fold_ip, fold_ip_port};
 use crate::roster::Roster;
 use crate::slots::{Position, Slots};
 use crate::{Backend, BackendId};
@@ -49,6 +49,10 @@ pub(crate) struct MaglevIpvs {
     /// `IP_VS_MH_TAB_BITS`: half the Kconfig index the size comes from.
     weight_bits: u32,
     lookup: Slots,
+    /// `0xffff` with the `mh-port` flag (the source port is hashed), else 0.
+    port_mask: u16,
+    /// The `mh-fallback` flag, read only by the out-of-line fallback walk.
+    fallback: bool,
 }
 
 /// A backend's walk along its permutation (`ip_vs_mh_dest_setup`).
@@ -59,13 +63,16 @@ struct Setup {
 }
 
 impl MaglevIpvs {
-    pub(crate) fn new(size: u32) -> Self {
+    /// An empty table of `size` slots, with the `mh-port` and `mh-fallback` flags.
+    pub(crate) fn new(size: u32, port: bool, fallback: bool) -> Self {
         let index = MH_PRIMES.iter().position(|&p| p == size).unwrap_or(4) as u32 + 8;
         MaglevIpvs {
             size,
             modulo: FastMod::new(size),
             weight_bits: index / 2,
             lookup: Slots::new(size as usize, 0),
+            port_mask: if port { u16::MAX } else { 0 },
+            fallback,
         }
     }
 
@@ -138,44 +145,32 @@ fn populate<T: Position>(lookup: &mut [T], setup: &mut [Setup]) {
 
 impl MaglevIpvs {
     /// The slot `mh` reads first for this source.
-    pub(crate) fn slot(&self, src: &SocketAddr, use_port: bool) -> u32 {
-        let port = if use_port { src.port() } else { 0 };
-        hashkey(fold_ip(src), port, KEY1, 0) % self.size
+    pub(crate) fn slot(&self, src: &SocketAddr) -> u32 {
+        let (folded, port) = fold_ip_port(src);
+        hashkey(folded, port & self.port_mask, KEY1, 0) % self.size
     }
 
     /// `ip_vs_mh_get` / `ip_vs_mh_get_fallback`.
     #[inline]
-    pub(crate) fn pick(
-        &self,
-        roster: &Roster,
-        src: &SocketAddr,
-        use_port: bool,
-        fallback: bool,
-    ) -> Option<BackendId> {
-        let port = if use_port { src.port() } else { 0 };
-        let folded = fold_ip(src);
+    pub(crate) fn pick(&self, roster: &Roster, src: &SocketAddr) -> Option<BackendId> {
+        // The port is read whatever the flag and masked, instead of a branch on the flag.
+        let (folded, port) = fold_ip_port(src);
+        let port = port & self.port_mask;
         let first = self.modulo.rem(hashkey(folded, port, KEY1, 0));
         // An empty slot's entry is past every position: the roster refuses it, and so does
         // the fallback walk, which stops at the first empty slot (an empty table has no other).
         let pos = self.lookup.entry(first as usize)?;
         match roster.take(pos) {
             Some(id) => Some(id),
-            None => self.fall_back(roster, folded, port, first, fallback),
+            None => self.fall_back(roster, folded, port, first),
         }
     }
 
     /// `ip_vs_mh_get_fallback` past the first slot `first` (`None` without the `fallback`
-    /// flag): out of line, flag test included, so that the common pick stays small.
+    /// flag): out of line, flag read included, so that the common pick stays small.
     #[inline(never)]
-    fn fall_back(
-        &self,
-        roster: &Roster,
-        folded: u32,
-        port: u16,
-        first: u32,
-        fallback: bool,
-    ) -> Option<BackendId> {
-        if !fallback {
+    fn fall_back(&self, roster: &Roster, folded: u32, port: u16, first: u32) -> Option<BackendId> {
+        if !self.fallback {
             return None;
         }
         for offset in 0..self.size {
