@@ -14,8 +14,9 @@ pub(crate) struct Roster {
     schedulable: Vec<u64>,
 }
 
-/// An entry's flag for [`Backend::is_schedulable`].
-const SCHEDULABLE: u64 = 1 << 32;
+/// An entry's flag for [`Backend::is_schedulable`]: the sign bit, so that the test is a
+/// sign test (no 64-bit mask constant on the pick path).
+const SCHEDULABLE: u64 = 1 << 63;
 
 impl Roster {
     pub(crate) fn new(backends: &[Backend]) -> Self {
@@ -52,7 +53,7 @@ impl Roster {
     /// Whether the backend at `pos` takes new connections (false past the end).
     #[inline]
     pub(crate) fn schedulable(&self, pos: usize) -> bool {
-        self.entries.get(pos).is_some_and(|&e| e & SCHEDULABLE != 0)
+        self.entries.get(pos).is_some_and(|&e| (e as i64) < 0)
     }
 
     /// The first schedulable position at or after `from`, wrapping around the list once.
@@ -81,7 +82,7 @@ impl Roster {
     #[inline]
     pub(crate) fn take(&self, pos: usize) -> Option<BackendId> {
         let &entry = self.entries.get(pos)?;
-        (entry & SCHEDULABLE != 0).then_some(BackendId(entry as u32))
+        ((entry as i64) < 0).then_some(BackendId(entry as u32))
     }
 
     /// The id of the backend at `pos`.

@@ -254,8 +254,9 @@ impl Ranges {
 fn largest_point(flagged: u32, half: u32) -> u32 {
     // Range `i`'s flag at bit `i + 1`, above a marker at bit 0: never 0 and in 32 bits.
     let end = 1u32 << (flagged << 1 | 1).ilog2();
-    // Twice the range's low end (1 when none is flagged) over twice the offset, halved.
-    (end | (half << 1 & (end - 1))) >> 1
+    // Twice the range's low end (1 when none is flagged) plus twice the offset (below
+    // it, so `+` is `|`), halved.
+    ((half << 1 & (end - 1)) + end) >> 1
 }
 
 /// The largest jump point in `[low, buckets)` from the draws after [`jump_back`]'s first two
