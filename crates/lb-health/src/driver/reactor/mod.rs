@@ -17,6 +17,7 @@ use rand_core::Rng;
 use slab::Slab;
 use socket2::Socket;
 
+use super::mmsg::{Datagram, Replies};
 use super::sockets;
 use crate::probe::{ExecCheck, SYN_LEN, expected_ack, transport_failure, write_syn};
 use crate::wheel::Wheel;
@@ -33,10 +34,11 @@ const ICMP6: Token = Token(usize::MAX - 2);
 const RAW_FIRST: usize = usize::MAX - 3;
 /// Distinct source addresses half-open probes may leave from (one raw socket each).
 const RAW_SOURCES: usize = 256;
-/// Half-open SYNs sent before their raw socket is read in the same batch: on loopback each
-/// SYN-ACK is queued before `sendto` returns, and a burst of due probes would otherwise
-/// overflow the socket's receive buffer (lost replies, false timeouts).
-const SYN_BATCH: usize = 64;
+/// Half-open SYNs sent together (one `sendmmsg` per raw socket) before their raw socket is
+/// read: on loopback each SYN-ACK is queued before the send returns, and a burst of due
+/// probes would otherwise overflow the socket's receive buffer (lost replies, false
+/// timeouts).
+const SYN_BATCH: usize = super::mmsg::BATCH;
 /// How long a route's source address (for half-open SYN checksums) is reused.
 const ROUTE_TTL: Duration = Duration::from_secs(30);
 /// Upper bounds (ms) of the lateness histogram's first buckets; the last is everything above.
@@ -179,6 +181,12 @@ pub struct Reactor<R: Rng> {
     routes: HashMap<IpAddr, (IpAddr, Duration)>,
     /// SYNs sent since the raw sockets were last read.
     syn_unread: usize,
+    /// SYNs built but not sent yet (the batch `flush_syns` sends), and for each its raw
+    /// socket and run (key, serial).
+    syn_out: Vec<Datagram>,
+    syn_out_runs: Vec<(usize, usize, u64)>,
+    /// Buffers of the raw sockets' `recvmmsg`.
+    replies: Replies,
     /// Whether each of `raw_tcp` is in the epoll set. A socket leaves it when the reactor
     /// sends through it and is back before the reactor sleeps: awake, the reactor reads the
     /// replies to its SYNs itself, and a socket out of the set costs no epoll callback per
@@ -223,6 +231,9 @@ impl<R: Rng> Reactor<R> {
             syn_waiting: HashMap::default(),
             routes: HashMap::default(),
             syn_unread: 0,
+            syn_out: Vec::with_capacity(SYN_BATCH),
+            syn_out_runs: Vec::with_capacity(SYN_BATCH),
+            replies: Replies::default(),
             raw_armed: Vec::new(),
             exec_runs: 0,
             buf: vec![0; 64 * 1024],
@@ -373,6 +384,7 @@ impl<R: Rng> Reactor<R> {
     /// queued before `sendto` returns): the reactor then sleeps with nothing unread.
     fn start_due(&mut self, now: Duration) {
         let now = self.start_due_runs(now);
+        self.flush_syns(now);
         if self.syn_unread > 0 {
             self.read_raw_all(now);
         }
@@ -450,7 +462,6 @@ impl<R: Rng> Reactor<R> {
                 Io::Exec { .. } => self.exec_runs += 1,
                 Io::RawTcp { dst, ack, .. } => {
                     self.syn_waiting.insert((dst, ack), key);
-                    self.syn_unread += 1;
                 }
                 Io::Tcp { .. } | Io::Udp(_) => {}
             }
@@ -468,12 +479,46 @@ impl<R: Rng> Reactor<R> {
                     .map(Probe::start);
                 self.process(key, step.unwrap_or(Step::NeedMore), now);
             }
-            if self.syn_unread >= SYN_BATCH {
+            if self.syn_out.len() >= SYN_BATCH {
+                self.flush_syns(now);
                 self.read_raw_all(now);
                 now = self.now();
             }
         }
         now
+    }
+
+    /// Sends the SYNs built since the last call, one `sendmmsg` per run of the same raw
+    /// socket. A message the kernel refuses fails its own run (a local error); the rest are
+    /// sent again from the one after it.
+    fn flush_syns(&mut self, now: Duration) {
+        let mut next = 0;
+        while let Some(&(raw, key, serial)) = self.syn_out_runs.get(next) {
+            let same = self.syn_out_runs[next..]
+                .iter()
+                .take_while(|&&(r, ..)| r == raw)
+                .count();
+            let result = match self.raw_tcp.get(raw) {
+                Some(socket) => socket.send_batch(&self.syn_out[next..next + same]),
+                None => Err(io::Error::other("no raw socket")),
+            };
+            match result {
+                Ok(sent) => {
+                    next += sent;
+                    self.syn_unread += sent;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    next += 1;
+                    if self.alive(key, serial) {
+                        self.stats.local_errors += 1;
+                        self.complete(key, transport_failure(&e), now);
+                    }
+                }
+            }
+        }
+        self.syn_out.clear();
+        self.syn_out_runs.clear();
     }
 
     fn note_lateness(&mut self, late: Duration) {
@@ -528,7 +573,12 @@ impl<R: Rng> Reactor<R> {
                     &mut syn,
                 )
                 .ok_or_else(|| io::Error::other("source of another family"))?;
-                self.raw_tcp[raw].send(&syn, addr.ip())?;
+                // Sent with the rest of the batch (`flush_syns`), by the run about to be
+                // inserted into the slab.
+                self.syn_out
+                    .push(self.raw_tcp[raw].datagram(&syn, addr.ip())?);
+                self.syn_out_runs
+                    .push((raw, self.runs.vacant_key(), self.serial + 1));
                 Io::RawTcp {
                     raw,
                     dst: addr,
