@@ -255,3 +255,74 @@ fn lan_checker_probes_a_remote_host() {
         .collect();
     assert_eq!(downs, [Reason::Timeout; 3], "{results:?}");
 }
+
+#[test]
+fn half_open_syn_refused_by_the_kernel_fails_alone_in_its_batch() {
+    const TEST: &str = "half_open_syn_refused_by_the_kernel_fails_alone_in_its_batch";
+    if lb_lab::skip_unless_root(TEST) {
+        return;
+    }
+    let ns = Netns::new("hcbatch").unwrap();
+    // Routing refuses this destination: the raw socket's send of its SYN fails at once
+    // (EACCES), while the SYNs before and after it in the same `sendmmsg` go out.
+    ns.sh("ip route add prohibit 10.66.0.9/32").unwrap();
+    let results = in_netns(&ns, move || {
+        let bind = || TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = [bind(), bind()];
+        // Bound together (distinct ports), then closed: their SYNs get RSTs.
+        let closed = [bind(), bind()].map(|l| l.local_addr().unwrap());
+        let prohibited: SocketAddr = "10.66.0.9:80".parse().unwrap();
+        // Due together, in this order: the refused SYN in the middle of the batch.
+        let targets = [
+            open[0].local_addr().unwrap(),
+            closed[0],
+            prohibited,
+            open[1].local_addr().unwrap(),
+            closed[1],
+        ];
+        let mut r = reactor();
+        let mut config = tracker(Duration::from_secs(60), InitialState::Unknown, 1, 1);
+        config.jitter.warmup = Duration::ZERO;
+        let ids: Vec<_> = targets
+            .iter()
+            .map(|&addr| {
+                r.add(Target {
+                    addr,
+                    check: Check::TcpHalfOpen,
+                    tracker: config,
+                    timeout: Duration::from_secs(2),
+                    // Given, so that no route lookup refuses the prohibited one first.
+                    source: Some("127.0.0.1".parse().unwrap()),
+                })
+                .unwrap()
+            })
+            .collect();
+        let got = events(&mut r, targets.len(), Duration::from_secs(3));
+        let stats = r.stats();
+        let outcomes: Vec<_> = ids
+            .iter()
+            .map(|&id| {
+                let o = r.checker().tracker(id).unwrap().history().next().copied();
+                o.map(|o| (o.verdict, o.reason))
+            })
+            .collect();
+        (got.len(), stats, outcomes)
+    });
+    let (events, stats, outcomes) = results;
+    let pass = Some((Verdict::Pass, Reason::SynAck));
+    let refused = Some((Verdict::Fail, Reason::Refused));
+    assert_eq!(
+        outcomes,
+        [
+            pass,
+            refused,
+            Some((Verdict::Fail, Reason::LocalError)),
+            pass,
+            refused
+        ],
+        "{stats:?}"
+    );
+    assert_eq!(events, 5, "each target's first transition");
+    assert_eq!((stats.started, stats.completed), (5, 5), "{stats:?}");
+    assert_eq!((stats.local_errors, stats.timeouts), (1, 0), "{stats:?}");
+}

@@ -113,7 +113,7 @@ fn syn_reply_filter(v6: bool, port: u16) -> [socket2::SockFilter; 9] {
 }
 
 #[cfg(feature = "reactor")]
-use super::mmsg::{self, Datagram, Replies};
+use super::mmsg::{self, Datagram};
 #[cfg(feature = "reactor")]
 use socket2::SockRef;
 #[cfg(feature = "reactor")]
@@ -135,8 +135,8 @@ const MAX_SEGMENT: usize = 60;
 /// the port.
 #[derive(Debug)]
 pub struct SynSocket {
-    /// The raw socket, driven through `UdpSocket`'s `send_to` / `recv_from` (plain `sendto`
-    /// and `recvfrom`, which also report the IPv6 sender).
+    /// The raw socket, read through `UdpSocket`'s `recv_from` (plain `recvfrom`, which also
+    /// reports the IPv6 sender); IPv6 SYNs leave through it.
     pub(crate) socket: mio::net::UdpSocket,
     /// IPv4: the socket SYNs leave through (`IPPROTO_RAW`: send-only, header included),
     /// unbound and never polled, so that freeing each sent segment wakes no one (a polled
@@ -175,12 +175,6 @@ impl SynSocket {
     /// `sendmmsg`: how many went out (at least one), or the error of the first (not sent).
     pub(crate) fn send_batch(&self, datagrams: &[Datagram]) -> io::Result<usize> {
         mmsg::send(self.sending().as_fd(), datagrams)
-    }
-
-    /// Reads up to [`mmsg::BATCH`] replies with one `recvmmsg`: how many (each for
-    /// [`crate::probe::parse_syn_reply`]); `WouldBlock` when none is queued.
-    pub(crate) fn recv_batch(&self, replies: &mut Replies) -> io::Result<usize> {
-        replies.recv(self.socket.as_fd())
     }
 
     /// The socket SYNs leave through.

@@ -17,7 +17,7 @@ use rand_core::Rng;
 use slab::Slab;
 use socket2::Socket;
 
-use super::mmsg::{Datagram, Replies};
+use super::mmsg::Datagram;
 use super::sockets;
 use crate::probe::{ExecCheck, SYN_LEN, expected_ack, transport_failure, write_syn};
 use crate::wheel::Wheel;
@@ -185,8 +185,7 @@ pub struct Reactor<R: Rng> {
     /// socket and run (key, serial).
     syn_out: Vec<Datagram>,
     syn_out_runs: Vec<(usize, usize, u64)>,
-    /// Buffers of the raw sockets' `recvmmsg`.
-    replies: Replies,
+
     /// Whether each of `raw_tcp` is in the epoll set. A socket leaves it when the reactor
     /// sends through it and is back before the reactor sleeps: awake, the reactor reads the
     /// replies to its SYNs itself, and a socket out of the set costs no epoll callback per
@@ -233,7 +232,6 @@ impl<R: Rng> Reactor<R> {
             syn_unread: 0,
             syn_out: Vec::with_capacity(SYN_BATCH),
             syn_out_runs: Vec::with_capacity(SYN_BATCH),
-            replies: Replies::default(),
             raw_armed: Vec::new(),
             exec_runs: 0,
             buf: vec![0; 64 * 1024],
@@ -381,7 +379,7 @@ impl<R: Rng> Reactor<R> {
     }
 
     /// Starts what is due, then reads the replies its last SYNs have (on loopback they are
-    /// queued before `sendto` returns): the reactor then sleeps with nothing unread.
+    /// queued before the send returns): the reactor then sleeps with nothing unread.
     fn start_due(&mut self, now: Duration) {
         let now = self.start_due_runs(now);
         self.flush_syns(now);
