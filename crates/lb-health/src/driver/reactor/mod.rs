@@ -103,6 +103,14 @@ fn grid_point(at: Duration, step: Duration) -> Duration {
     u64::try_from(ns).map_or(at, Duration::from_nanos)
 }
 
+/// A cached route's source address for one target.
+#[derive(Clone, Copy)]
+struct RouteSource {
+    dst: IpAddr,
+    src: IpAddr,
+    until: Duration,
+}
+
 /// What starting one due probe takes, copied out of the checker's borrow.
 struct Start {
     id: CheckId,
@@ -177,8 +185,10 @@ pub struct Reactor<R: Rng> {
     raw_tcp: Vec<sockets::SynSocket>,
     /// Half-open runs in flight by (target, acknowledgment number expected).
     syn_waiting: HashMap<(SocketAddr, u32), usize>,
-    /// Source address by destination, and until when it is reused.
-    routes: HashMap<IpAddr, (IpAddr, Duration)>,
+    /// Source address routing picked for each target (by [`CheckId::index`]): its
+    /// destination, the source and until when it is reused. A dense table, not a map: one
+    /// cache line per probe instead of a hash probe's two.
+    routes: Vec<Option<RouteSource>>,
     /// SYNs sent since the raw sockets were last read.
     syn_unread: usize,
     /// SYNs built but not sent yet (the batch `flush_syns` sends), and for each its raw
@@ -228,7 +238,7 @@ impl<R: Rng> Reactor<R> {
             icmp_waiting: HashMap::default(),
             raw_tcp: Vec::new(),
             syn_waiting: HashMap::default(),
-            routes: HashMap::default(),
+            routes: Vec::new(),
             syn_unread: 0,
             syn_out: Vec::with_capacity(SYN_BATCH),
             syn_out_runs: Vec::with_capacity(SYN_BATCH),
@@ -430,7 +440,16 @@ impl<R: Rng> Reactor<R> {
             } = start;
             self.note_lateness(now.saturating_sub(slot));
             self.stats.started += 1;
-            let io = match self.open(transport, addr, source, exec, nodelay, &mut session, now) {
+            let io = match self.open(
+                id,
+                transport,
+                addr,
+                source,
+                exec,
+                nodelay,
+                &mut session,
+                now,
+            ) {
                 Ok(io) => io,
                 Err(e) => {
                     self.stats.local_errors += 1;
@@ -532,6 +551,7 @@ impl<R: Rng> Reactor<R> {
     #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
+        id: CheckId,
         transport: Transport,
         addr: SocketAddr,
         source: Option<IpAddr>,
@@ -558,7 +578,7 @@ impl<R: Rng> Reactor<R> {
             Transport::RawTcp => {
                 let ip = match source {
                     Some(ip) => ip,
-                    None => self.route_source(addr.ip(), now)?,
+                    None => self.route_source(id.index(), addr.ip(), now)?,
                 };
                 let raw = self.raw_tcp_socket(ip)?;
                 self.disarm_raw(raw)?;
@@ -629,16 +649,24 @@ impl<R: Rng> Reactor<R> {
         Ok(self.raw_tcp.len() - 1)
     }
 
-    /// The source address routing picks toward `dst`, looked up once per [`ROUTE_TTL`].
-    fn route_source(&mut self, dst: IpAddr, now: Duration) -> io::Result<IpAddr> {
-        if let Some(&(ip, until)) = self.routes.get(&dst) {
-            if now < until {
-                return Ok(ip);
+    /// The source address routing picks toward `dst` for the target in checker slot `slot`,
+    /// looked up once per [`ROUTE_TTL`] (and again if the slot's target changed address).
+    fn route_source(&mut self, slot: usize, dst: IpAddr, now: Duration) -> io::Result<IpAddr> {
+        if let Some(Some(r)) = self.routes.get(slot) {
+            if r.dst == dst && now < r.until {
+                return Ok(r.src);
             }
         }
-        let ip = sockets::route_source(dst)?;
-        self.routes.insert(dst, (ip, now + ROUTE_TTL));
-        Ok(ip)
+        let src = sockets::route_source(dst)?;
+        if self.routes.len() <= slot {
+            self.routes.resize(slot + 1, None);
+        }
+        self.routes[slot] = Some(RouteSource {
+            dst,
+            src,
+            until: now + ROUTE_TTL,
+        });
+        Ok(src)
     }
 
     fn register(&mut self, key: usize) -> io::Result<()> {
