@@ -1,6 +1,7 @@
 //! The single-threaded mio driver: scheduling, deadlines and transports here; the bytes of
 //! runs in flight in `transfer`.
 
+mod isn;
 mod transfer;
 
 use foldhash::HashMap;
@@ -17,6 +18,7 @@ use rand_core::Rng;
 use slab::Slab;
 use socket2::Socket;
 
+use self::isn::IsnKeys;
 use super::mmsg::Datagram;
 use super::sockets;
 use crate::probe::{ExecCheck, SYN_LEN, expected_ack, transport_failure, write_syn};
@@ -141,13 +143,22 @@ enum Io {
         check: ExecCheck,
     },
     /// A half-open SYN, sent by `open` through the raw socket of its source address (`raw`,
-    /// an index into the reactor's); the reply is routed by (target, ack) and decides the
-    /// run (no session: the SYN is written on the stack, the reply parsed once).
+    /// an index into the reactor's); the reply names the run by its acknowledgment number
+    /// ([`IsnKeys`]), counts if it comes from `dst` with `ack`, and decides the run (no
+    /// session: the SYN is written on the stack, the reply parsed once).
     RawTcp {
         raw: usize,
         dst: SocketAddr,
         ack: u32,
     },
+}
+
+impl Io {
+    /// Whether this run waits for a half-open reply on raw socket `raw` from `from` with
+    /// acknowledgment number `ack`.
+    fn awaits_syn_reply(&self, raw: usize, from: SocketAddr, ack: u32) -> bool {
+        matches!(self, Io::RawTcp { raw: r, dst, ack: a } if *r == raw && *dst == from && *a == ack)
+    }
 }
 
 struct Run {
@@ -183,8 +194,10 @@ pub struct Reactor<R: Rng> {
     /// Half-open raw sockets, one per source address (each bound to it, so the kernel hands
     /// it only segments to that address: not the SYNs and RSTs toward the targets).
     raw_tcp: Vec<sockets::SynSocket>,
-    /// Half-open runs in flight by (target, acknowledgment number expected).
-    syn_waiting: HashMap<(SocketAddr, u32), usize>,
+    /// Half-open runs in flight.
+    syn_in_flight: usize,
+    /// Half-open SYN sequence numbers from run keys, and back.
+    isn_keys: IsnKeys,
     /// Source address routing picked for each target (by [`CheckId::index`]): its
     /// destination, the source and until when it is reused. A dense table, not a map: one
     /// cache line per probe instead of a hash probe's two.
@@ -219,15 +232,17 @@ impl<R: Rng> core::fmt::Debug for Reactor<R> {
 
 impl<R: Rng> Reactor<R> {
     /// A reactor with its own clock epoch (now) and randomness.
-    pub fn new(config: ReactorConfig, rng: R) -> io::Result<Reactor<R>> {
+    pub fn new(config: ReactorConfig, mut rng: R) -> io::Result<Reactor<R>> {
+        let max_in_flight = config.max_in_flight.max(1);
         Ok(Reactor {
+            isn_keys: IsnKeys::new(max_in_flight, rng.next_u32()),
             poll: Poll::new()?,
             events: Events::with_capacity(EVENTS),
             ready: Vec::with_capacity(EVENTS),
             checker: Checker::new(),
             rng,
             config: ReactorConfig {
-                max_in_flight: config.max_in_flight.max(1),
+                max_in_flight,
                 ..config
             },
             epoch: Instant::now(),
@@ -237,7 +252,7 @@ impl<R: Rng> Reactor<R> {
             icmp: [None, None],
             icmp_waiting: HashMap::default(),
             raw_tcp: Vec::new(),
-            syn_waiting: HashMap::default(),
+            syn_in_flight: 0,
             routes: Vec::new(),
             syn_unread: 0,
             syn_out: Vec::with_capacity(SYN_BATCH),
@@ -380,7 +395,7 @@ impl<R: Rng> Reactor<R> {
 
     /// Reads every raw socket while half-open runs are waiting.
     fn read_raw_all(&mut self, now: Duration) {
-        if self.syn_waiting.is_empty() {
+        if self.syn_in_flight == 0 {
             return;
         }
         for raw in 0..self.raw_tcp.len() {
@@ -477,9 +492,7 @@ impl<R: Rng> Reactor<R> {
                     self.icmp_waiting.entry((v6, seq)).or_default().push(key);
                 }
                 Io::Exec { .. } => self.exec_runs += 1,
-                Io::RawTcp { dst, ack, .. } => {
-                    self.syn_waiting.insert((dst, ack), key);
-                }
+                Io::RawTcp { .. } => self.syn_in_flight += 1,
                 Io::Tcp { .. } | Io::Udp(_) => {}
             }
             self.deadlines.insert(deadline, (key, self.serial));
@@ -582,7 +595,10 @@ impl<R: Rng> Reactor<R> {
                 };
                 let raw = self.raw_tcp_socket(ip)?;
                 self.disarm_raw(raw)?;
-                let isn = self.rng.next_u32();
+                let isn = self
+                    .isn_keys
+                    .isn(self.runs.vacant_key(), self.rng.next_u32())
+                    .ok_or_else(|| io::Error::other("run key beyond the SYN sequence space"))?;
                 let mut syn = [0; SYN_LEN];
                 write_syn(
                     SocketAddr::new(ip, self.raw_tcp[raw].port()),
@@ -734,9 +750,7 @@ impl<R: Rng> Reactor<R> {
                     }
                 }
             }
-            Io::RawTcp { dst, ack, .. } => {
-                self.syn_waiting.remove(&(*dst, *ack));
-            }
+            Io::RawTcp { .. } => self.syn_in_flight -= 1,
             Io::Exec { child, .. } => {
                 self.exec_runs -= 1;
                 // Only our own child, by its pid; reaped so it leaves no zombie.
@@ -759,8 +773,35 @@ impl<R: Rng> Reactor<R> {
 
 #[cfg(test)]
 mod tests {
-    use super::grid_point;
+    use super::{Io, IsnKeys, grid_point};
+    use crate::probe::expected_ack;
+    use std::net::SocketAddr;
     use std::time::Duration;
+
+    #[test]
+    fn a_half_open_reply_counts_only_from_its_target_with_its_ack() {
+        let keys = IsnKeys::new(4096, 0x5bd1_e995);
+        let target = SocketAddr::from(([127, 1, 0, 7], 80));
+        let isn = keys.isn(5, 0x1234_5678).unwrap();
+        let ack = expected_ack(isn);
+        let run = Io::RawTcp {
+            raw: 0,
+            dst: target,
+            ack,
+        };
+        assert_eq!(keys.key(ack), 5);
+        assert!(run.awaits_syn_reply(0, target, ack));
+        // Another sender, with the right ack.
+        let other = SocketAddr::from(([127, 1, 0, 8], 80));
+        assert!(!run.awaits_syn_reply(0, other, ack));
+        assert!(!run.awaits_syn_reply(0, SocketAddr::from(([127, 1, 0, 7], 81)), ack));
+        // The right key, other random bits: a stale or forged ack.
+        let forged = ack ^ (1 << 20);
+        assert_eq!(keys.key(forged), 5);
+        assert!(!run.awaits_syn_reply(0, target, forged));
+        // Another raw socket.
+        assert!(!run.awaits_syn_reply(1, target, ack));
+    }
 
     #[test]
     fn grid_points_are_never_early() {
