@@ -5,6 +5,8 @@
 //! `tokio::TokioChecker` (feature `tokio`) runs each probe as a tokio task.
 
 #[cfg(feature = "reactor")]
+mod mmsg;
+#[cfg(feature = "reactor")]
 mod reactor;
 mod sockets;
 #[cfg(feature = "tokio")]

@@ -113,6 +113,13 @@ fn syn_reply_filter(v6: bool, port: u16) -> [socket2::SockFilter; 9] {
 }
 
 #[cfg(feature = "reactor")]
+use super::mmsg::{self, Datagram};
+#[cfg(feature = "reactor")]
+use socket2::SockRef;
+#[cfg(feature = "reactor")]
+use std::os::fd::AsFd;
+
+#[cfg(feature = "reactor")]
 /// The longest segment [`SynSocket::send`] takes (a SYN with options is 24 to 44 bytes).
 const MAX_SEGMENT: usize = 60;
 
@@ -128,8 +135,8 @@ const MAX_SEGMENT: usize = 60;
 /// the port.
 #[derive(Debug)]
 pub struct SynSocket {
-    /// The raw socket, driven through `UdpSocket`'s `send_to` / `recv_from` (plain `sendto`
-    /// and `recvfrom`, which also report the IPv6 sender).
+    /// The raw socket, read through `UdpSocket`'s `recv_from` (plain `recvfrom`, which also
+    /// reports the IPv6 sender); IPv6 SYNs leave through it.
     pub(crate) socket: mio::net::UdpSocket,
     /// IPv4: the socket SYNs leave through (`IPPROTO_RAW`: send-only, header included),
     /// unbound and never polled, so that freeing each sent segment wakes no one (a polled
@@ -158,15 +165,38 @@ impl SynSocket {
     /// through a send-only raw socket (its own headers: the kernel's leaner path, and no IP
     /// ID hashing); one longer than 60 bytes is refused.
     pub fn send(&self, segment: &[u8], dst: IpAddr) -> io::Result<()> {
+        let datagram = self.datagram(segment, dst)?;
+        self.sending()
+            .send_to(datagram.bytes(), datagram.to())
+            .map(drop)
+    }
+
+    /// Sends up to [`mmsg::BATCH`] datagrams (from [`SynSocket::datagram`]) with one
+    /// `sendmmsg`: how many went out (at least one), or the error of the first (not sent).
+    pub(crate) fn send_batch(&self, datagrams: &[Datagram]) -> io::Result<usize> {
+        mmsg::send(self.sending().as_fd(), datagrams)
+    }
+
+    /// The socket SYNs leave through.
+    fn sending(&self) -> SockRef<'_> {
+        match &self.sender {
+            Some(sender) => SockRef::from(sender),
+            None => SockRef::from(&self.socket),
+        }
+    }
+
+    /// `segment` to `dst` as it leaves: behind an IPv4 header for IPv4 (the send-only socket
+    /// includes its own), bare for IPv6.
+    pub(crate) fn datagram(&self, segment: &[u8], dst: IpAddr) -> io::Result<Datagram> {
+        let too_long = || io::Error::new(io::ErrorKind::InvalidInput, "segment too long");
         let to = SocketAddr::new(dst, 0);
-        let (IpAddr::V4(src), IpAddr::V4(dst), Some(sender)) = (self.source, dst, &self.sender)
-        else {
-            return self.socket.send_to(segment, to).map(drop);
+        let (IpAddr::V4(src), IpAddr::V4(dst), Some(_)) = (self.source, dst, &self.sender) else {
+            return Datagram::new(segment, to).ok_or_else(too_long);
         };
         let mut packet = [0u8; 20 + MAX_SEGMENT];
         packet
             .get_mut(20..20 + segment.len())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "segment too long"))?
+            .ok_or_else(too_long)?
             .copy_from_slice(segment);
         let len = 20 + segment.len();
         // The sequence number's low bits as the IP ID: non-zero, so the kernel keeps it.
@@ -182,7 +212,7 @@ impl SynSocket {
             .copy_from_slice(&[0x45, 0, len_hi, len_lo, id_hi, id_lo, 0x40, 0, 64, 6, 0, 0]);
         packet[12..16].copy_from_slice(&src.octets());
         packet[16..20].copy_from_slice(&dst.octets());
-        sender.send_to(&packet[..len], &to.into()).map(drop)
+        Datagram::new(&packet[..len], to).ok_or_else(too_long)
     }
 
     /// Reads one reply: its length in `buf` (for [`crate::probe::parse_syn_reply`]) and its

@@ -1,6 +1,7 @@
 //! The single-threaded mio driver: scheduling, deadlines and transports here; the bytes of
 //! runs in flight in `transfer`.
 
+mod isn;
 mod transfer;
 
 use foldhash::HashMap;
@@ -17,6 +18,8 @@ use rand_core::Rng;
 use slab::Slab;
 use socket2::Socket;
 
+use self::isn::IsnKeys;
+use super::mmsg::Datagram;
 use super::sockets;
 use crate::probe::{ExecCheck, SYN_LEN, expected_ack, transport_failure, write_syn};
 use crate::wheel::Wheel;
@@ -33,10 +36,11 @@ const ICMP6: Token = Token(usize::MAX - 2);
 const RAW_FIRST: usize = usize::MAX - 3;
 /// Distinct source addresses half-open probes may leave from (one raw socket each).
 const RAW_SOURCES: usize = 256;
-/// Half-open SYNs sent before their raw socket is read in the same batch: on loopback each
-/// SYN-ACK is queued before `sendto` returns, and a burst of due probes would otherwise
-/// overflow the socket's receive buffer (lost replies, false timeouts).
-const SYN_BATCH: usize = 64;
+/// Half-open SYNs sent together (one `sendmmsg` per raw socket) before their raw socket is
+/// read: on loopback each SYN-ACK is queued before the send returns, and a burst of due
+/// probes would otherwise overflow the socket's receive buffer (lost replies, false
+/// timeouts).
+const SYN_BATCH: usize = super::mmsg::BATCH;
 /// How long a route's source address (for half-open SYN checksums) is reused.
 const ROUTE_TTL: Duration = Duration::from_secs(30);
 /// Upper bounds (ms) of the lateness histogram's first buckets; the last is everything above.
@@ -101,6 +105,14 @@ fn grid_point(at: Duration, step: Duration) -> Duration {
     u64::try_from(ns).map_or(at, Duration::from_nanos)
 }
 
+/// A cached route's source address for one target.
+#[derive(Clone, Copy)]
+struct RouteSource {
+    dst: IpAddr,
+    src: IpAddr,
+    until: Duration,
+}
+
 /// What starting one due probe takes, copied out of the checker's borrow.
 struct Start {
     id: CheckId,
@@ -131,13 +143,22 @@ enum Io {
         check: ExecCheck,
     },
     /// A half-open SYN, sent by `open` through the raw socket of its source address (`raw`,
-    /// an index into the reactor's); the reply is routed by (target, ack) and decides the
-    /// run (no session: the SYN is written on the stack, the reply parsed once).
+    /// an index into the reactor's); the reply names the run by its acknowledgment number
+    /// ([`IsnKeys`]), counts if it comes from `dst` with `ack`, and decides the run (no
+    /// session: the SYN is written on the stack, the reply parsed once).
     RawTcp {
         raw: usize,
         dst: SocketAddr,
         ack: u32,
     },
+}
+
+impl Io {
+    /// Whether this run waits for a half-open reply on raw socket `raw` from `from` with
+    /// acknowledgment number `ack`.
+    fn awaits_syn_reply(&self, raw: usize, from: SocketAddr, ack: u32) -> bool {
+        matches!(self, Io::RawTcp { raw: r, dst, ack: a } if *r == raw && *dst == from && *a == ack)
+    }
 }
 
 struct Run {
@@ -173,12 +194,21 @@ pub struct Reactor<R: Rng> {
     /// Half-open raw sockets, one per source address (each bound to it, so the kernel hands
     /// it only segments to that address: not the SYNs and RSTs toward the targets).
     raw_tcp: Vec<sockets::SynSocket>,
-    /// Half-open runs in flight by (target, acknowledgment number expected).
-    syn_waiting: HashMap<(SocketAddr, u32), usize>,
-    /// Source address by destination, and until when it is reused.
-    routes: HashMap<IpAddr, (IpAddr, Duration)>,
+    /// Half-open runs in flight.
+    syn_in_flight: usize,
+    /// Half-open SYN sequence numbers from run keys, and back.
+    isn_keys: IsnKeys,
+    /// Source address routing picked for each target (by [`CheckId::index`]): its
+    /// destination, the source and until when it is reused. A dense table, not a map: one
+    /// cache line per probe instead of a hash probe's two.
+    routes: Vec<Option<RouteSource>>,
     /// SYNs sent since the raw sockets were last read.
     syn_unread: usize,
+    /// SYNs built but not sent yet (the batch `flush_syns` sends), and for each its raw
+    /// socket and run (key, serial).
+    syn_out: Vec<Datagram>,
+    syn_out_runs: Vec<(usize, usize, u64)>,
+
     /// Whether each of `raw_tcp` is in the epoll set. A socket leaves it when the reactor
     /// sends through it and is back before the reactor sleeps: awake, the reactor reads the
     /// replies to its SYNs itself, and a socket out of the set costs no epoll callback per
@@ -202,15 +232,17 @@ impl<R: Rng> core::fmt::Debug for Reactor<R> {
 
 impl<R: Rng> Reactor<R> {
     /// A reactor with its own clock epoch (now) and randomness.
-    pub fn new(config: ReactorConfig, rng: R) -> io::Result<Reactor<R>> {
+    pub fn new(config: ReactorConfig, mut rng: R) -> io::Result<Reactor<R>> {
+        let max_in_flight = config.max_in_flight.max(1);
         Ok(Reactor {
+            isn_keys: IsnKeys::new(max_in_flight, rng.next_u32()),
             poll: Poll::new()?,
             events: Events::with_capacity(EVENTS),
             ready: Vec::with_capacity(EVENTS),
             checker: Checker::new(),
             rng,
             config: ReactorConfig {
-                max_in_flight: config.max_in_flight.max(1),
+                max_in_flight,
                 ..config
             },
             epoch: Instant::now(),
@@ -220,9 +252,11 @@ impl<R: Rng> Reactor<R> {
             icmp: [None, None],
             icmp_waiting: HashMap::default(),
             raw_tcp: Vec::new(),
-            syn_waiting: HashMap::default(),
-            routes: HashMap::default(),
+            syn_in_flight: 0,
+            routes: Vec::new(),
             syn_unread: 0,
+            syn_out: Vec::with_capacity(SYN_BATCH),
+            syn_out_runs: Vec::with_capacity(SYN_BATCH),
             raw_armed: Vec::new(),
             exec_runs: 0,
             buf: vec![0; 64 * 1024],
@@ -361,7 +395,7 @@ impl<R: Rng> Reactor<R> {
 
     /// Reads every raw socket while half-open runs are waiting.
     fn read_raw_all(&mut self, now: Duration) {
-        if self.syn_waiting.is_empty() {
+        if self.syn_in_flight == 0 {
             return;
         }
         for raw in 0..self.raw_tcp.len() {
@@ -370,9 +404,10 @@ impl<R: Rng> Reactor<R> {
     }
 
     /// Starts what is due, then reads the replies its last SYNs have (on loopback they are
-    /// queued before `sendto` returns): the reactor then sleeps with nothing unread.
+    /// queued before the send returns): the reactor then sleeps with nothing unread.
     fn start_due(&mut self, now: Duration) {
         let now = self.start_due_runs(now);
+        self.flush_syns(now);
         if self.syn_unread > 0 {
             self.read_raw_all(now);
         }
@@ -420,7 +455,16 @@ impl<R: Rng> Reactor<R> {
             } = start;
             self.note_lateness(now.saturating_sub(slot));
             self.stats.started += 1;
-            let io = match self.open(transport, addr, source, exec, nodelay, &mut session, now) {
+            let io = match self.open(
+                id,
+                transport,
+                addr,
+                source,
+                exec,
+                nodelay,
+                &mut session,
+                now,
+            ) {
                 Ok(io) => io,
                 Err(e) => {
                     self.stats.local_errors += 1;
@@ -448,10 +492,7 @@ impl<R: Rng> Reactor<R> {
                     self.icmp_waiting.entry((v6, seq)).or_default().push(key);
                 }
                 Io::Exec { .. } => self.exec_runs += 1,
-                Io::RawTcp { dst, ack, .. } => {
-                    self.syn_waiting.insert((dst, ack), key);
-                    self.syn_unread += 1;
-                }
+                Io::RawTcp { .. } => self.syn_in_flight += 1,
                 Io::Tcp { .. } | Io::Udp(_) => {}
             }
             self.deadlines.insert(deadline, (key, self.serial));
@@ -468,12 +509,46 @@ impl<R: Rng> Reactor<R> {
                     .map(Probe::start);
                 self.process(key, step.unwrap_or(Step::NeedMore), now);
             }
-            if self.syn_unread >= SYN_BATCH {
+            if self.syn_out.len() >= SYN_BATCH {
+                self.flush_syns(now);
                 self.read_raw_all(now);
                 now = self.now();
             }
         }
         now
+    }
+
+    /// Sends the SYNs built since the last call, one `sendmmsg` per run of the same raw
+    /// socket. A message the kernel refuses fails its own run (a local error); the rest are
+    /// sent again from the one after it.
+    fn flush_syns(&mut self, now: Duration) {
+        let mut next = 0;
+        while let Some(&(raw, key, serial)) = self.syn_out_runs.get(next) {
+            let same = self.syn_out_runs[next..]
+                .iter()
+                .take_while(|&&(r, ..)| r == raw)
+                .count();
+            let result = match self.raw_tcp.get(raw) {
+                Some(socket) => socket.send_batch(&self.syn_out[next..next + same]),
+                None => Err(io::Error::other("no raw socket")),
+            };
+            match result {
+                Ok(sent) => {
+                    next += sent;
+                    self.syn_unread += sent;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    next += 1;
+                    if self.alive(key, serial) {
+                        self.stats.local_errors += 1;
+                        self.complete(key, transport_failure(&e), now);
+                    }
+                }
+            }
+        }
+        self.syn_out.clear();
+        self.syn_out_runs.clear();
     }
 
     fn note_lateness(&mut self, late: Duration) {
@@ -489,6 +564,7 @@ impl<R: Rng> Reactor<R> {
     #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
+        id: CheckId,
         transport: Transport,
         addr: SocketAddr,
         source: Option<IpAddr>,
@@ -515,11 +591,14 @@ impl<R: Rng> Reactor<R> {
             Transport::RawTcp => {
                 let ip = match source {
                     Some(ip) => ip,
-                    None => self.route_source(addr.ip(), now)?,
+                    None => self.route_source(id.index(), addr.ip(), now)?,
                 };
                 let raw = self.raw_tcp_socket(ip)?;
                 self.disarm_raw(raw)?;
-                let isn = self.rng.next_u32();
+                let isn = self
+                    .isn_keys
+                    .isn(self.runs.vacant_key(), self.rng.next_u32())
+                    .ok_or_else(|| io::Error::other("run key beyond the SYN sequence space"))?;
                 let mut syn = [0; SYN_LEN];
                 write_syn(
                     SocketAddr::new(ip, self.raw_tcp[raw].port()),
@@ -528,7 +607,12 @@ impl<R: Rng> Reactor<R> {
                     &mut syn,
                 )
                 .ok_or_else(|| io::Error::other("source of another family"))?;
-                self.raw_tcp[raw].send(&syn, addr.ip())?;
+                // Sent with the rest of the batch (`flush_syns`), by the run about to be
+                // inserted into the slab.
+                self.syn_out
+                    .push(self.raw_tcp[raw].datagram(&syn, addr.ip())?);
+                self.syn_out_runs
+                    .push((raw, self.runs.vacant_key(), self.serial + 1));
                 Io::RawTcp {
                     raw,
                     dst: addr,
@@ -581,16 +665,24 @@ impl<R: Rng> Reactor<R> {
         Ok(self.raw_tcp.len() - 1)
     }
 
-    /// The source address routing picks toward `dst`, looked up once per [`ROUTE_TTL`].
-    fn route_source(&mut self, dst: IpAddr, now: Duration) -> io::Result<IpAddr> {
-        if let Some(&(ip, until)) = self.routes.get(&dst) {
-            if now < until {
-                return Ok(ip);
+    /// The source address routing picks toward `dst` for the target in checker slot `slot`,
+    /// looked up once per [`ROUTE_TTL`] (and again if the slot's target changed address).
+    fn route_source(&mut self, slot: usize, dst: IpAddr, now: Duration) -> io::Result<IpAddr> {
+        if let Some(Some(r)) = self.routes.get(slot) {
+            if r.dst == dst && now < r.until {
+                return Ok(r.src);
             }
         }
-        let ip = sockets::route_source(dst)?;
-        self.routes.insert(dst, (ip, now + ROUTE_TTL));
-        Ok(ip)
+        let src = sockets::route_source(dst)?;
+        if self.routes.len() <= slot {
+            self.routes.resize(slot + 1, None);
+        }
+        self.routes[slot] = Some(RouteSource {
+            dst,
+            src,
+            until: now + ROUTE_TTL,
+        });
+        Ok(src)
     }
 
     fn register(&mut self, key: usize) -> io::Result<()> {
@@ -658,9 +750,7 @@ impl<R: Rng> Reactor<R> {
                     }
                 }
             }
-            Io::RawTcp { dst, ack, .. } => {
-                self.syn_waiting.remove(&(*dst, *ack));
-            }
+            Io::RawTcp { .. } => self.syn_in_flight -= 1,
             Io::Exec { child, .. } => {
                 self.exec_runs -= 1;
                 // Only our own child, by its pid; reaped so it leaves no zombie.
@@ -683,8 +773,35 @@ impl<R: Rng> Reactor<R> {
 
 #[cfg(test)]
 mod tests {
-    use super::grid_point;
+    use super::{Io, IsnKeys, grid_point};
+    use crate::probe::expected_ack;
+    use std::net::SocketAddr;
     use std::time::Duration;
+
+    #[test]
+    fn a_half_open_reply_counts_only_from_its_target_with_its_ack() {
+        let keys = IsnKeys::new(4096, 0x5bd1_e995);
+        let target = SocketAddr::from(([127, 1, 0, 7], 80));
+        let isn = keys.isn(5, 0x1234_5678).unwrap();
+        let ack = expected_ack(isn);
+        let run = Io::RawTcp {
+            raw: 0,
+            dst: target,
+            ack,
+        };
+        assert_eq!(keys.key(ack), 5);
+        assert!(run.awaits_syn_reply(0, target, ack));
+        // Another sender, with the right ack.
+        let other = SocketAddr::from(([127, 1, 0, 8], 80));
+        assert!(!run.awaits_syn_reply(0, other, ack));
+        assert!(!run.awaits_syn_reply(0, SocketAddr::from(([127, 1, 0, 7], 81)), ack));
+        // The right key, other random bits: a stale or forged ack.
+        let forged = ack ^ (1 << 20);
+        assert_eq!(keys.key(forged), 5);
+        assert!(!run.awaits_syn_reply(0, target, forged));
+        // Another raw socket.
+        assert!(!run.awaits_syn_reply(1, target, ack));
+    }
 
     #[test]
     fn grid_points_are_never_early() {

@@ -231,7 +231,8 @@ impl<R: Rng> Reactor<R> {
     }
 
     /// Replies to half-open SYNs on raw socket `raw` (its filter passes only SYN-ACKs and
-    /// RSTs to our port), each to the run waiting for its (sender, acknowledgment number).
+    /// RSTs to our port), each to the run its acknowledgment number names, if that run waits
+    /// for exactly this sender and number.
     pub(super) fn raw_tcp_readable(&mut self, raw: usize, now: Duration) {
         // Every socket with unread replies is read before the next burst of SYNs.
         self.syn_unread = 0;
@@ -244,15 +245,13 @@ impl<R: Rng> Reactor<R> {
             let Some(segment) = parse_syn_reply(&self.buf[..n], from) else {
                 continue;
             };
-            let Some(&key) = self.syn_waiting.get(&(segment.from, segment.ack)) else {
-                continue;
-            };
+            let key = self.isn_keys.key(segment.ack);
             // Sent from this socket, whose port the reply is addressed to.
-            let sent_here = matches!(
-                self.runs.get(key).map(|r| &r.io),
-                Some(Io::RawTcp { raw: r, .. }) if *r == raw
-            );
-            if sent_here && self.raw_tcp.get(raw).map(|r| r.port()) == Some(segment.to_port) {
+            let waits = self
+                .runs
+                .get(key)
+                .is_some_and(|r| r.io.awaits_syn_reply(raw, segment.from, segment.ack));
+            if waits && self.raw_tcp.get(raw).map(|r| r.port()) == Some(segment.to_port) {
                 self.complete(key, segment.reply.outcome(), now);
             }
         }
