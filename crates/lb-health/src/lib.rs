@@ -10,7 +10,7 @@
 //! | [`Checker`] | many trackers on one timeline; identical probes deduplicated | none |
 //! | [`outlier`] | passive ejection from real traffic (Envoy outlier detection) | none |
 //! | [`pool`] | several checks per target, quorum + hysteresis + sorry server, panic threshold | none |
-//! | [`driver::Reactor`] | runs a `Checker`'s probes from one thread (mio), bounded and with deadlines; TCP half-open SYNs ([`Check::TcpHalfOpen`]) with no allocation per probe, sent 64 per `sendmmsg`, their replies read from one BPF-filtered raw socket per source address (out of epoll while the reactor is awake); due probes start in batches on a 10 ms grid | sockets, commands |
+//! | [`driver::Reactor`] | runs a `Checker`'s probes from one thread (mio), bounded and with deadlines; TCP half-open SYNs ([`Check::TcpHalfOpen`]) with no allocation per probe, sent 64 per `sendmmsg`, their replies read up to 128 per `recvmmsg` from one BPF-filtered raw socket per source address (out of epoll while the reactor is awake); due probes start in batches on a 10 ms grid | sockets, commands |
 //! | `driver::tokio::TokioChecker` (feature `tokio`) | the same on tokio: a task per probe, a bound on tasks | sockets, commands |
 //! | [`url`] | targets written as `tcp://`, `tcp+syn://`, `http://`, `https://`, `udp://`, `icmp://`, `exec:` | none |
 //!

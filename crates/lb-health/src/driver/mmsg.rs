@@ -1,11 +1,11 @@
-//! One `sendmmsg` for a batch of half-open SYNs. The datagrams are the caller's (a buffer
-//! allocated once); the message headers that point into them live on the stack for the
-//! length of one call (no raw pointer outlives it, so the reactor stays `Send`). Replies are
-//! still read one `recvfrom` each: `recvmmsg` measured no gain (BENCHMARKS.md, lb-health).
+//! One `sendmmsg` for a batch of half-open SYNs, one `recvmmsg` for their replies. The
+//! datagrams and reply buffers are the caller's (allocated once); the message headers that
+//! point into them live on the stack for the length of one call (no raw pointer outlives
+//! it, so the reactor stays `Send`).
 #![allow(unsafe_code)]
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use socket2::SockAddr;
@@ -86,4 +86,80 @@ pub(crate) fn send(fd: BorrowedFd<'_>, datagrams: &[Datagram]) -> io::Result<usi
         Ok(_) => Err(io::Error::from(io::ErrorKind::WouldBlock)),
         Err(_) => Err(io::Error::last_os_error()),
     }
+}
+
+/// The most replies one [`recv`] reads: twice a send batch, so that the replies to one batch
+/// (on loopback all queued before its `sendmmsg` returns) come back in one call that
+/// returns short, which says the queue was empty: no second, empty call.
+pub(crate) const RECV_BATCH: usize = 2 * BATCH;
+/// Room for one reply: the longest IPv4 header and the longest TCP header. A longer
+/// datagram is cut short and fails to parse.
+pub(crate) const REPLY_LEN: usize = 128;
+
+/// One reply read by [`recv`]: its bytes and length.
+pub(crate) type Reply = [u8; REPLY_LEN];
+
+/// Reads up to [`RECV_BATCH`] queued datagrams from `fd` into `replies` with one
+/// `recvmmsg`, each one's length and sender into `from` (an IPv4 sender is left
+/// unspecified: its raw datagram carries it in its header). How many were read, `WouldBlock`
+/// if none was queued. Fewer than [`RECV_BATCH`] means the queue was empty when the call
+/// returned.
+pub(crate) fn recv(
+    fd: BorrowedFd<'_>,
+    replies: &mut [Reply],
+    from: &mut [(usize, IpAddr)],
+) -> io::Result<usize> {
+    let count = replies.len().min(from.len()).min(RECV_BATCH);
+    if count == 0 {
+        return Ok(0);
+    }
+    let mut iovs = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; RECV_BATCH];
+    // SAFETY: all-zero bytes are a valid `sockaddr_in6` and `mmsghdr` (zero fields, null
+    // pointers).
+    let mut names: [libc::sockaddr_in6; RECV_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut headers: [libc::mmsghdr; RECV_BATCH] = unsafe { std::mem::zeroed() };
+    let name_len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    for (((reply, iov), name), h) in replies
+        .iter_mut()
+        .zip(&mut iovs)
+        .zip(&mut names)
+        .zip(&mut headers)
+        .take(count)
+    {
+        iov.iov_base = reply.as_mut_ptr().cast();
+        iov.iov_len = REPLY_LEN;
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
+        h.msg_hdr.msg_name = std::ptr::from_mut(name).cast();
+        h.msg_hdr.msg_namelen = name_len;
+    }
+    // SAFETY: `headers[..count]` each point to one iovec of `iovs` (into one reply of
+    // `replies`, REPLY_LEN bytes) and to one of `names` (its size given): all alive, unmoved
+    // and not otherwise borrowed for the whole call. The kernel writes only into those and
+    // the headers' lengths; no timeout pointer.
+    let read = unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            headers.as_mut_ptr(),
+            u32::try_from(count).unwrap_or(0),
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    let read = match usize::try_from(read) {
+        Ok(n) => n.min(count),
+        Err(_) => return Err(io::Error::last_os_error()),
+    };
+    for ((h, name), slot) in headers.iter().zip(&names).zip(from.iter_mut()).take(read) {
+        let ip = match i32::from(name.sin6_family) {
+            libc::AF_INET6 => IpAddr::V6(Ipv6Addr::from(name.sin6_addr.s6_addr)),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        *slot = ((h.msg_len as usize).min(REPLY_LEN), ip);
+    }
+    Ok(read)
 }

@@ -135,8 +135,8 @@ const MAX_SEGMENT: usize = 60;
 /// the port.
 #[derive(Debug)]
 pub struct SynSocket {
-    /// The raw socket, read through `UdpSocket`'s `recv_from` (plain `recvfrom`, which also
-    /// reports the IPv6 sender); IPv6 SYNs leave through it.
+    /// The raw socket, read with `recvmmsg` by the reactor ([`SynSocket::recv`]: one
+    /// `recvfrom`), each read reporting the IPv6 sender; IPv6 SYNs leave through it.
     pub(crate) socket: mio::net::UdpSocket,
     /// IPv4: the socket SYNs leave through (`IPPROTO_RAW`: send-only, header included),
     /// unbound and never polled, so that freeing each sent segment wakes no one (a polled
@@ -219,6 +219,15 @@ impl SynSocket {
     /// sender; `WouldBlock` when none is queued.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
         self.socket.recv_from(buf).map(|(n, from)| (n, from.ip()))
+    }
+
+    /// Reads up to [`mmsg::RECV_BATCH`] replies with one `recvmmsg` (see [`mmsg::recv`]).
+    pub(crate) fn recv_batch(
+        &self,
+        replies: &mut [mmsg::Reply],
+        from: &mut [(usize, IpAddr)],
+    ) -> io::Result<usize> {
+        mmsg::recv(self.socket.as_fd(), replies, from)
     }
 
     /// Opens the pair for `source` (a local address).

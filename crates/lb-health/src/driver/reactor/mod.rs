@@ -6,7 +6,7 @@ mod transfer;
 
 use foldhash::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use slab::Slab;
 use socket2::Socket;
 
 use self::isn::IsnKeys;
-use super::mmsg::Datagram;
+use super::mmsg::{Datagram, RECV_BATCH, REPLY_LEN, Reply};
 use super::sockets;
 use crate::probe::{ExecCheck, SYN_LEN, expected_ack, transport_failure, write_syn};
 use crate::wheel::Wheel;
@@ -217,6 +217,9 @@ pub struct Reactor<R: Rng> {
     /// External commands running (they are polled, not evented).
     exec_runs: usize,
     buf: Vec<u8>,
+    /// Half-open replies read by one `recvmmsg`, and each one's length and sender.
+    replies: Vec<Reply>,
+    reply_from: Vec<(usize, IpAddr)>,
     stats: ReactorStats,
 }
 
@@ -260,6 +263,8 @@ impl<R: Rng> Reactor<R> {
             raw_armed: Vec::new(),
             exec_runs: 0,
             buf: vec![0; 64 * 1024],
+            replies: vec![[0; REPLY_LEN]; RECV_BATCH],
+            reply_from: vec![(0, IpAddr::V4(Ipv4Addr::UNSPECIFIED)); RECV_BATCH],
             stats: ReactorStats::default(),
         })
     }

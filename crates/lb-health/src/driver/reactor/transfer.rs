@@ -237,22 +237,34 @@ impl<R: Rng> Reactor<R> {
         // Every socket with unread replies is read before the next burst of SYNs.
         self.syn_unread = 0;
         loop {
-            let (n, from) = match self.raw_tcp.get(raw).map(|raw| raw.recv(&mut self.buf)) {
-                Some(Ok(r)) => r,
-                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                _ => return,
+            let result = match self.raw_tcp.get(raw) {
+                Some(socket) => socket.recv_batch(&mut self.replies, &mut self.reply_from),
+                None => return,
             };
-            let Some(segment) = parse_syn_reply(&self.buf[..n], from) else {
-                continue;
+            let read = match result {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
             };
-            let key = self.isn_keys.key(segment.ack);
-            // Sent from this socket, whose port the reply is addressed to.
-            let waits = self
-                .runs
-                .get(key)
-                .is_some_and(|r| r.io.awaits_syn_reply(raw, segment.from, segment.ack));
-            if waits && self.raw_tcp.get(raw).map(|r| r.port()) == Some(segment.to_port) {
-                self.complete(key, segment.reply.outcome(), now);
+            for i in 0..read {
+                let (len, from) = self.reply_from[i];
+                let Some(segment) = parse_syn_reply(&self.replies[i][..len], from) else {
+                    continue;
+                };
+                let key = self.isn_keys.key(segment.ack);
+                // Sent from this socket, whose port the reply is addressed to.
+                let waits = self
+                    .runs
+                    .get(key)
+                    .is_some_and(|r| r.io.awaits_syn_reply(raw, segment.from, segment.ack));
+                if waits && self.raw_tcp.get(raw).map(|r| r.port()) == Some(segment.to_port) {
+                    self.complete(key, segment.reply.outcome(), now);
+                }
+            }
+            // A short read emptied the queue: a reply queued later wakes epoll (or the next
+            // read after a send).
+            if read < self.replies.len() {
+                return;
             }
         }
     }
