@@ -39,6 +39,9 @@ struct Args {
     /// Run the checker thread under SCHED_FIFO at this priority (keepalived's
     /// `checker_rt_priority`), so that other load cannot keep it waiting for a CPU.
     realtime: Option<u8>,
+    /// Time each `poll` call (wall, CPU, run-queue wait) and print the longest and the ones
+    /// with starts 50 ms late: what made them late.
+    passes: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
             syn: false,
             coalesce: None,
             realtime: None,
+            passes: false,
         }
     } else {
         Args {
@@ -67,6 +71,7 @@ fn parse_args() -> Result<Args, String> {
             syn: false,
             coalesce: None,
             realtime: None,
+            passes: false,
         }
     };
     let mut it = raw.iter();
@@ -84,6 +89,7 @@ fn parse_args() -> Result<Args, String> {
             "--timeout-ms" => a.timeout = Duration::from_millis(value()?),
             "--fall" => a.fall = u32::try_from(value()?).map_err(|e| e.to_string())?,
             "--nft" => a.nft = true,
+            "--passes" => a.passes = true,
             "--coalesce-ms" => a.coalesce = Some(Duration::from_millis(value()?)),
             "--realtime" => a.realtime = Some(u8::try_from(value()?).map_err(|e| e.to_string())?),
             "--probe" => {
@@ -119,6 +125,115 @@ fn schedstat(field: usize) -> Duration {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     Duration::from_nanos(ns)
+}
+
+/// This thread's CPU time and run-queue wait so far (schedstat fields 0 and 1), read from a
+/// file opened once by this thread: one `pread` a call, cheap enough to bracket every `poll`.
+struct ThreadClock(std::fs::File);
+
+impl ThreadClock {
+    fn open() -> ThreadClock {
+        ThreadClock(std::fs::File::open("/proc/thread-self/schedstat").expect("schedstat"))
+    }
+
+    fn read(&self) -> (Duration, Duration) {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 128];
+        let n = self.0.read_at(&mut buf, 0).unwrap_or(0);
+        let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+        let mut f = text
+            .split_whitespace()
+            .map(|v| Duration::from_nanos(v.parse().unwrap_or(0)));
+        (f.next().unwrap_or_default(), f.next().unwrap_or_default())
+    }
+}
+
+/// The machine's steal time so far, all CPUs (`/proc/stat`, 10 ms ticks): time the host ran
+/// something else while this guest's CPUs had work. Opened once, one `pread` a call.
+struct StealClock(std::fs::File);
+
+impl StealClock {
+    fn open() -> StealClock {
+        StealClock(std::fs::File::open("/proc/stat").expect("/proc/stat"))
+    }
+
+    fn read(&self) -> Duration {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 256];
+        let n = self.0.read_at(&mut buf, 0).unwrap_or(0);
+        let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+        // "cpu  user nice system idle iowait irq softirq steal ...".
+        let ticks: u64 = text
+            .split_whitespace()
+            .nth(8)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Duration::from_millis(ticks * 10)
+    }
+}
+
+/// One `poll` call: how long it took, the CPU it used, how long it waited for a CPU, and its
+/// starts 50 ms or more late (with the largest lateness so far).
+#[derive(Clone, Copy, Default)]
+struct Pass {
+    wall: Duration,
+    cpu: Duration,
+    wait: Duration,
+    /// Steal of the whole machine (both CPUs) during the call, 10 ms ticks.
+    steal: Duration,
+    late: u64,
+    max_late: Duration,
+}
+
+/// The `--passes` summary: the work per wake-up, and what the late passes (and the pass
+/// before each) spent their time on. Wall minus CPU minus run-queue wait is sleep in
+/// `epoll_wait` plus time the guest's CPU was taken away by the host (steal, which the
+/// machine-wide counter shows).
+fn print_passes(passes: &[Pass]) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut cpu: Vec<Duration> = passes.iter().map(|p| p.cpu).collect();
+    cpu.sort_unstable();
+    let pct = |q: f64| cpu.get(((cpu.len() as f64 - 1.0) * q) as usize).copied().unwrap_or_default();
+    println!(
+        "  passes: {} poll calls; CPU per call median {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms; calls with CPU >= 10 ms: {}",
+        passes.len(),
+        ms(pct(0.5)),
+        ms(pct(0.99)),
+        ms(pct(0.999)),
+        ms(cpu.last().copied().unwrap_or_default()),
+        passes.iter().filter(|p| p.cpu >= Duration::from_millis(10)).count()
+    );
+    let max_wait = passes.iter().map(|p| p.wait).max().unwrap_or_default();
+    println!(
+        "  passes: run-queue wait in one call max {:.2} ms; calls that waited >= 10 ms: {}",
+        ms(max_wait),
+        passes.iter().filter(|p| p.wait >= Duration::from_millis(10)).count()
+    );
+    let late: Vec<usize> = (0..passes.len()).filter(|&i| passes[i].late > 0).collect();
+    let steal = |p: &[Pass]| p.iter().map(|p| p.steal).sum::<Duration>();
+    let late_steal = late.iter().map(|&i| passes[i].steal).sum::<Duration>();
+    println!(
+        "  passes with starts >= 50 ms late: {} (machine steal during them {:.0} ms; during all passes {:.0} ms)",
+        late.len(),
+        ms(late_steal),
+        ms(steal(passes))
+    );
+    for &i in late.iter().take(8) {
+        let (p, before) = (passes[i], i.checked_sub(1).map(|j| passes[j]).unwrap_or_default());
+        println!(
+            "    {} late (max so far {:.1} ms): wall {:.1} ms = CPU {:.2} + run queue {:.2} + sleep/steal {:.1} (machine steal {:.0}); pass before: wall {:.1}, CPU {:.2}, run queue {:.2}",
+            p.late,
+            ms(p.max_late),
+            ms(p.wall),
+            ms(p.cpu),
+            ms(p.wait),
+            ms(p.wall.saturating_sub(p.cpu + p.wait)),
+            ms(p.steal),
+            ms(before.wall),
+            ms(before.cpu),
+            ms(before.wait)
+        );
+    }
 }
 
 /// This thread's CPU time so far in user space and in the kernel (clock ticks of
@@ -311,12 +426,33 @@ fn main() {
         ids.push(reactor.add(target).expect("target"));
     }
     let mut downs = 0u64;
-    let run_for = |reactor: &mut Reactor<StdRng>, d: Duration, downs: &mut u64| {
+    let run_for = |reactor: &mut Reactor<StdRng>,
+                   d: Duration,
+                   downs: &mut u64,
+                   mut passes: Option<&mut Vec<Pass>>| {
+        let (clock, steal) = (ThreadClock::open(), StealClock::open());
         let end = Instant::now() + d;
         while Instant::now() < end {
+            let traced = passes
+                .as_ref()
+                .map(|_| (Instant::now(), clock.read(), steal.read(), reactor.stats()));
             reactor
                 .poll(Some(Duration::from_millis(100)))
                 .expect("poll");
+            if let (Some(passes), Some((t0, (cpu0, wait0), steal0, s0))) =
+                (passes.as_mut(), traced)
+            {
+                let (cpu, wait) = clock.read();
+                let s = reactor.stats();
+                passes.push(Pass {
+                    wall: t0.elapsed(),
+                    cpu: cpu.saturating_sub(cpu0),
+                    wait: wait.saturating_sub(wait0),
+                    steal: steal.read().saturating_sub(steal0),
+                    late: s.lateness_histogram[4] - s0.lateness_histogram[4],
+                    max_late: s.max_lateness,
+                });
+            }
             while let Some(e) = reactor.poll_event() {
                 if e.transition.to == State::Down {
                     *downs += 1;
@@ -325,11 +461,17 @@ fn main() {
         }
     };
     // Warm-up: two intervals, so every target has settled into its slot.
-    run_for(&mut reactor, args.interval * 2, &mut downs);
+    run_for(&mut reactor, args.interval * 2, &mut downs, None);
     reactor.reset_stats();
     let (cpu0, wait0, wall0) = (thread_cpu(), schedstat(1), Instant::now());
     let ticks0 = user_kernel_ticks();
-    run_for(&mut reactor, Duration::from_secs(args.seconds), &mut downs);
+    let mut passes = Vec::new();
+    run_for(
+        &mut reactor,
+        Duration::from_secs(args.seconds),
+        &mut downs,
+        args.passes.then_some(&mut passes),
+    );
     let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed());
     let ticks = user_kernel_ticks();
     let (user, kernel) = (ticks.0 - ticks0.0, ticks.1 - ticks0.1);
@@ -381,6 +523,9 @@ fn main() {
         waited.as_secs_f64() * 1e3
     );
     println!("  targets marked down during the run: {downs}");
+    if args.passes {
+        print_passes(&passes);
+    }
     if let Some(p) = cpu_pressure() {
         println!("  machine CPU pressure (PSI some, avg60) at the end: {p:.1} %");
     }
