@@ -193,7 +193,11 @@ fn print_passes(passes: &[Pass]) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mut cpu: Vec<Duration> = passes.iter().map(|p| p.cpu).collect();
     cpu.sort_unstable();
-    let pct = |q: f64| cpu.get(((cpu.len() as f64 - 1.0) * q) as usize).copied().unwrap_or_default();
+    let pct = |q: f64| {
+        cpu.get(((cpu.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
     println!(
         "  passes: {} poll calls; CPU per call median {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms; calls with CPU >= 10 ms: {}",
         passes.len(),
@@ -201,13 +205,19 @@ fn print_passes(passes: &[Pass]) {
         ms(pct(0.99)),
         ms(pct(0.999)),
         ms(cpu.last().copied().unwrap_or_default()),
-        passes.iter().filter(|p| p.cpu >= Duration::from_millis(10)).count()
+        passes
+            .iter()
+            .filter(|p| p.cpu >= Duration::from_millis(10))
+            .count()
     );
     let max_wait = passes.iter().map(|p| p.wait).max().unwrap_or_default();
     println!(
         "  passes: run-queue wait in one call max {:.2} ms; calls that waited >= 10 ms: {}",
         ms(max_wait),
-        passes.iter().filter(|p| p.wait >= Duration::from_millis(10)).count()
+        passes
+            .iter()
+            .filter(|p| p.wait >= Duration::from_millis(10))
+            .count()
     );
     let late: Vec<usize> = (0..passes.len()).filter(|&i| passes[i].late > 0).collect();
     let steal = |p: &[Pass]| p.iter().map(|p| p.steal).sum::<Duration>();
@@ -219,7 +229,10 @@ fn print_passes(passes: &[Pass]) {
         ms(steal(passes))
     );
     for &i in late.iter().take(8) {
-        let (p, before) = (passes[i], i.checked_sub(1).map(|j| passes[j]).unwrap_or_default());
+        let (p, before) = (
+            passes[i],
+            i.checked_sub(1).map(|j| passes[j]).unwrap_or_default(),
+        );
         println!(
             "    {} late (max so far {:.1} ms): wall {:.1} ms = CPU {:.2} + run queue {:.2} + sleep/steal {:.1} (machine steal {:.0}); pass before: wall {:.1}, CPU {:.2}, run queue {:.2}",
             p.late,
@@ -439,8 +452,7 @@ fn main() {
             reactor
                 .poll(Some(Duration::from_millis(100)))
                 .expect("poll");
-            if let (Some(passes), Some((t0, (cpu0, wait0), steal0, s0))) =
-                (passes.as_mut(), traced)
+            if let (Some(passes), Some((t0, (cpu0, wait0), steal0, s0))) = (passes.as_mut(), traced)
             {
                 let (cpu, wait) = clock.read();
                 let s = reactor.stats();
@@ -465,6 +477,8 @@ fn main() {
     reactor.reset_stats();
     let (cpu0, wait0, wall0) = (thread_cpu(), schedstat(1), Instant::now());
     let ticks0 = user_kernel_ticks();
+    let steal_clock = StealClock::open();
+    let steal0 = steal_clock.read();
     let mut passes = Vec::new();
     run_for(
         &mut reactor,
@@ -476,6 +490,7 @@ fn main() {
     let ticks = user_kernel_ticks();
     let (user, kernel) = (ticks.0 - ticks0.0, ticks.1 - ticks0.1);
     let waited = schedstat(1).saturating_sub(wait0);
+    let stolen = steal_clock.read().saturating_sub(steal0);
     let s = reactor.stats();
     println!(
         "health_scale: {} TCP targets, {} probes, every {:?}, timeout {:?}, started on a {:?} grid, one checker thread{}, {:.1} s measured",
@@ -521,6 +536,10 @@ fn main() {
     println!(
         "  checker thread runnable but waiting for a CPU (run queue): {:.1} ms in total",
         waited.as_secs_f64() * 1e3
+    );
+    println!(
+        "  machine steal (all CPUs: time the host ran something else): {:.0} ms",
+        stolen.as_secs_f64() * 1e3
     );
     println!("  targets marked down during the run: {downs}");
     if args.passes {

@@ -163,3 +163,62 @@ pub(crate) fn recv(
     }
     Ok(read)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{RECV_BATCH, REPLY_LEN, Reply, recv};
+    use std::io;
+    use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+    use std::os::fd::AsFd;
+
+    /// More datagrams queued than one call reads: a full read, then the rest (short), then
+    /// `WouldBlock`; each one's bytes and length intact, an IPv4 sender left unspecified.
+    #[test]
+    fn a_full_read_then_the_rest_then_would_block() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let total = RECV_BATCH + 3;
+        for i in 0..total {
+            let len = 1 + i % 50;
+            tx.send_to(
+                &vec![u8::try_from(i % 256).unwrap(); len],
+                rx.local_addr().unwrap(),
+            )
+            .unwrap();
+        }
+        let mut replies: Vec<Reply> = vec![[0; REPLY_LEN]; RECV_BATCH];
+        let mut from = vec![(0, IpAddr::V4(Ipv4Addr::LOCALHOST)); RECV_BATCH];
+        let mut seen = 0;
+        for expected in [RECV_BATCH, 3] {
+            let n = recv(rx.as_fd(), &mut replies, &mut from).unwrap();
+            assert_eq!(n, expected);
+            for (reply, &(len, ip)) in replies.iter().zip(&from).take(n) {
+                assert_eq!(len, 1 + seen % 50);
+                assert!(reply[..len].iter().all(|&b| usize::from(b) == seen % 256));
+                assert_eq!(ip, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                seen += 1;
+            }
+        }
+        let err = recv(rx.as_fd(), &mut replies, &mut from).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    /// An IPv6 datagram's sender comes back (raw IPv6 replies carry no IP header).
+    #[test]
+    fn an_ipv6_sender_is_reported() {
+        let Ok(rx) = UdpSocket::bind("[::1]:0") else {
+            eprintln!("skipped: no IPv6 loopback");
+            return;
+        };
+        rx.set_nonblocking(true).unwrap();
+        let tx = UdpSocket::bind("[::1]:0").unwrap();
+        tx.send_to(b"reply", rx.local_addr().unwrap()).unwrap();
+        let mut replies: Vec<Reply> = vec![[0; REPLY_LEN]; 4];
+        let mut from = vec![(0, IpAddr::V4(Ipv4Addr::UNSPECIFIED)); 4];
+        // The datagram is queued by the time `send_to` returns on loopback.
+        assert_eq!(recv(rx.as_fd(), &mut replies, &mut from).unwrap(), 1);
+        assert_eq!(from[0], (5, tx.local_addr().unwrap().ip()));
+        assert_eq!(&replies[0][..5], b"reply");
+    }
+}
