@@ -3,11 +3,13 @@
 //! half-open SYN probes (`--probe syn`, root). Prints the checker thread's CPU use, probes per second and
 //! how late probes started after their slots; with `--nft`, also drops packets to 100 targets
 //! with nftables and prints how long each took to be marked down, against the formula
-//! fall x interval + timeout.
+//! fall x interval + timeout. Also prints the machine's steal time (the host running
+//! something else); with `--passes`, each `poll` call's CPU, run-queue wait and steal, and a
+//! breakdown of the calls with starts 50 ms late.
 //!
 //! ```text
 //! benches/lab/health-10k.sh          # 10 000 targets, 30 s, in a throwaway namespace (root)
-//! cargo bench --bench health_scale -- --targets 2000 --seconds 10 [--probe syn] [--coalesce-ms 4] [--realtime 10]
+//! cargo bench --bench health_scale -- --targets 2000 --seconds 10 [--probe syn] [--coalesce-ms 4] [--realtime 10] [--passes]
 //! ```
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 2-second smoke run

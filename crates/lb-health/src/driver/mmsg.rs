@@ -96,7 +96,7 @@ pub(crate) const RECV_BATCH: usize = 2 * BATCH;
 /// datagram is cut short and fails to parse.
 pub(crate) const REPLY_LEN: usize = 128;
 
-/// One reply read by [`recv`]: its bytes and length.
+/// The bytes of one reply read by [`recv`] (its length comes separately).
 pub(crate) type Reply = [u8; REPLY_LEN];
 
 /// Reads up to [`RECV_BATCH`] queued datagrams from `fd` into `replies` with one
