@@ -79,10 +79,7 @@ pub fn fold_addr(addr: &IpAddr) -> u32 {
 /// [`fold_addr`] of a socket address's IP, without building an [`IpAddr`] first.
 #[inline]
 pub(crate) fn fold_ip(addr: &SocketAddr) -> u32 {
-    match addr {
-        SocketAddr::V4(a) => u32::from(*a.ip()),
-        SocketAddr::V6(a) => fold_v6(a.ip()),
-    }
+    fold_ip_port(addr).0
 }
 
 /// [`fold_ip`] and the port, from one match on the address family.
