@@ -407,6 +407,15 @@ impl Ours {
             .collect()
     }
 
+    /// Waits until the router has warned `warning` (the advert that causes it may arrive just
+    /// after what the test waited for, such as the peer's VIP).
+    pub(crate) fn wait_warning(&self, warning: &InteropWarning, timeout: Duration) -> bool {
+        lb_lab::wait_until(timeout, Duration::from_millis(2), || {
+            self.warnings().contains(warning).then_some(())
+        })
+        .is_some()
+    }
+
     /// Waits until the router enters `state` after `since`; when it did.
     pub(crate) fn wait_state(
         &self,
