@@ -129,30 +129,17 @@ impl Jump {
         let mut offered = Offered::new(self.bound, scratch);
         offered.insert(first);
         let mut last = 0;
-        for attempt in 1..=ATTEMPTS {
-            if offered.len() >= self.distinct {
-                return None;
-            }
+        let attempts = (1..=ATTEMPTS).map(|attempt| {
             last = self.slot(function, key ^ attempt);
-            let pos = self.slots.get(last).copied().unwrap_or(0) as usize;
-            if offered.insert(pos) {
-                if let Some(taken) = accept(pos) {
-                    return Some(taken);
-                }
-            }
+            self.slots.get(last).copied().unwrap_or(0) as usize
+        });
+        if let Some(taken) = offered.offer(self.distinct, attempts, &mut accept) {
+            return Some(taken);
         }
+        // Then every slot from the last attempt's on, wrapping around.
         let (wrapped, rest) = self.slots.split_at(last.min(self.slots.len()));
-        for &pos in rest.iter().chain(wrapped) {
-            if offered.len() >= self.distinct {
-                break;
-            }
-            if offered.insert(pos as usize) {
-                if let Some(taken) = accept(pos as usize) {
-                    return Some(taken);
-                }
-            }
-        }
-        None
+        let positions = rest.iter().chain(wrapped).map(|&pos| pos as usize);
+        offered.offer(self.distinct, positions, &mut accept)
     }
 }
 

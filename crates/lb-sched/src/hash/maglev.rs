@@ -132,19 +132,8 @@ impl Maglev {
                 home + i
             }
         });
-        for s in probes.chain(walk) {
-            if offered.len() >= self.distinct {
-                break;
-            }
-            if let Some(pos) = self.table.get(s) {
-                if offered.insert(pos) {
-                    if let Some(taken) = accept(pos) {
-                        return Some(taken);
-                    }
-                }
-            }
-        }
-        None
+        let positions = probes.chain(walk).filter_map(|s| self.table.get(s));
+        offered.offer(self.distinct, positions, &mut accept)
     }
 
     pub(crate) fn shares(&self, n: usize) -> Vec<u64> {

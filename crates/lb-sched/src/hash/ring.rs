@@ -164,18 +164,12 @@ impl Ring {
         let mut offered = Offered::new(self.counts.len(), scratch);
         offered.insert(first);
         let (wrapped, rest) = self.points.split_at(start);
-        for &p in rest.iter().skip(1).chain(wrapped) {
-            if offered.len() >= self.distinct {
-                break;
-            }
-            let pos = p as u32 as usize;
-            if offered.insert(pos) {
-                if let Some(taken) = accept(pos) {
-                    return Some(taken);
-                }
-            }
-        }
-        None
+        let positions = rest
+            .iter()
+            .skip(1)
+            .chain(wrapped)
+            .map(|&p| p as u32 as usize);
+        offered.offer(self.distinct, positions, &mut accept)
     }
 
     pub(crate) fn shares(&self, n: usize) -> Vec<u64> {
@@ -256,9 +250,25 @@ impl<'a> Offered<'a> {
         }
     }
 
-    /// Distinct positions recorded.
-    pub(super) fn len(&self) -> usize {
-        self.len
+    /// Offers `accept` each of `positions` not offered before, in order, until it takes one
+    /// or `distinct` positions (all there are) have been offered.
+    pub(super) fn offer<T>(
+        &mut self,
+        distinct: usize,
+        positions: impl IntoIterator<Item = usize>,
+        accept: &mut impl FnMut(usize) -> Option<T>,
+    ) -> Option<T> {
+        for pos in positions {
+            if self.len >= distinct {
+                break;
+            }
+            if self.insert(pos) {
+                if let Some(taken) = accept(pos) {
+                    return Some(taken);
+                }
+            }
+        }
+        None
     }
 
     /// Records `pos`; false if it was recorded before.
