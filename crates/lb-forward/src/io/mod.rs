@@ -27,6 +27,7 @@ mod kernel;
 mod mmsg;
 mod neighbour;
 mod pnet;
+mod readiness;
 mod ring;
 mod sys;
 mod txring;

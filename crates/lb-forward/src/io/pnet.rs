@@ -19,13 +19,12 @@ use std::io;
 use std::os::fd::{IntoRawFd, RawFd};
 use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
 use pnet_datalink::{Channel, Config, DataLinkReceiver, DataLinkSender, NetworkInterface};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::PacketIo;
 use super::mmsg::{ETH_P_ALL, Scratch};
+use super::readiness::Readiness;
 use crate::frame::{DEFAULT_CAPACITY, Frame};
 
 /// How the pnet backend moves frames.
@@ -52,8 +51,7 @@ struct Port {
 pub struct PnetIo {
     ports: Vec<Port>,
     calls: PnetCalls,
-    poll: Poll,
-    events: Events,
+    readiness: Readiness,
     /// Where the next batch starts reading, so that no interface starves the others.
     next: usize,
     scratch: Scratch,
@@ -68,7 +66,7 @@ impl PnetIo {
     /// Opens a channel on each named interface, moving frames as `calls` says.
     pub fn open_with(names: &[String], calls: PnetCalls) -> io::Result<PnetIo> {
         let all = pnet_datalink::interfaces();
-        let poll = Poll::new()?;
+        let readiness = Readiness::new()?;
         let mut ports = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let iface: &NetworkInterface =
@@ -101,8 +99,7 @@ impl PnetIo {
                 Channel::Ethernet(tx, rx) => (tx, rx),
                 _ => return Err(io::Error::other("pnet: not an Ethernet channel")),
             };
-            poll.registry()
-                .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)?;
+            readiness.register(fd, i)?;
             ports.push(Port {
                 index: iface.index,
                 fd,
@@ -114,8 +111,7 @@ impl PnetIo {
         Ok(PnetIo {
             ports,
             calls,
-            poll,
-            events: Events::with_capacity(64),
+            readiness,
             next: 0,
             scratch: Scratch::default(),
         })
@@ -163,16 +159,12 @@ impl PacketIo for PnetIo {
         if n > 0 || self.ports.is_empty() {
             return Ok(n);
         }
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
-            Err(e) => return Err(e),
-        }
-        for event in &self.events {
-            if let Some(port) = self.ports.get_mut(event.token().0) {
+        let ports = &mut self.ports;
+        self.readiness.wait(timeout, |i| {
+            if let Some(port) = ports.get_mut(i) {
                 port.ready = true;
             }
-        }
+        })?;
         self.drain(frames)
     }
 

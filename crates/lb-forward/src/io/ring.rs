@@ -20,12 +20,11 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
 use socket2::Socket;
 
 use super::PacketIo;
 use super::mmsg::{ETH_P_ALL, bind_to_interface, packet_socket};
+use super::readiness::Readiness;
 use super::sys::{map_shared, set_int_option, set_struct_option};
 use super::txring::TxRing;
 use crate::frame::Frame;
@@ -97,8 +96,7 @@ struct Port {
 /// `TPACKET_V3` receive rings and `PACKET_TX_RING` transmit rings.
 pub struct RingIo {
     ports: Vec<Port>,
-    poll: Poll,
-    events: Events,
+    readiness: Readiness,
     next: usize,
 }
 
@@ -132,15 +130,14 @@ fn map_ring(fd: RawFd) -> io::Result<Ring> {
 impl RingIo {
     /// Opens a ring on each interface (by index).
     pub fn open(indices: &[u32]) -> io::Result<RingIo> {
-        let poll = Poll::new()?;
+        let readiness = Readiness::new()?;
         let mut ports = Vec::new();
         for (i, &index) in indices.iter().enumerate() {
             let socket = packet_socket()?;
             let fd = socket.as_raw_fd();
             let ring = map_ring(fd)?;
             bind_to_interface(fd, index, ETH_P_ALL)?;
-            poll.registry()
-                .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)?;
+            readiness.register(fd, i)?;
             ports.push(Port {
                 index,
                 _socket: socket,
@@ -151,8 +148,7 @@ impl RingIo {
         }
         Ok(RingIo {
             ports,
-            poll,
-            events: Events::with_capacity(64),
+            readiness,
             next: 0,
         })
     }
@@ -230,17 +226,9 @@ impl PacketIo for RingIo {
         if n > 0 || self.ports.is_empty() {
             return Ok(n);
         }
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
-            Err(e) => return Err(e),
-        }
-        for event in &self.events {
-            if let Some(port) = self.ports.get_mut(event.token().0) {
-                port.ready = true;
-            }
-        }
-        // A block may have been retired without an event reaching us yet: look anyway.
+        self.readiness.wait(timeout, |_| {})?;
+        // Every port, not only those with an event: a block may have been retired without an
+        // event reaching us yet.
         for port in &mut self.ports {
             port.ready = true;
         }
