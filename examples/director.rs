@@ -29,6 +29,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use lb::config::{Options as ReadOptions, WarningKind};
 use lb::director::{self, IoKind, Options};
 
+#[path = "support/cli.rs"]
+mod support;
+
 /// Run a keepalived.conf: VRRP for the addresses, health checks, and an L4 datapath.
 #[derive(Parser, Debug)]
 #[command(
@@ -93,22 +96,13 @@ enum Io {
 }
 
 fn usage_error(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("director: {message}");
-    ExitCode::from(2)
+    support::usage_error("director", message)
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match support::parse::<Cli>("director") {
         Ok(cli) => cli,
-        Err(e) if e.use_stderr() => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            return usage_error(first.trim_start_matches("error: "));
-        }
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(code) => return code,
     };
     if let Some(Cmd::List {
         stats,

@@ -4,6 +4,7 @@
 //! forwarder --interface eth0 --service tcp:10.0.0.100:80 --scheduler wrr \
 //!     --real 10.0.0.3:80,weight=3,method=dr --real 10.0.0.4:80,method=nat \
 //!     --real 10.0.0.5:80,method=tun [--persistence 300] [--io pnet|fast|pnet-per-frame] [--stats-interval 5]
+//!     [--realtime 10 --cpu 1]
 //! ```
 //!
 //! At start it turns checksum and segmentation offloads off on its interfaces (captured frames
@@ -12,7 +13,9 @@
 //! `lb_forward_<pid>` that stops the kernel from acting on the packets it handles (see
 //! `lb_forward::io::KernelRules`). SIGUSR1, or every `--stats-interval` seconds, prints the
 //! statistics table; SIGTERM or SIGINT removes the table and exits. Bad arguments: a one-line
-//! error and exit status 2.
+//! error and exit status 2. On a host whose CPUs other work also wants, `--realtime PRIO --cpu N`
+//! runs the forwarding thread under SCHED_RR on CPU N, as a datapath is usually deployed
+//! (the lab's `fast-rt` row, BENCHMARKS.md).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -28,6 +31,12 @@ use lb::forward::{
     ServiceStatus, Settings, Timeouts,
 };
 use lb::sched::{Algorithm, Persistence, PoolConfig};
+use lb::vrrp::linux::realtime;
+use nix::sched::{CpuSet, sched_setaffinity};
+use nix::unistd::Pid;
+
+#[path = "support/cli.rs"]
+mod support;
 
 /// A user-space IPVS: balance a virtual service over real servers by direct routing, NAT or
 /// IPIP / IP6IP6 / GUE tunnels.
@@ -83,6 +92,16 @@ struct Cli {
     /// Frames per receive / send batch (1 gives a one-frame-at-a-time loop, for comparison).
     #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     batch: u16,
+    /// Run the forwarding thread under the real-time SCHED_RR policy at this priority (1-99),
+    /// like keepalived's `vrrp_rt_priority`: on a busy host it then runs whenever frames wait
+    /// instead of taking turns with other processes. Best with --cpu. Under a full load it
+    /// never sleeps: the kernel's real-time throttling (`kernel.sched_rt_runtime_us`, 95 % by
+    /// default) is what leaves that CPU's other work some time.
+    #[arg(long, value_name = "PRIO", value_parser = clap::value_parser!(u8).range(1..=99))]
+    realtime: Option<u8>,
+    /// Run the forwarder (every thread) on this CPU only.
+    #[arg(long, value_name = "CPU")]
+    cpu: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -150,8 +169,7 @@ fn parse_real(s: &str, mss_clamp: bool) -> Result<RealConfig, String> {
 }
 
 fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("forwarder: {msg}");
-    ExitCode::from(2)
+    support::usage_error("forwarder", msg)
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -171,21 +189,9 @@ fn seed() -> u64 {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match support::parse::<Cli>("forwarder") {
         Ok(cli) => cli,
-        Err(e) if e.use_stderr() => {
-            let text = e.to_string();
-            let message: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
-                .collect();
-            return usage_error(message.join(" ").trim_start_matches("error: "));
-        }
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(code) => return code,
     };
     let key = match parse_service(&cli.service) {
         Ok(k) => k,
@@ -221,6 +227,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
+}
+
+/// Pins the calling thread, and the threads it starts from now on, to `cpu`.
+fn pin_to_cpu(cpu: usize) -> nix::Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu)?;
+    sched_setaffinity(Pid::from_raw(0), &set)
 }
 
 fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Result<(), String> {
@@ -267,6 +280,15 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
         KernelRules::install(&fw).map_err(|e| format!("installing nftables rules: {e}"))?;
     eprintln!("forwarder: nftables table inet {} installed", rules.table());
 
+    // Before the I/O threads start: they inherit the CPU, not the real-time policy (on
+    // another CPU they would compete with whatever runs there, which measured slower).
+    if let Some(cpu) = cli.cpu {
+        pin_to_cpu(cpu)
+            .map_err(|e| format!("--cpu {cpu}: not a CPU this process may run on ({e})"))?;
+    }
+    if let Some(priority) = cli.realtime {
+        realtime::set_realtime(priority).map_err(|e| format!("--realtime {priority}: {e}"))?;
+    }
     let io: Box<dyn PacketIo> = match cli.io {
         IoKind::Pnet => Box::new(PnetIo::open(&cli.interfaces).map_err(|e| format!("pnet: {e}"))?),
         IoKind::Fast => Box::new(RingIo::open(&indices).map_err(|e| format!("fast io: {e}"))?),

@@ -23,6 +23,9 @@ use lb::health::url::parse_target_url;
 use lb::health::{InitialState, State, Target, TrackerConfig};
 use rand::rngs::StdRng;
 
+#[path = "support/cli.rs"]
+mod support;
+
 const AFTER_HELP: &str = "\
 TARGETS:
   tcp://HOST:PORT                          TCP connect
@@ -63,8 +66,7 @@ struct Cli {
 }
 
 fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("healthcheck: {msg}");
-    ExitCode::from(2)
+    support::usage_error("healthcheck", msg)
 }
 
 fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
@@ -72,21 +74,9 @@ fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match support::parse::<Cli>("healthcheck") {
         Ok(cli) => cli,
-        Err(e) if e.use_stderr() => {
-            let text = e.to_string();
-            let message: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
-                .collect();
-            return usage_error(message.join(" ").trim_start_matches("error: "));
-        }
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(code) => return code,
     };
     let interval = Duration::from_millis(cli.interval_ms);
     let mut tracker = TrackerConfig::new(interval);

@@ -17,6 +17,9 @@ use std::io::{BufRead, BufWriter, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+#[path = "support/cli.rs"]
+mod support;
+
 const AFTER_HELP: &str = "\
 OPERATIONS (stdin, one per line; blank lines and # comments are ignored):
   pick [SRC [DST]]         schedule a connection (it counts as active on the server chosen);
@@ -89,27 +92,13 @@ fn persistence(secs: u64, netmask: Option<&str>) -> Result<Persistence, String> 
 }
 
 fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("sched: {msg}");
-    ExitCode::from(2)
+    support::usage_error("sched", msg)
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match support::parse::<Cli>("sched") {
         Ok(cli) => cli,
-        Err(e) if e.use_stderr() => {
-            // clap's message up to its usage hint, on one line.
-            let text = e.to_string();
-            let message: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
-                .collect();
-            return usage_error(message.join(" ").trim_start_matches("error: "));
-        }
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(code) => return code,
     };
     if !Algorithm::NAMES.contains(&cli.alg.as_str()) {
         return usage_error(format!("unknown algorithm {:?} (see --help)", cli.alg));

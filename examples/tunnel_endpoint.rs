@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use lb::forward::io::TunnelEndpoint;
 
+#[path = "support/cli.rs"]
+mod support;
+
 /// Decapsulate IPIP / IP6IP6 / GUE packets from a director into a TUN device holding the VIPs.
 #[derive(Parser, Debug)]
 #[command(name = "tunnel_endpoint", version)]
@@ -43,29 +46,12 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match support::parse::<Cli>("tunnel_endpoint") {
         Ok(cli) => cli,
-        Err(e) if e.use_stderr() => {
-            let text = e.to_string();
-            let message: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
-                .collect();
-            eprintln!(
-                "tunnel_endpoint: {}",
-                message.join(" ").trim_start_matches("error: ")
-            );
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(code) => return code,
     };
     if cli.tun_name.is_empty() || cli.tun_name.len() > 15 {
-        eprintln!("tunnel_endpoint: --tun-name must be 1 to 15 bytes");
-        return ExitCode::from(2);
+        return support::usage_error("tunnel_endpoint", "--tun-name must be 1 to 15 bytes");
     }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,6 +25,9 @@ use lb::vrrp::linux::{Driver, Interface, realtime};
 use lb::vrrp::wire::{Auth, Family, Version};
 use lb::vrrp::{ChecksumMode, Config, Event, State};
 
+#[path = "support/cli.rs"]
+mod support;
+
 /// Run one VRRP (RFC 3768 / RFC 9568) virtual router on an interface.
 #[derive(Parser, Debug)]
 #[command(name = "vrrpd", disable_version_flag = true)]
@@ -110,8 +113,7 @@ fn parse_vip(s: &str) -> Result<(IpAddr, u8), String> {
 }
 
 fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("vrrpd: {msg}");
-    ExitCode::from(2)
+    support::usage_error("vrrpd", msg)
 }
 
 fn unix_ms() -> u128 {
@@ -121,18 +123,9 @@ fn unix_ms() -> u128 {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match support::parse::<Cli>("vrrpd") {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            // --help, --version
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let text = e.to_string();
-            let line = text.lines().next().unwrap_or("bad arguments");
-            return usage_error(line.trim_start_matches("error: "));
-        }
+        Err(code) => return code,
     };
     let vips: Vec<IpAddr> = cli.vips.iter().map(|v| v.0).collect();
     let family = Family::of(vips[0]);

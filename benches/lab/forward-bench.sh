@@ -12,7 +12,9 @@
 #   4. examples/forwarder in NAT mode with --io pnet (batches of 64, recvmmsg / sendmmsg on
 #      pnet's socket)
 #   5. examples/forwarder in NAT mode with --io fast (TPACKET_V3 receive rings, PACKET_TX_RING)
-# and the ratios of 4 and 5 to nftables DNAT, to the naive loop (3) and to ip_forward. (The
+#   6. the same with --realtime 10 --cpu LAST (the forwarding thread under SCHED_RR on the last
+#      CPU, which trafgen's single process leaves free), as a datapath on a shared host is run
+# and the ratios of 4, 5 and 6 to nftables DNAT, to the naive loop (3) and to ip_forward. (The
 # naive loop of shared/lab/README.md did 0.08 / 0.19 Mpps on an idle machine of this kind.)
 # Needs root, iproute2, nftables, netsniff-ng (trafgen), ethtool and a Rust toolchain.
 # Usage: benches/lab/forward-bench.sh [SECONDS]   (default 5)
@@ -20,10 +22,11 @@
 # compare a before and an after build); FORWARD_BENCH_NAIVE_BIN=PATH runs the naive row with
 # that binary (one that knows --io pnet-per-frame, when FORWARD_BENCH_BIN is an older build);
 # FORWARD_BENCH_ONLY="nft fast" runs only the rows whose key is listed (keys: fwd nft naive
-# pnet fast).
+# pnet fast fast-rt).
 set -euo pipefail
 secs=${1:-5}
-only=${FORWARD_BENCH_ONLY:-fwd nft naive pnet fast}
+only=${FORWARD_BENCH_ONLY:-fwd nft naive pnet fast fast-rt}
+last_cpu=$(( $(nproc) - 1 ))
 for t in ip nft trafgen ethtool; do command -v $t >/dev/null || { echo "missing $t"; exit 2; }; done
 cd "$(dirname "$0")/../.."
 if [ -n "${FORWARD_BENCH_BIN:-}" ]; then
@@ -88,29 +91,29 @@ fi
 ip netns exec ${p}d nft delete table ip lbbench
 # Our forwarder: the kernel must not forward too.
 ip netns exec ${p}d sysctl -qw net.ipv4.ip_forward=0
-for variant in naive:pnet-per-frame:1 pnet:pnet:64 fast:fast:64; do
-  IFS=: read -r key io batch <<<"$variant"
+for variant in naive:pnet-per-frame:1 pnet:pnet:64 fast:fast:64 "fast-rt:fast:64:--realtime 10 --cpu $last_cpu"; do
+  IFS=: read -r key io batch extra <<<"$variant"
   wanted "$key" || continue
   bin=$fwd
   [ "$key" = naive ] && bin=${FORWARD_BENCH_NAIVE_BIN:-$fwd}
   log=$(mktemp)
   ip netns exec ${p}d "$bin" --interface ${p}d0 --interface ${p}d1 --service udp:10.201.0.100:9 \
-    --scheduler rr --real 10.202.0.2:9,method=nat --io $io --batch $batch 2>"$log" &
+    --scheduler rr --real 10.202.0.2:9,method=nat --io $io --batch $batch $extra 2>"$log" &
   fpid=$!
   for _ in $(seq 100); do grep -q ready "$log" && break; sleep 0.1; done
   grep -q ready "$log" || { cat "$log"; exit 1; }
-  run ${key}_all "lb-forward NAT --io $io --batch $batch, all cpus" 10.201.0.100
-  run ${key}_1 "lb-forward NAT --io $io --batch $batch, 1 cpu" 10.201.0.100 1
+  run ${key}_all "lb-forward NAT --io $io --batch $batch${extra:+ $extra}, all cpus" 10.201.0.100
+  run ${key}_1 "lb-forward NAT --io $io --batch $batch${extra:+ $extra}, 1 cpu" 10.201.0.100 1
   kill -TERM $fpid; wait $fpid || true; fpid=
   rm -f "$log"
 done
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 echo
-printf '%-28s %14s %14s %14s\n' "ratio" "vs nft DNAT" "vs naive loop" "vs ip_forward"
-for io in pnet fast; do
+printf '%-31s %14s %14s %14s\n' "ratio" "vs nft DNAT" "vs naive loop" "vs ip_forward"
+for io in pnet fast fast-rt; do
   wanted $io || continue
   for c in all 1; do
-    printf '%-28s %14s %14s %14s\n' "lb-forward $io ($c cpu)" \
+    printf '%-31s %14s %14s %14s\n' "lb-forward $io ($c cpu)" \
       "$(ratio "${pps[${io}_$c]:-}" "${pps[nft_$c]:-}")" "$(ratio "${pps[${io}_$c]:-}" "${pps[naive_$c]:-}")" \
       "$(ratio "${pps[${io}_$c]:-}" "${pps[fwd_$c]:-}")"
   done

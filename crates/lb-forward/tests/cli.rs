@@ -141,6 +141,19 @@ fn bad_arguments_exit_2_with_one_line() {
                 "99999999999",
             ],
         ),
+        (
+            "forwarder",
+            &[
+                "--interface",
+                "eth0",
+                "--service",
+                "tcp:10.0.0.1:80",
+                "--real",
+                "10.0.0.2:80",
+                "--realtime",
+                "100",
+            ],
+        ),
         ("tunnel_endpoint", &["--interface", "eth0"]),
         (
             "tunnel_endpoint",
