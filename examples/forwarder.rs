@@ -4,7 +4,7 @@
 //! forwarder --interface eth0 --service tcp:10.0.0.100:80 --scheduler wrr \
 //!     --real 10.0.0.3:80,weight=3,method=dr --real 10.0.0.4:80,method=nat \
 //!     --real 10.0.0.5:80,method=tun [--persistence 300] [--io pnet|fast|pnet-per-frame] [--stats-interval 5]
-//!     [--realtime 10 --cpu 1]
+//!     [--workers 2] [--realtime 10 --cpu 1]
 //! ```
 //!
 //! At start it turns checksum and segmentation offloads off on its interfaces (captured frames
@@ -15,7 +15,10 @@
 //! statistics table; SIGTERM or SIGINT removes the table and exits. Bad arguments: a one-line
 //! error and exit status 2. On a host whose CPUs other work also wants, `--realtime PRIO --cpu N`
 //! runs the forwarding thread under SCHED_RR on CPU N, as a datapath is usually deployed
-//! (the lab's `fast-rt` row, BENCHMARKS.md).
+//! (the lab's `fast-rt` row, BENCHMARKS.md). `--workers N` runs N forwarding threads, each on
+//! sockets of its own that the kernel's `PACKET_FANOUT` gives a share of the flows, all
+//! sharing one connection table and scheduler (`lb_forward::io::Driver::worker`), so that the
+//! kernel's per-frame work of receiving and sending runs on several CPUs at once.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -99,9 +102,15 @@ struct Cli {
     /// default) is what leaves that CPU's other work some time.
     #[arg(long, value_name = "PRIO", value_parser = clap::value_parser!(u8).range(1..=99))]
     realtime: Option<u8>,
-    /// Run the forwarder (every thread) on this CPU only.
-    #[arg(long, value_name = "CPU")]
-    cpu: Option<usize>,
+    /// Run the forwarder on these CPUs: with one, every thread on it; with several, the i-th
+    /// forwarding thread (see --workers) on the i-th CPU of the list (cycling).
+    #[arg(long, value_name = "CPU[,CPU...]", value_delimiter = ',')]
+    cpu: Vec<usize>,
+    /// Forwarding threads, each with sockets of its own on every interface (in one
+    /// PACKET_FANOUT group per interface, which spreads flows over them), sharing one
+    /// connection table, scheduler and statistics.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
+    workers: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -282,22 +291,28 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
 
     // Before the I/O threads start: they inherit the CPU, not the real-time policy (on
     // another CPU they would compete with whatever runs there, which measured slower).
-    if let Some(cpu) = cli.cpu {
+    if let [cpu] = cli.cpu[..] {
         pin_to_cpu(cpu)
             .map_err(|e| format!("--cpu {cpu}: not a CPU this process may run on ({e})"))?;
     }
     if let Some(priority) = cli.realtime {
         realtime::set_realtime(priority).map_err(|e| format!("--realtime {priority}: {e}"))?;
     }
-    let io: Box<dyn PacketIo> = match cli.io {
-        IoKind::Pnet => Box::new(PnetIo::open(&cli.interfaces).map_err(|e| format!("pnet: {e}"))?),
-        IoKind::Fast => Box::new(RingIo::open(&indices).map_err(|e| format!("fast io: {e}"))?),
-        IoKind::PnetPerFrame => Box::new(
-            PnetIo::open_with(&cli.interfaces, PnetCalls::PerFrame)
+    let workers = usize::from(cli.workers);
+    let mut ios = match cli.io {
+        IoKind::Pnet => boxed(
+            PnetIo::open_many(&cli.interfaces, PnetCalls::Batched, workers)
+                .map_err(|e| format!("pnet: {e}"))?,
+        ),
+        IoKind::Fast => {
+            boxed(RingIo::open_many(&indices, workers).map_err(|e| format!("fast io: {e}"))?)
+        }
+        IoKind::PnetPerFrame => boxed(
+            PnetIo::open_many(&cli.interfaces, PnetCalls::PerFrame, workers)
                 .map_err(|e| format!("pnet: {e}"))?,
         ),
     };
-    let mut driver = Driver::new(fw, io, usize::from(cli.batch));
+    let mut driver = Driver::new(fw, ios.remove(0), usize::from(cli.batch));
     let term = Arc::new(AtomicBool::new(false));
     let usr1 = Arc::new(AtomicBool::new(false));
     for (sig, flag) in [
@@ -307,17 +322,43 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
     ] {
         signal_hook::flag::register(sig, Arc::clone(flag)).map_err(|e| format!("signal: {e}"))?;
     }
+    let mut threads = Vec::new();
+    let cpu_of = |i: usize| (cli.cpu.len() > 1).then(|| cli.cpu[i % cli.cpu.len()]);
+    if let Some(cpu) = cpu_of(0) {
+        pin_to_cpu(cpu)
+            .map_err(|e| format!("--cpu {cpu}: not a CPU this process may run on ({e})"))?;
+    }
+    for (i, io) in ios.into_iter().enumerate() {
+        let mut worker = driver.worker(io);
+        let cpu = cpu_of(i + 1);
+        let (term, realtime) = (Arc::clone(&term), cli.realtime);
+        let thread = std::thread::Builder::new()
+            .name("lb-forward".into())
+            .spawn(move || -> Result<(), String> {
+                if let Some(cpu) = cpu {
+                    pin_to_cpu(cpu).map_err(|e| format!("--cpu {cpu}: {e}"))?;
+                }
+                if let Some(priority) = realtime {
+                    realtime::set_realtime(priority)
+                        .map_err(|e| format!("--realtime {priority}: {e}"))?;
+                }
+                worker.run(&term).map_err(|e| format!("packet I/O: {e}"))
+            })
+            .map_err(|e| format!("starting a worker: {e}"))?;
+        threads.push(thread);
+    }
     eprintln!(
-        "forwarder: {} on {} with {} io, {} real(s); ready",
+        "forwarder: {} on {} with {} io ({} worker(s)), {} real(s); ready",
         key,
         cli.interfaces.join(","),
         driver.io_name(),
+        workers,
         reals.len()
     );
     let interval = cli.stats_interval.map(Duration::from_secs);
     let mut last_stats = Instant::now();
     let mut last_snapshot: (Vec<ServiceStatus>, Instant) =
-        (driver.forwarder.status(), Instant::now());
+        (driver.forwarder().status(), Instant::now());
     let mut last_resolve = Instant::now();
     let mut result = Ok(());
     while !term.load(Ordering::Relaxed) {
@@ -325,26 +366,39 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
             result = Err(format!("packet I/O: {e}"));
             break;
         }
+        if threads.iter().any(|t| t.is_finished()) {
+            break;
+        }
         // Next hops change (neighbours age, routes move): refresh them every second.
         if last_resolve.elapsed() >= Duration::from_secs(1) {
-            resolve(&mut resolver, &mut driver.forwarder, Duration::ZERO);
+            resolve(&mut resolver, &mut driver.forwarder(), Duration::ZERO);
             last_resolve = Instant::now();
         }
         let due = interval.is_some_and(|i| last_stats.elapsed() >= i);
         if usr1.swap(false, Ordering::Relaxed) || due {
-            let now = driver.forwarder.status();
+            let forwarder = driver.forwarder();
+            let now = forwarder.status();
             let elapsed = last_snapshot.1.elapsed();
-            println!(
-                "{}",
-                stats_table(
-                    &now,
-                    Some((&last_snapshot.0, elapsed)),
-                    driver.forwarder.stats(),
-                    driver.forwarder.connection_count()
-                )
+            let table = stats_table(
+                &now,
+                Some((&last_snapshot.0, elapsed)),
+                forwarder.stats(),
+                forwarder.connection_count(),
             );
+            drop(forwarder);
+            println!("{table}");
             last_snapshot = (now, Instant::now());
             last_stats = Instant::now();
+        }
+    }
+    // The workers stop on `term`; the first error any of them met is reported.
+    term.store(true, Ordering::Relaxed);
+    for thread in threads {
+        let outcome = thread
+            .join()
+            .unwrap_or_else(|_| Err("a worker panicked".into()));
+        if result.is_ok() {
+            result = outcome;
         }
     }
     rules
@@ -352,6 +406,12 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
         .map_err(|e| format!("removing nftables rules: {e}"))?;
     eprintln!("forwarder: nftables table removed; exiting");
     result
+}
+
+fn boxed<T: PacketIo + 'static>(ios: Vec<T>) -> Vec<Box<dyn PacketIo>> {
+    ios.into_iter()
+        .map(|io| Box::new(io) as Box<dyn PacketIo>)
+        .collect()
 }
 
 fn resolve(resolver: &mut NextHopResolver, fw: &mut Forwarder, wait: Duration) {

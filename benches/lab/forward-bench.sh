@@ -14,7 +14,9 @@
 #   5. examples/forwarder in NAT mode with --io fast (TPACKET_V3 receive rings, PACKET_TX_RING)
 #   6. the same with --realtime 10 --cpu LAST (the forwarding thread under SCHED_RR on the last
 #      CPU, which trafgen's single process leaves free), as a datapath on a shared host is run
-# and the ratios of 4, 5 and 6 to nftables DNAT, to the naive loop (3) and to ip_forward. (The
+#   7. --io pnet and --io fast with --workers 2 (two forwarding threads, PACKET_FANOUT groups,
+#      one shared connection table)
+# and the ratios of 4 to 7 to nftables DNAT, to the naive loop (3) and to ip_forward. (The
 # naive loop of shared/lab/README.md did 0.08 / 0.19 Mpps on an idle machine of this kind.)
 # Needs root, iproute2, nftables, netsniff-ng (trafgen), ethtool and a Rust toolchain.
 # Usage: benches/lab/forward-bench.sh [SECONDS]   (default 5)
@@ -22,10 +24,10 @@
 # compare a before and an after build); FORWARD_BENCH_NAIVE_BIN=PATH runs the naive row with
 # that binary (one that knows --io pnet-per-frame, when FORWARD_BENCH_BIN is an older build);
 # FORWARD_BENCH_ONLY="nft fast" runs only the rows whose key is listed (keys: fwd nft naive
-# pnet fast fast-rt).
+# pnet fast fast-rt pnet-2w fast-2w).
 set -euo pipefail
 secs=${1:-5}
-only=${FORWARD_BENCH_ONLY:-fwd nft naive pnet fast fast-rt}
+only=${FORWARD_BENCH_ONLY:-fwd nft naive pnet fast fast-rt pnet-2w fast-2w}
 last_cpu=$(( $(nproc) - 1 ))
 for t in ip nft trafgen ethtool; do command -v $t >/dev/null || { echo "missing $t"; exit 2; }; done
 cd "$(dirname "$0")/../.."
@@ -91,7 +93,8 @@ fi
 ip netns exec ${p}d nft delete table ip lbbench
 # Our forwarder: the kernel must not forward too.
 ip netns exec ${p}d sysctl -qw net.ipv4.ip_forward=0
-for variant in naive:pnet-per-frame:1 pnet:pnet:64 fast:fast:64 "fast-rt:fast:64:--realtime 10 --cpu $last_cpu"; do
+for variant in naive:pnet-per-frame:1 pnet:pnet:64 fast:fast:64 "fast-rt:fast:64:--realtime 10 --cpu $last_cpu" \
+    "pnet-2w:pnet:64:--workers 2" "fast-2w:fast:64:--workers 2"; do
   IFS=: read -r key io batch extra <<<"$variant"
   wanted "$key" || continue
   bin=$fwd
@@ -110,7 +113,7 @@ done
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 echo
 printf '%-31s %14s %14s %14s\n' "ratio" "vs nft DNAT" "vs naive loop" "vs ip_forward"
-for io in pnet fast fast-rt; do
+for io in pnet pnet-2w fast fast-2w fast-rt; do
   wanted $io || continue
   for c in all 1; do
     printf '%-31s %14s %14s %14s\n' "lb-forward $io ($c cpu)" \

@@ -128,7 +128,7 @@ impl Datapath {
                 }
             }
             if rules_stale {
-                match self.rules.update(&self.driver.forwarder) {
+                match self.rules.update(&self.driver.forwarder()) {
                     Ok(()) => rules_stale = false,
                     Err(e) => report(&format!("updating nftables rules: {e}")),
                 }
@@ -136,7 +136,7 @@ impl Datapath {
             if last_resolve.elapsed() >= Duration::from_secs(1) {
                 refresh_next_hops(
                     &mut self.resolver,
-                    &mut self.driver.forwarder,
+                    &mut self.driver.forwarder(),
                     Duration::ZERO,
                     report,
                 );
@@ -144,7 +144,7 @@ impl Datapath {
             }
             if last_status.elapsed() >= Duration::from_millis(250) {
                 if let Ok(mut s) = status.lock() {
-                    s.publish(&self.driver.forwarder, serving);
+                    s.publish(&self.driver.forwarder(), serving);
                 }
                 last_status = Instant::now();
             }
@@ -156,7 +156,7 @@ impl Datapath {
 
     fn apply(&mut self, command: Command, report: &Report) -> Applied {
         let now = self.driver.now();
-        let fw = &mut self.driver.forwarder;
+        let mut fw = self.driver.forwarder();
         let result = match command {
             Command::Serve(s) => return Applied::Serve(s),
             Command::AddService(key, config, pool) => {
@@ -184,7 +184,7 @@ impl Datapath {
                 match fw.edit_real(&key, real.addr, real.weight, real.clamp_mss, now) {
                     Ok(()) => Ok(()),
                     Err(_) => fw.add_real(&key, real, now).map(|()| {
-                        refresh_next_hops(&mut self.resolver, fw, Duration::ZERO, report);
+                        refresh_next_hops(&mut self.resolver, &mut fw, Duration::ZERO, report);
                     }),
                 }
                 .map_err(|e| format!("{key} real {}: {e}", real.addr))

@@ -80,7 +80,8 @@
 //! # Around the core
 //!
 //! - `io` (feature `io`, Linux): the [`io::PacketIo`] batch trait with a pnet backend and a
-//!   `TPACKET_V3` ring backend, the [`io::Driver`] run loop, next hops from rtnetlink, the
+//!   `TPACKET_V3` ring backend, the [`io::Driver`] run loop (on one thread, or on several
+//!   sharing one forwarder, each fed by `PACKET_FANOUT`), next hops from rtnetlink, the
 //!   nftables rules that keep the kernel off the forwarder's packets, and
 //!   [`io::TunnelEndpoint`], the userspace decapsulator for real servers without ipip.
 //!   `examples/forwarder.rs` and `examples/tunnel_endpoint.rs` at the workspace root are the

@@ -154,6 +154,32 @@ fn bad_arguments_exit_2_with_one_line() {
                 "100",
             ],
         ),
+        (
+            "forwarder",
+            &[
+                "--interface",
+                "eth0",
+                "--service",
+                "tcp:10.0.0.1:80",
+                "--real",
+                "10.0.0.2:80",
+                "--workers",
+                "0",
+            ],
+        ),
+        (
+            "forwarder",
+            &[
+                "--interface",
+                "eth0",
+                "--service",
+                "tcp:10.0.0.1:80",
+                "--real",
+                "10.0.0.2:80",
+                "--cpu",
+                "0,one",
+            ],
+        ),
         ("tunnel_endpoint", &["--interface", "eth0"]),
         (
             "tunnel_endpoint",

@@ -131,3 +131,132 @@ fn backends_exchange_frames_and_skip_their_own() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn workers_split_an_interface_by_flow() {
+    if lb_lab::skip_unless_root("workers_split_an_interface_by_flow") {
+        return;
+    }
+    let ns = Netns::new("fwk").unwrap();
+    veth(&ns, "x0", &ns, "x1").unwrap();
+    // For a datagram of the host's own stack out of x0, below.
+    ns.run(&["ip", "addr", "add", "10.77.0.1/24", "dev", "x0"])
+        .unwrap();
+    ns.run(&[
+        "ip",
+        "neigh",
+        "add",
+        "10.77.0.2",
+        "lladdr",
+        "02:00:00:00:00:02",
+        "dev",
+        "x0",
+    ])
+    .unwrap();
+    let name = ns.name().to_owned();
+    std::thread::spawn(move || {
+        lb_lab::enter_netns(&name).unwrap();
+        let a = interface("x0").unwrap();
+        let b = interface("x1").unwrap();
+        let x0 = ["x0".to_owned()];
+        let mut pnet = PnetIo::open(&["x1".to_owned()]).unwrap();
+        let groups: Vec<Vec<Box<dyn PacketIo>>> = vec![
+            PnetIo::open_many(&x0, PnetCalls::Batched, 2)
+                .unwrap()
+                .into_iter()
+                .map(|io| Box::new(io) as Box<dyn PacketIo>)
+                .collect(),
+            RingIo::open_many(&[a.index], 2)
+                .unwrap()
+                .into_iter()
+                .map(|io| Box::new(io) as Box<dyn PacketIo>)
+                .collect(),
+        ];
+        // 64 UDP flows (source ports 40000-40063), three datagrams each, the flow's index in
+        // the payload.
+        let flows = 64u16;
+        let out: Vec<Frame> = (0..3)
+            .flat_map(|_| 0..flows)
+            .map(|i| {
+                let bytes = lb_forward::testing::udp(
+                    b.mac,
+                    a.mac,
+                    format!("10.77.0.2:{}", 40000 + i).parse().unwrap(),
+                    "10.77.0.1:53".parse().unwrap(),
+                    &i.to_be_bytes(),
+                    true,
+                );
+                let mut f = Frame::from_bytes(&bytes, b.index);
+                f.interface = b.index;
+                f
+            })
+            .collect();
+        assert_eq!(
+            pnet.send_batch(&out, &vec![true; out.len()]).unwrap(),
+            out.len()
+        );
+        let is_ipv4 = |f: &Frame| f.bytes().get(12..14) == Some(&[0x08, 0x00]);
+        // One of ours: to port 53 (x0's stack also answers some with ICMP errors).
+        let is_flow = |f: &Frame| {
+            is_ipv4(f) && f.bytes().get(23) == Some(&17) && f.bytes().get(36..38) == Some(&[0, 53])
+        };
+        for mut group in groups {
+            // Each group gets every datagram exactly once, each flow on one member only, and
+            // both members get some.
+            let mut member_of = vec![None; usize::from(flows)];
+            let mut per_member = [0usize; 2];
+            for (m, io) in group.iter_mut().enumerate() {
+                let mut batch: Vec<Frame> = (0..64).map(|_| Frame::default()).collect();
+                for _ in 0..10 {
+                    let n = io
+                        .recv_batch(&mut batch, Some(Duration::from_millis(20)))
+                        .unwrap();
+                    for f in batch[..n].iter().filter(|f| is_flow(f)) {
+                        let bytes = f.bytes();
+                        let flow = usize::from(u16::from_be_bytes([bytes[42], bytes[43]]));
+                        assert_eq!(*member_of[flow].get_or_insert(m), m, "flow {flow} split");
+                        per_member[m] += 1;
+                    }
+                }
+            }
+            assert_eq!(
+                per_member.iter().sum::<usize>(),
+                out.len(),
+                "{per_member:?}"
+            );
+            assert!(per_member.iter().all(|&n| n > 0), "{per_member:?}");
+            // What a member sends, or the host's own stack (through the qdisc, where taps see
+            // it: a datagram, ICMP errors for the datagrams above), is read back by no member
+            // of the group (x1 sends nothing more).
+            let host = std::net::UdpSocket::bind("10.77.0.1:0").unwrap();
+            host.send_to(b"hi", "10.77.0.2:9").unwrap();
+            let reply: Vec<Frame> = out[..4]
+                .iter()
+                .map(|f| {
+                    let mut r = Frame::from_bytes(f.bytes(), a.index);
+                    r.interface = a.index;
+                    r
+                })
+                .collect();
+            assert_eq!(group[0].send_batch(&reply, &[true; 4]).unwrap(), 4);
+            let mut batch: Vec<Frame> = (0..8).map(|_| Frame::default()).collect();
+            let mut arrived = 0;
+            for _ in 0..10 {
+                let n = pnet
+                    .recv_batch(&mut batch, Some(Duration::from_millis(20)))
+                    .unwrap();
+                arrived += batch[..n].iter().filter(|f| is_flow(f)).count();
+            }
+            assert_eq!(arrived, 4, "the member's frames reach x1");
+            for io in &mut group {
+                let mut batch: Vec<Frame> = (0..8).map(|_| Frame::default()).collect();
+                let n = io
+                    .recv_batch(&mut batch, Some(Duration::from_millis(50)))
+                    .unwrap();
+                assert!(!batch[..n].iter().any(&is_ipv4), "{} read back", io.name());
+            }
+        }
+    })
+    .join()
+    .unwrap();
+}

@@ -122,8 +122,8 @@ fn quiesce_and_remove_reals_while_serving() {
 
     // Quiesce that real on both services: weight 0.
     for (running, key) in [(&web, http), (&line, lines)] {
-        let mut d = running.driver.lock().unwrap();
-        d.forwarder
+        let d = running.driver.lock().unwrap();
+        d.forwarder()
             .edit_real(
                 &key,
                 reals[index].parse().unwrap(),
@@ -152,7 +152,7 @@ fn quiesce_and_remove_reals_while_serving() {
     web.driver
         .lock()
         .unwrap()
-        .forwarder
+        .forwarder()
         .remove_real(&http, reals[other].parse().unwrap())
         .unwrap();
     let t = tally(&six(&lab));
@@ -163,7 +163,7 @@ fn quiesce_and_remove_reals_while_serving() {
     web.driver
         .lock()
         .unwrap()
-        .forwarder
+        .forwarder()
         .edit_real(
             &http,
             reals[index].parse().unwrap(),
@@ -175,7 +175,7 @@ fn quiesce_and_remove_reals_while_serving() {
     let t = tally(&six(&lab));
     assert_eq!(t.len(), 2, "{t:?}");
     assert!(t.contains_key(&first));
-    let status = web.driver.lock().unwrap().forwarder.status();
+    let status = web.driver.lock().unwrap().forwarder().status();
     assert_eq!(status[0].reals.len(), 2);
 }
 

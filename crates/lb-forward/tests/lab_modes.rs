@@ -72,12 +72,17 @@ fn nat_tcp_and_udp_replies_come_back_through_the_director() {
         return;
     }
     let mut lab = Lab::new("fnat", [Mode::Nat; 3]).unwrap();
+    // The IPv4 services run two workers: a reply's flow hashes apart from its request's, so
+    // it may reach the other worker, which must find the connection in the shared table; rr
+    // stays exact because the scheduler is shared too.
     let web = lab
         .forwarder(&[
             "--service",
             "tcp:10.0.0.100:8080",
             "--scheduler",
             "rr",
+            "--workers",
+            "2",
             "--real",
             "10.0.0.3:80,method=nat",
             "--real",
@@ -93,6 +98,8 @@ fn nat_tcp_and_udp_replies_come_back_through_the_director() {
         "rr",
         "--io",
         "fast",
+        "--workers",
+        "2",
         "--real",
         "10.0.0.3:53,method=nat",
         "--real",

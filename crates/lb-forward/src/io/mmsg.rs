@@ -54,6 +54,38 @@ pub(crate) fn bind_to_interface(fd: RawFd, index: u32, protocol: u16) -> io::Res
     }
 }
 
+/// Packet fanout groups, one per interface, for sockets of several workers on the same
+/// interfaces: the first socket bound to an interface creates its group (an id the kernel
+/// picks, `PACKET_FANOUT_FLAG_UNIQUEID`), the others join it. The kernel then gives each
+/// frame to one member, chosen by a hash of its flow that is the same in both directions
+/// (`PACKET_FANOUT_HASH`), so a flow's frames stay in order. A member's own
+/// `PACKET_IGNORE_OUTGOING` no longer applies once it is in a group (the group receives for
+/// it): the group is made with `PACKET_FANOUT_FLAG_IGNORE_OUTGOING` instead.
+#[derive(Default)]
+pub(crate) struct Fanout {
+    /// (interface index, group id)
+    groups: Vec<(u32, u16)>,
+}
+
+impl Fanout {
+    const MODE: libc::c_uint = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+
+    /// Puts a socket bound to the interface `index` in that interface's group.
+    pub(crate) fn join(&mut self, fd: RawFd, index: u32) -> io::Result<()> {
+        use super::sys::{get_int_option, set_int_option};
+        if let Some(&(_, id)) = self.groups.iter().find(|(i, _)| *i == index) {
+            let value = u32::from(id) | Self::MODE << 16;
+            return set_int_option(fd, libc::SOL_PACKET, libc::PACKET_FANOUT, value as i32);
+        }
+        let value = (Self::MODE | libc::PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+        set_int_option(fd, libc::SOL_PACKET, libc::PACKET_FANOUT, value as i32)?;
+        // The group's id is the low 16 bits.
+        let id = get_int_option(fd, libc::SOL_PACKET, libc::PACKET_FANOUT)? as u16;
+        self.groups.push((index, id));
+        Ok(())
+    }
+}
+
 /// Scratch arrays for the multi-message calls, sized to the largest batch seen.
 #[derive(Default)]
 pub(crate) struct Scratch {

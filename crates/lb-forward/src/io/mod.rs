@@ -15,6 +15,10 @@
 //!   interface (a batch copied into shared slots, then sent by one `send` made on a thread
 //!   of the ring's own, so that the kernel's transmit work overlaps the next batch).
 //!
+//! Each backend also opens as several ([`PnetIo::open_many`], [`RingIo::open_many`]), one per
+//! worker thread, with the receiving sockets of each interface in one `PACKET_FANOUT` group;
+//! [`Driver::worker`] runs them on one shared forwarder.
+//!
 //! Every backend's sockets skip their own transmissions (`PACKET_IGNORE_OUTGOING`); the core
 //! also ignores frames that carry the interface's own source MAC.
 //!
@@ -32,6 +36,8 @@ mod ring;
 mod sys;
 mod txring;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use endpoint::{EndpointStats, TunnelEndpoint};
@@ -66,9 +72,16 @@ const EXPIRE_BUDGET: usize = 256;
 
 /// Runs a forwarder on a packet I/O backend: receive a batch, process each frame, send the
 /// batch, expire a few connections. Time is a monotonic clock started with the driver.
+///
+/// Several drivers may share one forwarder ([`Driver::worker`]), each on a backend of its own
+/// whose sockets are in one fanout group per interface ([`RingIo::open_many`],
+/// [`PnetIo::open_many`]): the kernel then spreads flows over them, and each runs on a thread
+/// of its own. The forwarder is locked once per batch, only while the batch is processed; the
+/// kernel's per-frame work of receiving and sending, which is most of a forwarder's time, runs
+/// outside the lock, on every worker at once. The scheduler, the connection table and the
+/// statistics stay one, as in IPVS: a NAT reply is handled by whichever worker receives it.
 pub struct Driver<S = PoolScheduler> {
-    /// The datapath.
-    pub forwarder: Forwarder<S>,
+    forwarder: Arc<Mutex<Forwarder<S>>>,
     io: Box<dyn PacketIo>,
     frames: Vec<Frame>,
     send: Vec<bool>,
@@ -82,13 +95,32 @@ impl<S: Scheduler> Driver<S> {
     pub fn new(forwarder: Forwarder<S>, io: Box<dyn PacketIo>, batch: usize) -> Self {
         let batch = batch.max(1);
         Driver {
-            forwarder,
+            forwarder: Arc::new(Mutex::new(forwarder)),
             io,
             frames: (0..batch).map(|_| Frame::default()).collect(),
             send: vec![false; batch],
             start: Instant::now(),
             send_errors: 0,
         }
+    }
+
+    /// Another driver on `io` sharing this one's forwarder, clock and batch size; run it on a
+    /// thread of its own ([`Driver::run`]).
+    pub fn worker(&self, io: Box<dyn PacketIo>) -> Self {
+        Driver {
+            forwarder: Arc::clone(&self.forwarder),
+            io,
+            frames: (0..self.frames.len()).map(|_| Frame::default()).collect(),
+            send: vec![false; self.frames.len()],
+            start: self.start,
+            send_errors: 0,
+        }
+    }
+
+    /// The forwarder, locked: services, reals and next hops are changed, and statistics read,
+    /// through it (between two batches of each worker).
+    pub fn forwarder(&self) -> MutexGuard<'_, Forwarder<S>> {
+        lock(&self.forwarder)
     }
 
     /// The driver's clock: time since it started.
@@ -107,16 +139,34 @@ impl<S: Scheduler> Driver<S> {
         let n = self.io.recv_batch(&mut self.frames, timeout)?;
         let now = self.now();
         let mut any = false;
-        for (frame, send) in self.frames[..n].iter_mut().zip(&mut self.send) {
-            *send = self.forwarder.process(now, frame) == Verdict::Transmit;
-            any |= *send;
+        {
+            let mut forwarder = lock(&self.forwarder);
+            for (frame, send) in self.frames[..n].iter_mut().zip(&mut self.send) {
+                *send = forwarder.process(now, frame) == Verdict::Transmit;
+                any |= *send;
+            }
+            forwarder.expire(now, EXPIRE_BUDGET);
         }
         if any {
             let wanted = self.send[..n].iter().filter(|s| **s).count();
             let sent = self.io.send_batch(&self.frames[..n], &self.send[..n])?;
             self.send_errors += (wanted - sent.min(wanted)) as u64;
         }
-        self.forwarder.expire(now, EXPIRE_BUDGET);
         Ok(n)
     }
+
+    /// Polls until `stop` is set (checked at least every 100 ms); returns the backend's first
+    /// error.
+    pub fn run(&mut self, stop: &AtomicBool) -> std::io::Result<()> {
+        while !stop.load(Ordering::Relaxed) {
+            self.poll(Some(Duration::from_millis(100)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Locks a shared forwarder. A worker that panicked while holding the lock left it between two
+/// calls, each of which makes its change whole: forwarding goes on.
+fn lock<S>(forwarder: &Mutex<Forwarder<S>>) -> MutexGuard<'_, Forwarder<S>> {
+    forwarder.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -23,7 +23,7 @@ use pnet_datalink::{Channel, Config, DataLinkReceiver, DataLinkSender, NetworkIn
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::PacketIo;
-use super::mmsg::{ETH_P_ALL, Scratch};
+use super::mmsg::{ETH_P_ALL, Fanout, Scratch};
 use super::readiness::Readiness;
 use crate::frame::{DEFAULT_CAPACITY, Frame};
 
@@ -65,6 +65,28 @@ impl PnetIo {
 
     /// Opens a channel on each named interface, moving frames as `calls` says.
     pub fn open_with(names: &[String], calls: PnetCalls) -> io::Result<PnetIo> {
+        PnetIo::open_in(names, calls, None)
+    }
+
+    /// Opens `workers` backends, each with a channel on each named interface; when there are
+    /// several, the sockets of one interface are in one fanout group, each receiving some of
+    /// the flows (see [`Driver::worker`](super::Driver::worker)).
+    pub fn open_many(
+        names: &[String],
+        calls: PnetCalls,
+        workers: usize,
+    ) -> io::Result<Vec<PnetIo>> {
+        let mut fanout = Fanout::default();
+        (0..workers.max(1))
+            .map(|_| PnetIo::open_in(names, calls, (workers > 1).then_some(&mut fanout)))
+            .collect()
+    }
+
+    fn open_in(
+        names: &[String],
+        calls: PnetCalls,
+        mut fanout: Option<&mut Fanout>,
+    ) -> io::Result<PnetIo> {
         let all = pnet_datalink::interfaces();
         let readiness = Readiness::new()?;
         let mut ports = Vec::new();
@@ -99,6 +121,10 @@ impl PnetIo {
                 Channel::Ethernet(tx, rx) => (tx, rx),
                 _ => return Err(io::Error::other("pnet: not an Ethernet channel")),
             };
+            // pnet has bound the socket: it may join a group now.
+            if let Some(fanout) = fanout.as_deref_mut() {
+                fanout.join(fd, iface.index)?;
+            }
             readiness.register(fd, i)?;
             ports.push(Port {
                 index: iface.index,

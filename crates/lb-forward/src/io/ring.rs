@@ -23,7 +23,7 @@ use std::time::Duration;
 use socket2::Socket;
 
 use super::PacketIo;
-use super::mmsg::{ETH_P_ALL, bind_to_interface, packet_socket};
+use super::mmsg::{ETH_P_ALL, Fanout, bind_to_interface, packet_socket};
 use super::readiness::Readiness;
 use super::sys::{map_shared, set_int_option, set_struct_option};
 use super::txring::TxRing;
@@ -130,6 +130,20 @@ fn map_ring(fd: RawFd) -> io::Result<Ring> {
 impl RingIo {
     /// Opens a ring on each interface (by index).
     pub fn open(indices: &[u32]) -> io::Result<RingIo> {
+        RingIo::open_in(indices, None)
+    }
+
+    /// Opens `workers` backends, each with a ring on each interface; when there are several,
+    /// the rings of one interface are in one fanout group, each receiving some of the flows
+    /// (see [`Driver::worker`](super::Driver::worker)).
+    pub fn open_many(indices: &[u32], workers: usize) -> io::Result<Vec<RingIo>> {
+        let mut fanout = Fanout::default();
+        (0..workers.max(1))
+            .map(|_| RingIo::open_in(indices, (workers > 1).then_some(&mut fanout)))
+            .collect()
+    }
+
+    fn open_in(indices: &[u32], mut fanout: Option<&mut Fanout>) -> io::Result<RingIo> {
         let readiness = Readiness::new()?;
         let mut ports = Vec::new();
         for (i, &index) in indices.iter().enumerate() {
@@ -137,6 +151,9 @@ impl RingIo {
             let fd = socket.as_raw_fd();
             let ring = map_ring(fd)?;
             bind_to_interface(fd, index, ETH_P_ALL)?;
+            if let Some(fanout) = fanout.as_deref_mut() {
+                fanout.join(fd, index)?;
+            }
             readiness.register(fd, i)?;
             ports.push(Port {
                 index,

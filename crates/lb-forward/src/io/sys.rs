@@ -29,6 +29,32 @@ pub(crate) fn set_int_option(
     }
 }
 
+/// Reads an integer socket option.
+pub(crate) fn get_int_option(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = core::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is an open socket owned by the caller; the value and length pointers refer
+    // to live locals of the sizes given, which the kernel writes at most.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Sets a socket option whose value is a plain C struct.
 pub(crate) fn set_struct_option<T: Copy>(
     fd: RawFd,
