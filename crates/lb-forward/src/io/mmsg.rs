@@ -72,6 +72,15 @@ impl Fanout {
 
     /// Puts a socket bound to the interface `index` in that interface's group.
     pub(crate) fn join(&mut self, fd: RawFd, index: u32) -> io::Result<()> {
+        self.try_join(fd, index).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("PACKET_FANOUT (Linux 4.20 or later): {e}"),
+            )
+        })
+    }
+
+    fn try_join(&mut self, fd: RawFd, index: u32) -> io::Result<()> {
         use super::sys::{get_int_option, set_int_option};
         if let Some(&(_, id)) = self.groups.iter().find(|(i, _)| *i == index) {
             let value = u32::from(id) | Self::MODE << 16;
