@@ -6,6 +6,7 @@
 //! director -f keepalived.conf --vrrp-only | --check-only      one half, like keepalived's -P / -C
 //! director list [--stats] [--rate]                            the service table of a running director
 //! director -f keepalived.conf --metrics 127.0.0.1:9100        also Prometheus metrics
+//! director -f keepalived.conf --io fast --workers 2           ring I/O, two forwarding threads
 //! ```
 //!
 //! `virtual_server fwmark N` takes the packets that the host's prerouting rules mark N
@@ -60,6 +61,10 @@ struct Cli {
     /// The datapath's packet I/O.
     #[arg(long, value_enum, default_value_t = Io::Pnet)]
     io: Io,
+    /// Forwarding threads, each with sockets of its own (one PACKET_FANOUT group per
+    /// interface), sharing one connection table and scheduler.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
+    workers: u8,
     /// The control socket `director list` talks to.
     #[arg(long, value_name = "PATH", default_value = director::DEFAULT_CONTROL)]
     control: PathBuf,
@@ -147,6 +152,7 @@ fn main() -> ExitCode {
             Io::Pnet => IoKind::Pnet,
             Io::Fast => IoKind::Fast,
         },
+        workers: usize::from(cli.workers),
         control: Some(cli.control.clone()),
         metrics: cli.metrics,
         instance: cli.instance.clone(),

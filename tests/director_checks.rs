@@ -499,8 +499,9 @@ fn ssl_get_with_a_digest() {
     .expect("real 0 back with the right digest");
 }
 
-/// `--io fast`: an LVS-NAT service whose requests and replies (the reals route back through
-/// the director) all pass through lb-forward's rings; wrr spreads six requests 2/2/2.
+/// `--io fast --workers 2`: an LVS-NAT service whose requests and replies (the reals route
+/// back through the director) all pass through lb-forward's rings, on two forwarding threads
+/// sharing one scheduler: wrr spreads six requests 2/2/2.
 #[test]
 fn nat_service_on_the_fast_io() {
     if skip("nat_service_on_the_fast_io") {
@@ -518,7 +519,12 @@ fn nat_service_on_the_fast_io() {
     let config = format!(
         "virtual_server {VIP4} 80 {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind NAT\n    protocol TCP\n{blocks}}}\n"
     );
-    let (_, _, sock, _files) = start(&mut lab, "fast", &config, &["--io", "fast"]);
+    let (_, _, sock, _files) = start(
+        &mut lab,
+        "fast",
+        &config,
+        &["--io", "fast", "--workers", "2"],
+    );
     wait_for(&sock, 10, |l| l.matches(" Masq ").count() == 3).expect("three NAT reals");
     let counts = spread(&lab, 6);
     assert_eq!(

@@ -477,6 +477,11 @@ fn pair_logged(
             .args(["--metrics", "127.0.0.1:9100"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        // NAT directors run two forwarding threads: a reply may reach the thread that did
+        // not see its request, and must find the connection in the shared table.
+        if mode == Mode::Nat {
+            cmd.args(["--workers", "2"]);
+        }
         let mut proc = Proc::spawn(&mut cmd).unwrap();
         let stdout = proc.child_mut().stdout.take().unwrap();
         let lines = outputs[i].0.clone();

@@ -1,6 +1,7 @@
 //! The datapath thread: an lb-forward [`Driver`] on the configured interfaces, the nftables
 //! rules that keep the kernel off the handled packets, next hops refreshed every second, and
-//! commands from the other threads applied between batches.
+//! commands from the other threads applied between batches; and the extra forwarding threads
+//! (`--workers`), each a [`Driver::worker`] on the same forwarder, that only forward.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use lb_forward::io::{Driver, KernelRules, NextHopResolver, PacketIo, PnetIo, RingIo};
+use lb_forward::io::{Driver, KernelRules, NextHopResolver, PacketIo, PnetCalls, PnetIo, RingIo};
 use lb_forward::{
     Forwarder, MatchKey, PoolScheduler, RealConfig, ServiceConfig, ServiceKey, Settings,
 };
@@ -36,6 +37,8 @@ pub(crate) enum Command {
 /// Everything the thread needs, built before it starts so that errors reach the caller.
 pub(crate) struct Datapath {
     driver: Driver,
+    /// Drivers of the extra forwarding threads, sharing `driver`'s forwarder.
+    workers: Vec<Driver>,
     rules: KernelRules,
     resolver: NextHopResolver,
     seed: u64,
@@ -46,6 +49,7 @@ impl Datapath {
     pub(crate) fn open(
         interfaces: &[String],
         io: IoKind,
+        workers: usize,
         services: &[(ServiceKey, ServiceConfig, PoolConfig, Vec<RealConfig>)],
         matches: &[(ServiceKey, Vec<MatchKey>)],
         seed: u64,
@@ -85,19 +89,30 @@ impl Datapath {
         refresh_next_hops(&mut resolver, &mut fw, Duration::from_secs(1), report);
         let rules =
             KernelRules::install(&fw).map_err(|e| format!("installing nftables rules: {e}"))?;
-        let io: Box<dyn PacketIo> = match io {
-            IoKind::Pnet => Box::new(PnetIo::open(interfaces).map_err(|e| format!("pnet: {e}"))?),
-            IoKind::Fast => Box::new(RingIo::open(&indices).map_err(|e| format!("fast io: {e}"))?),
+        let mut ios: Vec<Box<dyn PacketIo>> = match io {
+            IoKind::Pnet => PnetIo::open_many(interfaces, PnetCalls::Batched, workers)
+                .map_err(|e| format!("pnet: {e}"))?
+                .into_iter()
+                .map(|io| Box::new(io) as Box<dyn PacketIo>)
+                .collect(),
+            IoKind::Fast => RingIo::open_many(&indices, workers)
+                .map_err(|e| format!("fast io: {e}"))?
+                .into_iter()
+                .map(|io| Box::new(io) as Box<dyn PacketIo>)
+                .collect(),
         };
+        let driver = Driver::new(fw, ios.remove(0), 64);
         Ok(Datapath {
-            driver: Driver::new(fw, io, 64),
+            workers: ios.into_iter().map(|io| driver.worker(io)).collect(),
+            driver,
             rules,
             resolver,
             seed,
         })
     }
 
-    /// Runs until `stop`; removes the nftables rules on the way out.
+    /// Runs until `stop`, with the extra forwarding threads; removes the nftables rules on the
+    /// way out.
     pub(crate) fn run(
         mut self,
         commands: Receiver<Command>,
@@ -105,24 +120,42 @@ impl Datapath {
         status: &Mutex<Status>,
         report: &Report,
     ) {
-        let mut serving = true;
+        let serving = AtomicBool::new(true);
+        let workers = std::mem::take(&mut self.workers);
+        std::thread::scope(|scope| {
+            for mut worker in workers {
+                let serving = &serving;
+                scope.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        forward(&mut worker, serving, report);
+                    }
+                });
+            }
+            self.control(commands, stop, &serving, status, report);
+        });
+        if let Err(e) = self.rules.remove() {
+            report(&format!("removing nftables rules: {e}"));
+        }
+    }
+
+    /// The datapath thread's loop: forwards, and between batches applies commands, updates
+    /// the rules, next hops and the published status.
+    fn control(
+        &mut self,
+        commands: Receiver<Command>,
+        stop: &AtomicBool,
+        serving: &AtomicBool,
+        status: &Mutex<Status>,
+        report: &Report,
+    ) {
         let mut last_resolve = Instant::now();
         let mut last_status = Instant::now() - Duration::from_secs(1);
         let mut rules_stale = false;
         while !stop.load(Ordering::Relaxed) {
-            if serving {
-                if let Err(e) = self.driver.poll(Some(Duration::from_millis(50))) {
-                    report(&format!("packet I/O: {e}"));
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            } else {
-                // A backup does not forward: the VIPs are elsewhere, and frames still captured
-                // here (stale neighbour caches) are left to the kernel's rules, which drop them.
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            forward(&mut self.driver, serving, report);
             while let Ok(command) = commands.try_recv() {
                 match self.apply(command, report) {
-                    Applied::Serve(s) => serving = s,
+                    Applied::Serve(s) => serving.store(s, Ordering::Relaxed),
                     Applied::ServicesChanged => rules_stale = true,
                     Applied::Reals => {}
                 }
@@ -144,13 +177,10 @@ impl Datapath {
             }
             if last_status.elapsed() >= Duration::from_millis(250) {
                 if let Ok(mut s) = status.lock() {
-                    s.publish(&self.driver.forwarder(), serving);
+                    s.publish(&self.driver.forwarder(), serving.load(Ordering::Relaxed));
                 }
                 last_status = Instant::now();
             }
-        }
-        if let Err(e) = self.rules.remove() {
-            report(&format!("removing nftables rules: {e}"));
         }
     }
 
@@ -197,6 +227,20 @@ impl Datapath {
             report(&e);
         }
         Applied::Reals
+    }
+}
+
+/// One batch, or a pause of 50 ms while not serving: a backup does not forward (the VIPs are
+/// elsewhere, and frames still captured here, from stale neighbour caches, are left to the
+/// kernel's rules, which drop them).
+fn forward(driver: &mut Driver, serving: &AtomicBool, report: &Report) {
+    if serving.load(Ordering::Relaxed) {
+        if let Err(e) = driver.poll(Some(Duration::from_millis(50))) {
+            report(&format!("packet I/O: {e}"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    } else {
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

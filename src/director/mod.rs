@@ -88,6 +88,9 @@ pub struct Options {
     pub interfaces: Vec<String>,
     /// The datapath's I/O backend.
     pub io: IoKind,
+    /// Forwarding threads of the datapath (at least 1), sharing one connection table and
+    /// scheduler (lb-forward's `Driver::worker`).
+    pub workers: usize,
     /// The control socket's path (`None`: no control socket).
     pub control: Option<PathBuf>,
     /// Where to serve Prometheus metrics (`None`: nowhere).
@@ -211,6 +214,7 @@ impl Running {
             let dp = Datapath::open(
                 &interfaces,
                 options.io,
+                options.workers,
                 &initial,
                 &matches,
                 seed(),
