@@ -13,6 +13,10 @@
 //!   reals, which takes no load updates, and table insert); the table holds 2^16 entries, and once full each insert first
 //!   evicts a half-open entry under the clock hand (the size policy), which the figure then
 //!   includes.
+//! - `forward/dr/big-table/batch-64[-prefetch]`: a batch of 64 packets of random flows among
+//!   2^17 established connections (a table as large as the last-level cache), without and with
+//!   [`Forwarder::prefetch`] before processing them, as `io::Driver` does (time per batch, the
+//!   64 fills included).
 //! - `forward/baseline/fill`: copying a 64-byte template into the frame buffer, which every
 //!   figure above includes (a processed frame is rewritten in place, so each iteration
 //!   restores it first).
@@ -124,10 +128,20 @@ fn client(i: usize, v6: bool) -> SocketAddr {
 
 /// Opens FLOWS connections (SYN then ACK) and returns the ACK templates of each direction.
 fn established(fw: &mut Forwarder, vip: SocketAddr, v6: bool) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    established_n(fw, vip, v6, FLOWS)
+}
+
+/// [`established`] with `flows` connections.
+fn established_n(
+    fw: &mut Forwarder,
+    vip: SocketAddr,
+    v6: bool,
+    flows: usize,
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let mut inbound = Vec::new();
     let mut replies = Vec::new();
     let mut frame = Frame::default();
-    for i in 0..FLOWS {
+    for i in 0..flows {
         let c = client(i, v6);
         let syn = testing::tcp(CLIENT, DIRECTOR, c, vip, SYN, b"");
         assert!(frame.fill(&syn, IF));
@@ -190,6 +204,42 @@ fn established_benches(c: &mut Criterion) {
     }
 }
 
+/// Batches of 64 packets of flows drawn at random from 2^17 established DR connections (a
+/// table of 32 MiB, as large as the last-level cache, so that most lookups miss it), each
+/// batch processed as `io::Driver` does: with [`Forwarder::prefetch`] first, or without.
+fn big_table_batches(c: &mut Criterion) {
+    const BIG: usize = 1 << 17;
+    let (mut fw, vip, _) = forwarder(Method::Dr, false, 2 * BIG);
+    let (inbound, _) = established_n(&mut fw, vip, false, BIG);
+    let mut frames: Vec<Frame> = (0..64).map(|_| Frame::default()).collect();
+    let now = Duration::from_secs(2);
+    let mut x: u64 = 1;
+    for prefetch in [false, true] {
+        let id = if prefetch {
+            "forward/dr/big-table/batch-64-prefetch"
+        } else {
+            "forward/dr/big-table/batch-64"
+        };
+        c.bench_function(id, |b| {
+            b.iter(|| {
+                for frame in &mut frames {
+                    // xorshift: a fresh random flow for each frame.
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    frame.fill(&inbound[x as usize % BIG], IF);
+                }
+                if prefetch {
+                    fw.prefetch(&frames);
+                }
+                for frame in &mut frames {
+                    let _ = black_box(fw.process(now, frame));
+                }
+            })
+        });
+    }
+}
+
 fn new_flow(c: &mut Criterion) {
     let (mut fw, vip, _) = forwarder(Method::Dr, false, 1 << 16);
     let templates: Vec<Vec<u8>> = (0..4096)
@@ -248,7 +298,7 @@ fn baseline(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(1));
-    targets = established_benches, new_flow, baseline
+    targets = established_benches, big_table_batches, new_flow, baseline
 }
 
 fn best_of_report(rounds: usize, per_round: usize, only: &str) {

@@ -241,6 +241,7 @@ fuzz_target!(|input: Input| {
             Op::Packet(spec) => {
                 let bytes = build(spec);
                 assert!(frame.fill(&bytes, IF));
+                fw.prefetch(core::slice::from_ref(&frame));
                 if fw.process(now, &mut frame) == Verdict::Transmit {
                     if let Err(e) = check_frame(frame.bytes(), Some(GUE)) {
                         panic!("emitted frame does not check: {e} ({spec:?})");
@@ -252,6 +253,7 @@ fuzz_target!(|input: Input| {
                     assert!(d.inner.end <= bytes.len());
                 }
                 let mut f = Frame::from_bytes(bytes, if *other { OTHER_IF } else { IF });
+                fw.prefetch(core::slice::from_ref(&f));
                 let _ = fw.process(now, &mut f);
             }
             Op::AddService {

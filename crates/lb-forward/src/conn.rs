@@ -262,6 +262,26 @@ impl ConnTable {
         self.lookup_hashed(key, self.hash(key))
     }
 
+    /// Prefetches the index slot a lookup of `hash` reads first.
+    #[inline]
+    pub(crate) fn prefetch_index(&self, hash: u64) {
+        self.index.prefetch(hash);
+    }
+
+    /// Prefetches the hot lines (the first two) of the connection a lookup of `hash` most
+    /// likely finds; best after [`prefetch_index`](Self::prefetch_index) had time to land.
+    #[inline]
+    pub(crate) fn prefetch_conn(&self, hash: u64) {
+        if let Some(c) = self
+            .index
+            .first_tagged(hash)
+            .and_then(|e| self.slots.get((e >> 1) as usize))
+        {
+            crate::prefetch::prefetch(c);
+            crate::prefetch::prefetch(&c.expires);
+        }
+    }
+
     /// [`lookup`](Self::lookup) with the key's [`hash`](Self::hash) already computed.
     #[inline]
     pub(crate) fn lookup_hashed(&self, key: &FlowKey, hash: u64) -> Option<Hit> {

@@ -61,6 +61,34 @@ struct Hop {
     clamp: bool,
 }
 
+impl Flow {
+    /// The flow of a TCP segment or UDP datagram; `None` for other packets.
+    fn of(l4: &L4) -> Option<Flow> {
+        match *l4 {
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+                hdr_len,
+            } => Some(Flow {
+                proto: PROTO_TCP,
+                sport,
+                dport,
+                flags,
+                tcp_hdr_len: hdr_len,
+            }),
+            L4::Udp { sport, dport } => Some(Flow {
+                proto: PROTO_UDP,
+                sport,
+                dport,
+                flags: 0,
+                tcp_hdr_len: 0,
+            }),
+            L4::IcmpError | L4::Other => None,
+        }
+    }
+}
+
 /// The interface a frame arrived on: what the datapath needs of it.
 #[derive(Clone, Copy)]
 struct Ingress {
@@ -91,6 +119,36 @@ impl<S: Scheduler> Forwarder<S> {
             Verdict::Ignore => self.stats.ignored += 1,
         }
         verdict
+    }
+
+    /// A hint before [`process`](Self::process) of a batch: starts loading the
+    /// connection-table memory each frame's lookup will read (its index slot, then its
+    /// connection), so that the cache misses of a batch overlap instead of coming one after
+    /// another; once the table outgrows the caches they are most of a lookup's cost. It
+    /// changes nothing else: leaving it out only costs time.
+    pub fn prefetch(&self, frames: &[Frame]) {
+        const CHUNK: usize = 32;
+        let mut hashes = [None; CHUNK];
+        for chunk in frames.chunks(CHUNK) {
+            for (frame, hash) in chunk.iter().zip(&mut hashes) {
+                *hash = self.flow_hash(frame);
+                if let Some(h) = *hash {
+                    self.conns.prefetch_index(h);
+                }
+            }
+            for h in hashes[..chunk.len()].iter().flatten() {
+                self.conns.prefetch_conn(*h);
+            }
+        }
+    }
+
+    /// The connection-table hash of a frame's flow, as [`handle`](Self::handle) computes it.
+    fn flow_hash(&self, frame: &Frame) -> Option<u64> {
+        let bytes = frame.bytes();
+        let pkt = wire::parse(bytes).ok()??;
+        let flow = Flow::of(&pkt.l4).filter(|_| !pkt.ip.fragment)?;
+        let key = FlowKey::of_packet(bytes, &pkt.ip, flow.proto, flow.sport, flow.dport);
+        Some(self.conns.hash(&key))
     }
 
     #[inline(always)]
@@ -124,34 +182,15 @@ impl<S: Scheduler> Forwarder<S> {
                 Verdict::Ignore
             };
         }
-        let flow = match pkt.l4 {
-            L4::Tcp {
-                sport,
-                dport,
-                flags,
-                hdr_len,
-            } => Flow {
-                proto: PROTO_TCP,
-                sport,
-                dport,
-                flags,
-                tcp_hdr_len: hdr_len,
-            },
-            L4::Udp { sport, dport } => Flow {
-                proto: PROTO_UDP,
-                sport,
-                dport,
-                flags: 0,
-                tcp_hdr_len: 0,
-            },
-            L4::IcmpError => {
-                return match wire::quoted(frame.bytes(), &pkt.ip) {
-                    Ok(Some(q)) => self.icmp_error(now, frame, &ingress, &pkt, &q),
-                    Ok(None) => Verdict::Ignore,
-                    Err(reason) => Verdict::Drop(reason),
-                };
+        let Some(flow) = Flow::of(&pkt.l4) else {
+            if !matches!(pkt.l4, L4::IcmpError) {
+                return Verdict::Ignore;
             }
-            L4::Other => return Verdict::Ignore,
+            return match wire::quoted(frame.bytes(), &pkt.ip) {
+                Ok(Some(q)) => self.icmp_error(now, frame, &ingress, &pkt, &q),
+                Ok(None) => Verdict::Ignore,
+                Err(reason) => Verdict::Drop(reason),
+            };
         };
         let ip = &pkt.ip;
         let key = FlowKey::of_packet(frame.bytes(), ip, flow.proto, flow.sport, flow.dport);

@@ -59,6 +59,19 @@ impl FlowIndex {
         }
     }
 
+    /// Prefetches the home slot of `hash`.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        crate::prefetch::prefetch(&self.slots[self.home(tag(hash))]);
+    }
+
+    /// The entry of the first slot of `hash`'s probe run whose tag matches, without comparing
+    /// keys: a guess for prefetching the entry itself.
+    #[inline]
+    pub(crate) fn first_tagged(&self, hash: u64) -> Option<u32> {
+        self.find(hash, |_| true)
+    }
+
     /// Adds an entry (the caller made sure its key is absent). `false` when the index is full,
     /// which its sizing prevents.
     pub(crate) fn insert(&mut self, hash: u64, entry: u32) -> bool {

@@ -99,6 +99,7 @@ mod forwarder;
 mod frame;
 mod icmp;
 mod index;
+mod prefetch;
 pub mod report;
 mod rewrite;
 mod scheduler;

@@ -141,6 +141,7 @@ impl<S: Scheduler> Driver<S> {
         let mut any = false;
         {
             let mut forwarder = lock(&self.forwarder);
+            forwarder.prefetch(&self.frames[..n]);
             for (frame, send) in self.frames[..n].iter_mut().zip(&mut self.send) {
                 *send = forwarder.process(now, frame) == Verdict::Transmit;
                 any |= *send;
