@@ -7,7 +7,8 @@
 //! - an accepted advert re-emitted in the checksum form it verified in parses back to the same
 //!   values and form, at the same length;
 //! - it is byte-identical to the input where the input has no free bits (v3 reserved bits
-//!   zero; v2 without authentication has a zero trailer).
+//!   zero; v2 without authentication has a zero trailer), except that a checksum of 0xffff,
+//!   the other one's-complement zero, comes back as the 0x0000 it verified as.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -70,6 +71,10 @@ fn round_trip(bytes: &[u8], meta: IpMeta) {
         Version::V2 => repr.auth == Auth::None && bytes[bytes.len() - 8..] != [0; 8],
     };
     if !free_bits {
-        assert_eq!(out, bytes);
+        let mut expected = bytes.to_vec();
+        if expected[6..8] == [0xff, 0xff] {
+            expected[6..8].copy_from_slice(&[0, 0]);
+        }
+        assert_eq!(out, expected);
     }
 }

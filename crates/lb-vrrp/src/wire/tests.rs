@@ -92,6 +92,33 @@ fn keepalived_v3_ipv4_uses_the_pseudo_header() {
     assert_ne!(rfc, bytes);
 }
 
+/// 0xffff is the other one's-complement zero: an advert carrying it where the computed
+/// checksum is 0x0000 verifies (RFC 1071: the sum over the message, checksum included, is
+/// 0xffff either way) and is re-emitted with 0x0000, as the kernel's and keepalived's
+/// checksum functions write it. Found by the `vrrp_advert` fuzz target.
+#[test]
+fn the_other_zero_checksum_verifies_and_is_written_as_zero() {
+    let mut bytes = hex("3133 9601 0064 4361 0a09 0064");
+    // Add the checksum into the address (one's-complement): the data now sums to 0xffff, so
+    // its computed checksum is 0x0000.
+    let checksum = u32::from(u16::from_be_bytes([bytes[6], bytes[7]]));
+    let word = u32::from(u16::from_be_bytes([bytes[8], bytes[9]])) + checksum;
+    let word = ((word & 0xffff) + (word >> 16)) as u16;
+    bytes[8..10].copy_from_slice(&word.to_be_bytes());
+    let meta = v4_meta();
+    let mut p = Packet::new_unchecked(&mut bytes[..], Family::Ipv4);
+    p.fill_checksum(ChecksumForm::PseudoHeader, meta.src, meta.dst);
+    assert_eq!(p.checksum(), 0);
+    p.set_checksum(0xffff);
+    let packet = Packet::new_checked(&bytes[..], Family::Ipv4).unwrap();
+    let (repr, form) = AdvertRepr::parse(&packet, &meta).unwrap();
+    let mut out = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut out, form, meta.src, meta.dst);
+    assert_eq!(out[6..8], [0, 0]);
+    assert_eq!(out[..6], bytes[..6]);
+    assert_eq!(out[8..], bytes[8..]);
+}
+
 #[test]
 fn keepalived_v3_ipv6() {
     let meta = IpMeta {
