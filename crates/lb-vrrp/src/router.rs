@@ -559,6 +559,7 @@ impl Router {
 
     /// No longer in a sync group: its own down timer makes it master again, and a fault of
     /// a former fellow member no longer holds it.
+    #[cfg(any(feature = "linux", test))] // the Linux driver's, and tests'
     pub(crate) fn leave_group(&mut self, now: Duration) {
         self.sync.grouped = false;
         self.sync.want_master = None;

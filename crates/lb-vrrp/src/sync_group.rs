@@ -49,12 +49,14 @@ impl Members {
     }
 
     /// The members' indices.
+    #[cfg(any(feature = "linux", test))] // the Linux driver's, and tests'
     pub(crate) fn indices(&self) -> &[usize] {
         &self.indices
     }
 
     /// Takes over the state `previous` last reported when it had the same members, so that
     /// regrouping reports nothing new.
+    #[cfg(any(feature = "linux", test))] // the Linux driver's, and tests'
     pub(crate) fn keep_agreed(&mut self, previous: &Members) {
         let mut a = self.indices.clone();
         let mut b = previous.indices.clone();
@@ -67,6 +69,7 @@ impl Members {
 
     /// Router `index` is gone and the routers after it moved down by one: renumbers the
     /// members (dropping `index` if it was one).
+    #[cfg(any(feature = "linux", test))] // the Linux driver's, and tests'
     pub(crate) fn router_removed(&mut self, index: usize) {
         self.indices.retain(|&i| i != index);
         for i in &mut self.indices {
