@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use lb::forward::io::{Driver, KernelRules, NextHopResolver, PacketIo, PnetCalls, PnetIo, RingIo};
+use lb::forward::io::{Driver, KernelRules, NextHopResolver, PnetCalls, PnetIo, RingIo, boxed};
 use lb::forward::report::stats_table;
 use lb::forward::{
     Encap, Forwarder, Method, PoolScheduler, Protocol, RealConfig, ServiceConfig, ServiceKey,
@@ -406,12 +406,6 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
         .map_err(|e| format!("removing nftables rules: {e}"))?;
     eprintln!("forwarder: nftables table removed; exiting");
     result
-}
-
-fn boxed<T: PacketIo + 'static>(ios: Vec<T>) -> Vec<Box<dyn PacketIo>> {
-    ios.into_iter()
-        .map(|io| Box::new(io) as Box<dyn PacketIo>)
-        .collect()
 }
 
 fn resolve(resolver: &mut NextHopResolver, fw: &mut Forwarder, wait: Duration) {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use lb_forward::io::{Driver, KernelRules, NextHopResolver, PacketIo, PnetCalls, PnetIo, RingIo};
+use lb_forward::io::{Driver, KernelRules, NextHopResolver, PnetCalls, PnetIo, RingIo, boxed};
 use lb_forward::{
     Forwarder, MatchKey, PoolScheduler, RealConfig, ServiceConfig, ServiceKey, Settings,
 };
@@ -89,17 +89,14 @@ impl Datapath {
         refresh_next_hops(&mut resolver, &mut fw, Duration::from_secs(1), report);
         let rules =
             KernelRules::install(&fw).map_err(|e| format!("installing nftables rules: {e}"))?;
-        let mut ios: Vec<Box<dyn PacketIo>> = match io {
-            IoKind::Pnet => PnetIo::open_many(interfaces, PnetCalls::Batched, workers)
-                .map_err(|e| format!("pnet: {e}"))?
-                .into_iter()
-                .map(|io| Box::new(io) as Box<dyn PacketIo>)
-                .collect(),
-            IoKind::Fast => RingIo::open_many(&indices, workers)
-                .map_err(|e| format!("fast io: {e}"))?
-                .into_iter()
-                .map(|io| Box::new(io) as Box<dyn PacketIo>)
-                .collect(),
+        let mut ios = match io {
+            IoKind::Pnet => boxed(
+                PnetIo::open_many(interfaces, PnetCalls::Batched, workers)
+                    .map_err(|e| format!("pnet: {e}"))?,
+            ),
+            IoKind::Fast => {
+                boxed(RingIo::open_many(&indices, workers).map_err(|e| format!("fast io: {e}"))?)
+            }
         };
         let driver = Driver::new(fw, ios.remove(0), 64);
         Ok(Datapath {

@@ -182,15 +182,15 @@ impl<S: Scheduler> Forwarder<S> {
                 Verdict::Ignore
             };
         }
-        let Some(flow) = Flow::of(&pkt.l4) else {
-            if !matches!(pkt.l4, L4::IcmpError) {
-                return Verdict::Ignore;
-            }
+        if let L4::IcmpError = pkt.l4 {
             return match wire::quoted(frame.bytes(), &pkt.ip) {
                 Ok(Some(q)) => self.icmp_error(now, frame, &ingress, &pkt, &q),
                 Ok(None) => Verdict::Ignore,
                 Err(reason) => Verdict::Drop(reason),
             };
+        }
+        let Some(flow) = Flow::of(&pkt.l4) else {
+            return Verdict::Ignore;
         };
         let ip = &pkt.ip;
         let key = FlowKey::of_packet(frame.bytes(), ip, flow.proto, flow.sport, flow.dport);

@@ -67,6 +67,14 @@ pub trait PacketIo: Send {
     fn name(&self) -> &'static str;
 }
 
+/// Boxes backends (as the `open_many` functions return them) for [`Driver::new`] and
+/// [`Driver::worker`].
+pub fn boxed<T: PacketIo + 'static>(ios: Vec<T>) -> Vec<Box<dyn PacketIo>> {
+    ios.into_iter()
+        .map(|io| Box::new(io) as Box<dyn PacketIo>)
+        .collect()
+}
+
 /// Table entries examined for expiry after each batch.
 const EXPIRE_BUDGET: usize = 256;
 
