@@ -24,7 +24,10 @@
 # compare a before and an after build); FORWARD_BENCH_NAIVE_BIN=PATH runs the naive row with
 # that binary (one that knows --io pnet-per-frame, when FORWARD_BENCH_BIN is an older build);
 # FORWARD_BENCH_ONLY="nft fast" runs only the rows whose key is listed (keys: fwd nft naive
-# pnet fast fast-rt pnet-2w fast-2w).
+# pnet fast fast-rt pnet-2w fast-2w); FORWARD_BENCH_EXTRA="--realtime 10 --cpu 1" adds those
+# arguments to the rows that have none of their own (naive, pnet, fast), e.g. to give each
+# forwarder the same CPU; FORWARD_BENCH_CPU=N prints, after each row, how busy CPU N was and
+# its busy time per frame delivered (the forwarder's cost per frame when it runs alone there).
 set -euo pipefail
 secs=${1:-5}
 only=${FORWARD_BENCH_ONLY:-fwd nft naive pnet fast fast-rt pnet-2w fast-2w}
@@ -67,12 +70,23 @@ run() { # $1 key, $2 label, $3 destination address, $4 trafgen process count (em
   cfg=$(mktemp)
   printf '{ eth(da=%s, sa=%s), ipv4(saddr=10.201.0.2, daddr=%s, ttl=64), udp(sport=drnd(), dport=9), fill(0x41, 18) }\n' "$dmac" "$smac" "$3" >"$cfg"
   b=$(ip netns exec ${p}r cat /sys/class/net/${p}r0/statistics/rx_packets)
+  t0=$(cpu_times)
   timeout "$secs" ip netns exec ${p}c trafgen --dev ${p}c0 --conf "$cfg" --cpp ${4:+-P $4} -q >/dev/null 2>&1 || true
   sleep 0.3
   a=$(ip netns exec ${p}r cat /sys/class/net/${p}r0/statistics/rx_packets)
   rm -f "$cfg"
   pps[$1]=$(( (a - b) / secs ))
   printf '%-40s %10d pps delivered\n' "$2" "${pps[$1]}"
+  [ -z "${FORWARD_BENCH_CPU:-}" ] || awk -v t0="$t0" -v t1="$(cpu_times)" -v n=$((a - b)) \
+    -v hz="$(getconf CLK_TCK)" -v cpu="$FORWARD_BENCH_CPU" 'BEGIN {
+      split(t0, x); split(t1, y); busy = y[1] - x[1]; all = busy + y[2] - x[2]
+      if (all > 0 && n > 0) printf "%40s cpu %s %3.0f %% busy, %.2f us busy a frame\n", "", cpu,
+        100 * busy / all, busy * 1e6 / hz / n }'
+}
+# "BUSY IDLE" clock ticks of CPU FORWARD_BENCH_CPU so far (steal counts as neither).
+cpu_times() {
+  [ -n "${FORWARD_BENCH_CPU:-}" ] || return 0
+  awk -v c="cpu${FORWARD_BENCH_CPU}" '$1 == c { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat
 }
 if wanted fwd; then
   run fwd_all "kernel ip_forward, all cpus" 10.202.0.2
@@ -99,6 +113,7 @@ for variant in naive:pnet-per-frame:1 pnet:pnet:64 fast:fast:64 "fast-rt:fast:64
   wanted "$key" || continue
   bin=$fwd
   [ "$key" = naive ] && bin=${FORWARD_BENCH_NAIVE_BIN:-$fwd}
+  [ -n "$extra" ] || extra=${FORWARD_BENCH_EXTRA:-}
   log=$(mktemp)
   ip netns exec ${p}d "$bin" --interface ${p}d0 --interface ${p}d1 --service udp:10.201.0.100:9 \
     --scheduler rr --real 10.202.0.2:9,method=nat --io $io --batch $batch $extra 2>"$log" &
