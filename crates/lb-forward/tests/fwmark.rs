@@ -293,7 +293,7 @@ fn kernel_rules_cover_the_match_keys() {
         rules,
         "    ip daddr 10.0.5.0/24 tcp dport 1000-2000 drop\n    \
          ip daddr 10.0.0.100 meta l4proto udp drop\n    \
-         ip saddr 10.0.0.3 tcp sport 1000-2000 drop\n    \
-         ip saddr 10.0.0.3 meta l4proto udp drop\n"
+         ip saddr 10.0.0.3 tcp sport 1000-2000 fib daddr type != local drop\n    \
+         ip saddr 10.0.0.3 meta l4proto udp fib daddr type != local drop\n"
     );
 }

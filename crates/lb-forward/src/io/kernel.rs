@@ -70,9 +70,11 @@ pub fn disable_offloads(name: &str) -> Result<(), Error> {
 /// - packets to each service's VIP and port, and those of each firewall-mark service's match
 ///   keys (the forwarder handles them; otherwise a host that holds the VIP would answer them,
 ///   for example with a TCP reset);
-/// - NAT replies from each NAT real's address and port (the forwarder rewrites them; otherwise
-///   a host with forwarding on would route them unchanged): for a firewall-mark service, from
-///   the real's port, or from the ports of each match key when the real keeps the port.
+/// - NAT replies from each NAT real's address and port that are not addressed to this host (the
+///   forwarder rewrites them; otherwise a host with forwarding on would route them unchanged):
+///   for a firewall-mark service, from the real's port, or from the ports of each match key
+///   when the real keeps the port. Replies to the host's own connections to a real (a health
+///   check of its service port) still reach the host's stack (`fib daddr type != local`).
 ///
 /// Capture sockets see frames before netfilter, so the forwarder still gets them. ARP and
 /// neighbour discovery are not touched: the host still answers for the VIP.
@@ -114,7 +116,8 @@ impl KernelRules {
                         p => ports(&key.ports(p, p), "sport"),
                     };
                     if !seen.contains(&sport) {
-                        rules.push_str(&format!("    {src} {sport} drop\n"));
+                        rules
+                            .push_str(&format!("    {src} {sport} fib daddr type != local drop\n"));
                         seen.push(sport);
                     }
                 }
