@@ -176,7 +176,23 @@ impl<S> Service<S> {
             .iter()
             .position(|s| s.real.as_ref().is_some_and(|r| r.config.addr == addr))
     }
+
+    fn has_nat_real(&self) -> bool {
+        self.reals.iter().any(|s| {
+            s.real
+                .as_ref()
+                .is_some_and(|r| r.config.method == Method::Nat)
+        })
+    }
 }
+
+/// A NAT real's replies are translated by its connection entry, which a one-packet service
+/// does not keep: they would reach the client from the real's own address (IPVS accepts the
+/// combination and has that fault; here it is refused).
+const ONE_PACKET_NAT: Error = Error::Invalid {
+    what: "NAT real server",
+    why: "not on a one-packet service: its replies need a connection entry",
+};
 
 #[derive(Clone, Debug)]
 pub(crate) struct ServiceSlot<S> {
@@ -392,7 +408,11 @@ impl<S: Scheduler> Forwarder<S> {
                 why: "UDP services only",
             });
         }
-        self.service_mut(key)?.config = config;
+        let svc = self.service_mut(key)?;
+        if config.one_packet && svc.has_nat_real() {
+            return Err(ONE_PACKET_NAT);
+        }
+        svc.config = config;
         Ok(())
     }
 
@@ -547,6 +567,9 @@ impl<S: Scheduler> Forwarder<S> {
         let svc = self.service_mut(key)?;
         if svc.real_by_addr(real.addr).is_some() {
             return Err(Error::DuplicateReal(real.addr));
+        }
+        if svc.config.one_packet && real.method == Method::Nat {
+            return Err(ONE_PACKET_NAT);
         }
         let slot = match svc.reals.iter().position(|s| s.real.is_none()) {
             Some(i) => i,

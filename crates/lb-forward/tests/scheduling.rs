@@ -162,6 +162,42 @@ fn one_packet_scheduling_spreads_datagrams_and_keeps_no_entry() {
     assert_eq!(fw.status()[0].counters.conns, 6);
 }
 
+/// A one-packet service keeps no connection entry, which is what translates a NAT real's
+/// replies: the two are refused together, whichever comes first.
+#[test]
+fn one_packet_services_refuse_nat_reals() {
+    let mut fw = forwarder(Settings::default());
+    let ops = service(
+        &mut fw,
+        Protocol::Udp,
+        "10.0.0.100:514",
+        pool(Algorithm::Rr),
+        &reals3(),
+    );
+    fw.edit_service(&ops, ServiceConfig { one_packet: true })
+        .unwrap();
+    let nat = RealConfig::new(sa("10.0.0.6:514"), 1, Method::Nat);
+    assert!(matches!(
+        fw.add_real(&ops, nat, s(0)),
+        Err(Error::Invalid {
+            what: "NAT real server",
+            ..
+        })
+    ));
+    let key = service(
+        &mut fw,
+        Protocol::Udp,
+        "10.0.0.101:514",
+        pool(Algorithm::Rr),
+        &[("10.0.0.6:514", Method::Nat)],
+    );
+    assert!(
+        fw.edit_service(&key, ServiceConfig { one_packet: true })
+            .is_err()
+    );
+    assert!(!fw.status()[1].config.one_packet);
+}
+
 #[test]
 fn the_stats_table_reads_like_ipvsadm() {
     let mut fw = forwarder(Settings::default());
