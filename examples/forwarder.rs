@@ -232,20 +232,25 @@ fn main() -> ExitCode {
     if cli.stats_interval == Some(0) {
         return usage_error("--stats-interval: at least 1 second");
     }
-    match run(&cli, key, &reals, pool) {
+    // Reals that do not fit the service are bad arguments too: found before anything is
+    // changed on the host.
+    let fw = match build(&cli, key, &reals, pool) {
+        Ok(fw) => fw,
+        Err(e) => return usage_error(e),
+    };
+    match run(&cli, fw, key, reals.len()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
 }
 
-/// Pins the calling thread, and the threads it starts from now on, to `cpu`.
-fn pin_to_cpu(cpu: usize) -> nix::Result<()> {
-    let mut set = CpuSet::new();
-    set.set(cpu)?;
-    sched_setaffinity(Pid::from_raw(0), &set)
-}
-
-fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Result<(), String> {
+/// The forwarder with its service and reals, before it touches the host.
+fn build(
+    cli: &Cli,
+    key: ServiceKey,
+    reals: &[RealConfig],
+    pool: PoolConfig,
+) -> Result<Forwarder, String> {
     let mut timeouts = Timeouts::default();
     if let Some(t) = &cli.timeouts {
         let secs = |i: usize| Duration::from_secs(t.get(i).copied().unwrap_or(0));
@@ -258,6 +263,37 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
         expire_nodest_conn: cli.expire_nodest_conn,
     };
     let mut fw = Forwarder::new(settings);
+    let sched = PoolScheduler::new(pool, seed()).map_err(|e| format!("--scheduler: {e}"))?;
+    let config = ServiceConfig {
+        one_packet: cli.ops,
+    };
+    fw.add_service(key, config, sched)
+        .map_err(|e| format!("--service {key}: {e}"))?;
+    for r in reals {
+        fw.add_real(&key, *r, Duration::ZERO)
+            .map_err(|e| format!("--real {}: {e}", r.addr))?;
+    }
+    Ok(fw)
+}
+
+/// Pins the calling thread, and the threads it starts from now on, to `cpu`.
+fn pin_to_cpu(cpu: usize) -> nix::Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu)?;
+    sched_setaffinity(Pid::from_raw(0), &set)
+}
+
+fn run(cli: &Cli, mut fw: Forwarder, key: ServiceKey, reals: usize) -> Result<(), String> {
+    // First, so that a signal from now on is a clean stop that removes what was installed.
+    let term = Arc::new(AtomicBool::new(false));
+    let usr1 = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGTERM, &term),
+        (signal_hook::consts::SIGINT, &term),
+        (signal_hook::consts::SIGUSR1, &usr1),
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(flag)).map_err(|e| format!("signal: {e}"))?;
+    }
     let mut indices = Vec::new();
     for name in &cli.interfaces {
         let iface = lb::forward::io::interface(name).map_err(|e| e.to_string())?;
@@ -271,17 +307,6 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
         }
         indices.push(iface.index);
         fw.set_interface(iface);
-    }
-    let sched = PoolScheduler::new(pool, seed()).map_err(|e| e.to_string())?;
-    let config = ServiceConfig {
-        one_packet: cli.ops,
-    };
-    fw.add_service(key, config, sched)
-        .map_err(|e| e.to_string())?;
-    let now = Duration::ZERO;
-    for r in reals {
-        fw.add_real(&key, *r, now)
-            .map_err(|e| format!("--real {}: {e}", r.addr))?;
     }
     let mut resolver = NextHopResolver::new().map_err(|e| e.to_string())?;
     resolve(&mut resolver, &mut fw, Duration::from_secs(2));
@@ -313,15 +338,6 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
         ),
     };
     let mut driver = Driver::new(fw, ios.remove(0), usize::from(cli.batch));
-    let term = Arc::new(AtomicBool::new(false));
-    let usr1 = Arc::new(AtomicBool::new(false));
-    for (sig, flag) in [
-        (signal_hook::consts::SIGTERM, &term),
-        (signal_hook::consts::SIGINT, &term),
-        (signal_hook::consts::SIGUSR1, &usr1),
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(flag)).map_err(|e| format!("signal: {e}"))?;
-    }
     let mut threads = Vec::new();
     let cpu_of = |i: usize| (cli.cpu.len() > 1).then(|| cli.cpu[i % cli.cpu.len()]);
     if let Some(cpu) = cpu_of(0) {
@@ -353,7 +369,7 @@ fn run(cli: &Cli, key: ServiceKey, reals: &[RealConfig], pool: PoolConfig) -> Re
         cli.interfaces.join(","),
         driver.io_name(),
         workers,
-        reals.len()
+        reals
     );
     let interval = cli.stats_interval.map(Duration::from_secs);
     let mut last_stats = Instant::now();

@@ -198,15 +198,39 @@ fn bad_arguments_exit_2_with_one_line() {
         ),
     ];
     for (example, args) in cases {
-        let (code, stderr) = run(example, args);
-        assert_eq!(code, Some(2), "{example} {args:?}: {stderr}");
-        assert_eq!(
-            stderr.trim_end().lines().count(),
-            1,
-            "{example} {args:?}: {stderr}"
-        );
-        assert!(stderr.starts_with(&format!("{example}: ")), "{stderr}");
+        assert_usage_error(example, args);
     }
+}
+
+/// Reals that do not fit their service are refused like any bad argument, before the
+/// forwarder touches the host (the interface named does not exist: had the arguments been
+/// taken, the run would have failed on it with status 1).
+#[test]
+fn reals_that_do_not_fit_the_service_exit_2() {
+    for args in [
+        "--service udp:10.0.0.1:9 --real [2001:db8::2]:9",
+        "--service udp:10.0.0.1:9 --real 10.0.0.2:53,method=dr",
+        "--service udp:10.0.0.1:9 --real 10.0.0.2:0,method=tun --real 10.0.0.2:0",
+        "--service udp:10.0.0.1:0 --real 10.0.0.2:53,method=nat",
+        "--service udp:10.0.0.1:9 --ops --real 10.0.0.2:9,method=nat",
+    ] {
+        let args: Vec<&str> = ["--interface", "lbnone0", "--scheduler", "rr"]
+            .into_iter()
+            .chain(args.split_whitespace())
+            .collect();
+        assert_usage_error("forwarder", &args);
+    }
+}
+
+fn assert_usage_error(example: &str, args: &[&str]) {
+    let (code, stderr) = run(example, args);
+    assert_eq!(code, Some(2), "{example} {args:?}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{example} {args:?}: {stderr}"
+    );
+    assert!(stderr.starts_with(&format!("{example}: ")), "{stderr}");
 }
 
 #[test]
