@@ -106,6 +106,9 @@ drop_reasons! {
     NoTunnelSource => "no tunnel source",
     /// An ICMP error that belongs to no tracked connection.
     UntrackedIcmp => "untracked icmp",
+    /// Handled, but the packet I/O backend could not send it (the link went down, the
+    /// transmit queue was full); counted by [`io::Driver`](crate::io::Driver).
+    NotSent => "not sent",
 }
 
 impl core::fmt::Display for DropReason {

@@ -48,23 +48,18 @@ impl Frame {
         f
     }
 
-    /// Replaces the content with a copy of `data` received on `interface`; `false` (frame
-    /// emptied) when it does not fit.
+    /// Replaces the content with a copy of `data` received on `interface`; `false` when it
+    /// does not fit: the frame then holds what fits, as a receive into a buffer of this size
+    /// would (the core drops it as [`DropReason::Truncated`](crate::DropReason), counted).
     #[inline]
     pub fn fill(&mut self, data: &[u8], interface: u32) -> bool {
         self.interface = interface;
         self.start = HEADROOM;
-        match self.buf.get_mut(HEADROOM..HEADROOM + data.len()) {
-            Some(dst) => {
-                dst.copy_from_slice(data);
-                self.len = data.len();
-                true
-            }
-            None => {
-                self.len = 0;
-                false
-            }
-        }
+        let room = self.buf.len() - HEADROOM;
+        let len = data.len().min(room);
+        self.buf[HEADROOM..HEADROOM + len].copy_from_slice(&data[..len]);
+        self.len = len;
+        len == data.len()
     }
 
     /// The whole room after the headroom, to receive into; then call [`Frame::set_received`].

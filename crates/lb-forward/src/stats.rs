@@ -92,7 +92,12 @@ pub struct Stats {
 impl Stats {
     #[inline]
     pub(crate) fn drop(&mut self, reason: DropReason) {
-        self.drops[reason as usize] += 1;
+        self.drop_many(reason, 1);
+    }
+
+    #[inline]
+    pub(crate) fn drop_many(&mut self, reason: DropReason, n: u64) {
+        self.drops[reason as usize] += n;
     }
 
     /// Frames dropped for this reason.

@@ -260,3 +260,63 @@ fn workers_split_an_interface_by_flow() {
     .join()
     .unwrap();
 }
+
+/// A link that is down takes nothing: each backend says so (no frame counted as sent, or an
+/// error that `Driver::poll` counts as not sent and passes over), and sends again once it is
+/// up.
+#[test]
+fn a_link_that_is_down_sends_nothing() {
+    if lb_lab::skip_unless_root("a_link_that_is_down_sends_nothing") {
+        return;
+    }
+    let ns = Netns::new("fdown").unwrap();
+    veth(&ns, "x0", &ns, "x1").unwrap();
+    let name = ns.name().to_owned();
+    std::thread::spawn(move || {
+        lb_lab::enter_netns(&name).unwrap();
+        let a = interface("x0").unwrap();
+        let b = interface("x1").unwrap();
+        let mut pnet = PnetIo::open(&["x0".to_owned()]).unwrap();
+        let mut ring = RingIo::open(&[a.index]).unwrap();
+        let mut peer = PnetIo::open(&["x1".to_owned()]).unwrap();
+        let out: Vec<Frame> = (0..4)
+            .map(|n| Frame::from_bytes(&frame(n, a.mac, b.mac), a.index))
+            .collect();
+        let link = |state: &str| {
+            let status = std::process::Command::new("ip")
+                .args(["link", "set", "x0", state])
+                .status()
+                .unwrap();
+            assert!(status.success(), "ip link set x0 {state}");
+        };
+        link("down");
+        assert_eq!(pnet.send_batch(&out, &[true; 4]).unwrap(), 0);
+        // The ring queues the frames and its kicker thread makes the kernel send them: that
+        // send fails, and the next call returns why.
+        let mut error = None;
+        for _ in 0..100 {
+            match ring.send_batch(&out, &[true; 4]) {
+                Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => {
+                    error = Some(e.kind());
+                    break;
+                }
+            }
+        }
+        assert_eq!(error, Some(std::io::ErrorKind::NetworkDown));
+        link("up");
+        // The first frames after the link comes up may still find it not running.
+        let mut sent = 0;
+        for _ in 0..50 {
+            sent = pnet.send_batch(&out, &[true; 4]).unwrap();
+            if sent == 4 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(sent, 4);
+        assert!(receive(&mut peer, 4).len() >= 4);
+    })
+    .join()
+    .unwrap();
+}

@@ -422,6 +422,17 @@ fn own_frames_non_ip_and_fragments() {
         fw.process(s(1), &mut short),
         Verdict::Drop(DropReason::Truncated)
     );
+    // A frame longer than the buffer it is received into (a GSO frame from a local peer with
+    // segmentation offload on) keeps what fits, and is dropped as truncated, not forwarded.
+    let payload = vec![7u8; 3000];
+    let gso = tcp_in("10.0.0.1:40000", "10.0.0.100:80", SYN, &payload);
+    let mut received = Frame::default();
+    assert!(!received.fill(gso.bytes(), IF));
+    assert_eq!(received.len(), lb_forward::DEFAULT_CAPACITY);
+    assert_eq!(
+        fw.process(s(1), &mut received),
+        Verdict::Drop(DropReason::Truncated)
+    );
     assert_eq!(fw.connection_count(), 0);
 }
 

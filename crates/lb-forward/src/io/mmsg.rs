@@ -206,16 +206,17 @@ impl Scratch {
             // sendmmsg only reads through iov_base.
             self.set(k, bytes.as_ptr() as *mut libc::c_void, bytes.len());
         }
-        let mut sent = 0;
-        while sent < n {
-            // SAFETY: `headers[sent..n]` are initialised mmsghdrs, each with one iovec over a
+        // `next`: the first frame not yet tried; `sent`: how many of those tried went out.
+        let (mut next, mut sent) = (0, 0);
+        while next < n {
+            // SAFETY: `headers[next..n]` are initialised mmsghdrs, each with one iovec over a
             // frame of `frames`, which is borrowed for this call; the kernel only reads them.
             // The socket is bound to its interface, so no address is needed.
             let rc = unsafe {
                 libc::sendmmsg(
                     fd,
-                    self.headers[sent..].as_mut_ptr(),
-                    (n - sent) as libc::c_uint,
+                    self.headers[next..].as_mut_ptr(),
+                    (n - next) as libc::c_uint,
                     0,
                 )
             };
@@ -224,13 +225,15 @@ impl Scratch {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                // A frame the interface refuses (too long, link down) must not stop the rest.
-                sent += 1;
+                // The first frame failed (too long, link down, queue full): it is not sent, and
+                // must not stop the rest.
+                next += 1;
                 continue;
             }
             if rc == 0 {
                 break;
             }
+            next += rc as usize;
             sent += rc as usize;
         }
         Ok(sent)

@@ -46,7 +46,7 @@ pub use neighbour::NextHopResolver;
 pub use pnet::{PnetCalls, PnetIo};
 pub use ring::RingIo;
 
-use crate::{Forwarder, Frame, PoolScheduler, Scheduler, Verdict};
+use crate::{DropReason, Forwarder, Frame, PoolScheduler, Scheduler, Verdict};
 
 /// A source and sink of Ethernet frames, a batch at a time. `Send`, so that a driver can run
 /// on a thread of its own.
@@ -94,8 +94,6 @@ pub struct Driver<S = PoolScheduler> {
     frames: Vec<Frame>,
     send: Vec<bool>,
     start: Instant,
-    /// Frames the backend failed to send.
-    pub send_errors: u64,
 }
 
 impl<S: Scheduler> Driver<S> {
@@ -108,7 +106,6 @@ impl<S: Scheduler> Driver<S> {
             frames: (0..batch).map(|_| Frame::default()).collect(),
             send: vec![false; batch],
             start: Instant::now(),
-            send_errors: 0,
         }
     }
 
@@ -121,7 +118,6 @@ impl<S: Scheduler> Driver<S> {
             frames: (0..self.frames.len()).map(|_| Frame::default()).collect(),
             send: vec![false; self.frames.len()],
             start: self.start,
-            send_errors: 0,
         }
     }
 
@@ -142,7 +138,9 @@ impl<S: Scheduler> Driver<S> {
     }
 
     /// One batch: waits up to `timeout` for frames, handles them, sends what is to be sent.
-    /// Returns the number of frames received.
+    /// Returns the number of frames received. Frames the backend could not send are counted
+    /// as [`DropReason::NotSent`](crate::DropReason::NotSent); a send error that a link going
+    /// down or a full queue explains does not stop the driver, any other is returned.
     pub fn poll(&mut self, timeout: Option<Duration>) -> std::io::Result<usize> {
         let n = self.io.recv_batch(&mut self.frames, timeout)?;
         let now = self.now();
@@ -158,8 +156,16 @@ impl<S: Scheduler> Driver<S> {
         }
         if any {
             let wanted = self.send[..n].iter().filter(|s| **s).count();
-            let sent = self.io.send_batch(&self.frames[..n], &self.send[..n])?;
-            self.send_errors += (wanted - sent.min(wanted)) as u64;
+            let sent = match self.io.send_batch(&self.frames[..n], &self.send[..n]) {
+                Ok(sent) => sent,
+                Err(e) if passing(&e) => 0,
+                Err(e) => return Err(e),
+            };
+            if sent < wanted {
+                lock(&self.forwarder)
+                    .stats
+                    .drop_many(DropReason::NotSent, (wanted - sent) as u64);
+            }
         }
         Ok(n)
     }
@@ -172,6 +178,21 @@ impl<S: Scheduler> Driver<S> {
         }
         Ok(())
     }
+}
+
+/// A send error that passes: the link is down or gone for now, or its queue is full.
+fn passing(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ENETDOWN
+                | libc::ENXIO
+                | libc::ENODEV
+                | libc::ENOBUFS
+                | libc::EAGAIN
+                | libc::EMSGSIZE
+        )
+    )
 }
 
 /// Locks a shared forwarder. A worker that panicked while holding the lock left it between two

@@ -163,9 +163,10 @@ impl PnetIo {
                     }
                     PnetCalls::PerFrame => match port.rx.next() {
                         Ok(bytes) => {
-                            if frames[n].fill(bytes, port.index) {
-                                n += 1;
-                            }
+                            // Kept truncated if too long, as `recvmmsg` does: the core
+                            // counts it.
+                            frames[n].fill(bytes, port.index);
+                            n += 1;
                         }
                         Err(e) if e.kind() == io::ErrorKind::TimedOut => port.ready = false,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

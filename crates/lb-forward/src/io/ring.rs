@@ -203,9 +203,10 @@ impl RingIo {
                 let bytes = unsafe {
                     core::slice::from_raw_parts(ring.block_ptr().add(off + mac), snaplen)
                 };
-                if frames[n].fill(bytes, port.index) {
-                    n += 1;
-                }
+                // A frame longer than the batch's buffers (a GSO frame from a local peer) is
+                // kept truncated: the core counts it.
+                frames[n].fill(bytes, port.index);
+                n += 1;
                 ring.pkt += 1;
                 ring.off = off + next;
                 if next == 0 && ring.pkt < num {
