@@ -7,8 +7,10 @@
 //!     [--workers 2] [--realtime 10 --cpu 1]
 //! ```
 //!
-//! At start it turns checksum and segmentation offloads off on its interfaces (captured frames
-//! must be complete), resolves each real's egress interface and next-hop MAC from the kernel's
+//! At start it turns checksum and segmentation offloads off on its interfaces (so that the
+//! frames it sends and the ones GRO would merge are complete; frames a veth peer on this host
+//! sends with a partial checksum are completed by the core, and a peer's GSO frames, larger
+//! than one MTU, are counted as truncated: turn segmentation offload off on that peer), resolves each real's egress interface and next-hop MAC from the kernel's
 //! routing and neighbour tables (running ARP / ND when needed), and installs an nftables table
 //! `lb_forward_<pid>` that stops the kernel from acting on the packets it handles (see
 //! `lb_forward::io::KernelRules`). SIGUSR1, or every `--stats-interval` seconds, prints the
@@ -299,10 +301,10 @@ fn run(cli: &Cli, mut fw: Forwarder, key: ServiceKey, reals: usize) -> Result<()
         let iface = lb::forward::io::interface(name).map_err(|e| e.to_string())?;
         match lb::forward::io::disable_offloads(name) {
             Ok(()) => eprintln!(
-                "forwarder: checksum and segmentation offloads turned off on {name} (captured frames must be complete)"
+                "forwarder: checksum and segmentation offloads turned off on {name} (a local peer's GSO frames are dropped as truncated: turn TSO/GSO off on it)"
             ),
             Err(e) => eprintln!(
-                "forwarder: could not turn offloads off on {name} ({e}); partial checksums or GSO frames will be mishandled"
+                "forwarder: could not turn offloads off on {name} ({e}); frames larger than one MTU are dropped as truncated"
             ),
         }
         indices.push(iface.index);

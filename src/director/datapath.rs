@@ -65,7 +65,7 @@ impl Datapath {
                 lb_forward::io::interface(name).map_err(|e| format!("interface {name}: {e}"))?;
             if let Err(e) = lb_forward::io::disable_offloads(name) {
                 report(&format!(
-                    "could not turn offloads off on {name} ({e}); partial checksums may be mishandled"
+                    "could not turn offloads off on {name} ({e}); frames larger than one MTU are dropped as truncated"
                 ));
             }
             indices.push(iface.index);

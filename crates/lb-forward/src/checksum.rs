@@ -95,6 +95,18 @@ pub(crate) fn apply_udp(check: u16, diff: u32) -> u16 {
     }
 }
 
+/// Completes a partial checksum (checksum offload of a local sender): the field at `at`
+/// holds the pseudo-header's sum, so the one's complement of the sum of the transport header
+/// and payload (`buf`, field included) is the checksum. A computed 0 is written as 0xffff,
+/// which verifies the same and which UDP requires (RFC 768).
+#[inline]
+pub(crate) fn complete(buf: &mut [u8], at: usize) {
+    match finish(sum(buf, 0)) {
+        0 => put16(buf, at, 0xffff),
+        c => put16(buf, at, c),
+    }
+}
+
 /// Reads a big-endian u16 at `at` (the caller has checked the bounds).
 #[inline]
 pub(crate) fn get16(buf: &[u8], at: usize) -> u16 {

@@ -193,6 +193,13 @@ impl<S: Scheduler> Forwarder<S> {
             return Verdict::Ignore;
         };
         let ip = &pkt.ip;
+        if frame.partial_checksum {
+            // `parse` checked that the transport header (and so its checksum field) lies
+            // within `l4..end`.
+            let at = if flow.proto == PROTO_TCP { 16 } else { 6 };
+            crate::checksum::complete(&mut frame.bytes_mut()[ip.l4()..ip.end], at);
+            frame.partial_checksum = false;
+        }
         let key = FlowKey::of_packet(frame.bytes(), ip, flow.proto, flow.sport, flow.dport);
         let hash = self.conns.hash(&key);
         if let Some(hit) = self.conns.lookup_hashed(&key, hash) {

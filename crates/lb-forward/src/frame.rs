@@ -19,6 +19,11 @@ pub struct Frame {
     /// The interface index the frame arrived on; after [`Verdict::Transmit`](crate::Verdict),
     /// the one it leaves from.
     pub interface: u32,
+    /// The TCP or UDP checksum field holds only the pseudo-header's sum: a sender on this host
+    /// (a veth peer) left the rest to checksum offload, and the kernel said so on receipt
+    /// (`TP_STATUS_CSUMNOTREADY`). The core completes it before anything reads or updates it.
+    /// Reset by every fill; a backend sets it after.
+    pub partial_checksum: bool,
 }
 
 impl Default for Frame {
@@ -35,6 +40,7 @@ impl Frame {
             start: HEADROOM,
             len: 0,
             interface: 0,
+            partial_checksum: false,
         }
     }
 
@@ -54,6 +60,7 @@ impl Frame {
     #[inline]
     pub fn fill(&mut self, data: &[u8], interface: u32) -> bool {
         self.interface = interface;
+        self.partial_checksum = false;
         self.start = HEADROOM;
         let room = self.buf.len() - HEADROOM;
         let len = data.len().min(room);
@@ -76,6 +83,7 @@ impl Frame {
         self.start = HEADROOM;
         self.len = len.min(self.buf.len() - HEADROOM);
         self.interface = interface;
+        self.partial_checksum = false;
     }
 
     /// The frame's bytes.

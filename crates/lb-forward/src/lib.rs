@@ -69,6 +69,9 @@
 //!   for NAT) or back to the client.
 //! - **Bad input** never panics: every length is checked, and each dropped frame is counted
 //!   under a [`DropReason`] in [`Stats`].
+//! - **Checksum offload of local senders**: a frame flagged [`Frame::partial_checksum`] (a veth
+//!   peer on this host left its TCP / UDP checksum to offload) has it completed before any
+//!   rewrite; a frame longer than its buffer (a peer's GSO frame) is dropped as truncated.
 //!
 //! - **Statistics**: [`report::stats_table`] prints them like `ipvsadm -Ln --stats --rate`.
 //!

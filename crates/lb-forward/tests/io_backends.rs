@@ -320,3 +320,65 @@ fn a_link_that_is_down_sends_nothing() {
     .join()
     .unwrap();
 }
+
+/// A datagram from this host's own stack over a veth with checksum offload on arrives with a
+/// partial checksum: both batched backends flag it, and not once offload is off.
+#[test]
+fn partial_checksums_are_flagged() {
+    if lb_lab::skip_unless_root("partial_checksums_are_flagged") {
+        return;
+    }
+    let ns = Netns::new("fcsum").unwrap();
+    veth(&ns, "x0", &ns, "x1").unwrap();
+    let name = ns.name().to_owned();
+    std::thread::spawn(move || {
+        lb_lab::enter_netns(&name).unwrap();
+        let a = interface("x0").unwrap();
+        let mac: Vec<String> = a.mac.iter().map(|b| format!("{b:02x}")).collect();
+        // Only x1 has an address: the datagram to 10.9.0.1 leaves by x1 and reaches x0.
+        let sh = |script: &str| {
+            let status = std::process::Command::new("sh")
+                .args(["-c", script])
+                .status()
+                .unwrap();
+            assert!(status.success(), "{script}");
+        };
+        sh(&format!(
+            "ip addr add 10.9.0.2/24 dev x1 && ip neigh add 10.9.0.1 lladdr {} dev x1 && ethtool -K x1 tx on",
+            mac.join(":")
+        ));
+        let mut pnet = PnetIo::open(&["x0".to_owned()]).unwrap();
+        let mut ring = RingIo::open(&[a.index]).unwrap();
+        let socket = std::net::UdpSocket::bind("10.9.0.2:0").unwrap();
+        for (offload, partial) in [("on", true), ("off", false)] {
+            sh(&format!("ethtool -K x1 tx {offload}"));
+            socket.send_to(b"ping", "10.9.0.1:9").unwrap();
+            for io in [&mut pnet as &mut dyn PacketIo, &mut ring] {
+                let got = receive_udp(io);
+                assert_eq!(got.partial_checksum, partial, "{} tx {offload}", io.name());
+            }
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+/// The next IPv4 UDP frame to port 9 a backend receives.
+fn receive_udp(io: &mut dyn PacketIo) -> Frame {
+    let mut batch: Vec<Frame> = (0..16).map(|_| Frame::default()).collect();
+    for _ in 0..50 {
+        let n = io
+            .recv_batch(&mut batch, Some(Duration::from_millis(20)))
+            .unwrap();
+        let udp = |f: &&Frame| {
+            let b = f.bytes();
+            b.get(12..14) == Some(&[8, 0])
+                && b.get(23) == Some(&17)
+                && b.get(36..38) == Some(&[0, 9])
+        };
+        if let Some(f) = batch[..n].iter().find(udp) {
+            return f.clone();
+        }
+    }
+    panic!("{}: no UDP frame", io.name());
+}

@@ -591,3 +591,62 @@ fn ipv6_extension_headers_are_walked() {
 fn check_frame_v6(b: &[u8]) -> lb_forward::testing::Checked {
     lb_forward::testing::check_frame(b, None).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// Leaves only the pseudo-header's sum in an IPv4 TCP or UDP checksum, as a local sender's
+/// checksum offload does, and flags the frame as a backend would.
+fn make_partial(f: &mut Frame) {
+    let b = f.bytes_mut();
+    let ihl = usize::from(b[14] & 0xf) * 4;
+    let l4 = 14 + ihl;
+    let l4_len = u32::from(u16::from_be_bytes([b[16], b[17]])) - ihl as u32;
+    let word = |i: usize| u32::from(u16::from_be_bytes([b[i], b[i + 1]]));
+    let mut sum = word(26) + word(28) + word(30) + word(32) + u32::from(b[23]) + l4_len;
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let at = l4 + if b[23] == 6 { 16 } else { 6 };
+    b[at..at + 2].copy_from_slice(&(sum as u16).to_be_bytes());
+    f.partial_checksum = true;
+}
+
+#[test]
+fn partial_checksums_are_completed_before_forwarding() {
+    let mut fw = forwarder(Settings::default());
+    service(
+        &mut fw,
+        Protocol::Tcp,
+        "10.0.0.100:80",
+        pool(Algorithm::Rr),
+        &[("10.0.0.3:8080", Method::Nat)],
+    );
+    service(
+        &mut fw,
+        Protocol::Tcp,
+        "10.0.0.101:80",
+        pool(Algorithm::Rr),
+        &[("10.0.0.4:0", Method::Dr)],
+    );
+    service(
+        &mut fw,
+        Protocol::Udp,
+        "10.0.0.100:53",
+        pool(Algorithm::Rr),
+        &[("10.0.0.5:5353", Method::Nat)],
+    );
+    let frames = [
+        tcp_in("10.0.0.1:40000", "10.0.0.100:80", SYN, b"odd"),
+        tcp_in("10.0.0.1:40001", "10.0.0.101:80", SYN, b"even"),
+        udp_in("10.0.0.1:40002", "10.0.0.100:53", b"query", true),
+    ];
+    for mut f in frames {
+        make_partial(&mut f);
+        assert_eq!(fw.process(s(1), &mut f), Verdict::Transmit);
+        verify(f.bytes());
+        assert!(!f.partial_checksum);
+    }
+    // A NAT reply from a real with offload on, too.
+    let mut r = tcp_from_real(0, "10.0.0.3:8080", "10.0.0.1:40000", SYN | ACK, b"");
+    make_partial(&mut r);
+    assert_eq!(fw.process(s(1), &mut r), Verdict::Transmit);
+    verify(r.bytes());
+}

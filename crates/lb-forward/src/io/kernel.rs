@@ -47,7 +47,11 @@ pub fn interface(name: &str) -> Result<InterfaceConfig, Error> {
 }
 
 /// Turns checksum offload and segmentation offloads off on an interface (`ethtool -K`), so that
-/// captured frames carry complete checksums and are at most one MTU long.
+/// the frames the host's own stack and GRO hand to capture sockets on it carry complete
+/// checksums and are at most one MTU long. A veth peer's offloads are the peer's: its partial
+/// checksums are flagged by the backends and completed by the core
+/// ([`Frame::partial_checksum`](crate::Frame)); its GSO frames exceed the receive buffers and
+/// are dropped as truncated, counted.
 pub fn disable_offloads(name: &str) -> Result<(), Error> {
     let out = Command::new("ethtool")
         .args([

@@ -95,11 +95,36 @@ impl Fanout {
     }
 }
 
+/// Room for the control messages of one received frame: its `PACKET_AUXDATA` (24 bytes of
+/// data after a 16-byte header, on 64-bit Linux), 8-byte aligned.
+type Control = [u64; 8];
+
+/// The `tp_status` of a received message's `PACKET_AUXDATA`, 0 without one.
+fn auxdata_status(h: &libc::msghdr) -> u32 {
+    // SAFETY: `h` is a message header the kernel filled in `recvmmsg`: its control pointer
+    // and length describe the `Control` buffer given, of which the kernel wrote
+    // `msg_controllen` bytes; CMSG_FIRSTHDR / CMSG_NXTHDR stay within that length and return
+    // null past it, and a `PACKET_AUXDATA` message's data is a `tpacket_auxdata`, read
+    // unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA {
+                let aux = libc::CMSG_DATA(c).cast::<libc::tpacket_auxdata>();
+                return core::ptr::read_unaligned(aux).tp_status;
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    0
+}
+
 /// Scratch arrays for the multi-message calls, sized to the largest batch seen.
 #[derive(Default)]
 pub(crate) struct Scratch {
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
+    controls: Vec<Control>,
     picked: Vec<usize>,
 }
 
@@ -118,6 +143,7 @@ impl Scratch {
             self.iovecs.resize(n, empty);
             // SAFETY: an all-zero mmsghdr (null pointers, zero lengths) is a valid value.
             self.headers.resize(n, unsafe { core::mem::zeroed() });
+            self.controls.resize(n, [0; 8]);
         }
     }
 
@@ -138,7 +164,9 @@ impl Scratch {
         h.msg_len = 0;
     }
 
-    /// One `recvmmsg` into `frames`; `None` when nothing is waiting.
+    /// One `recvmmsg` into `frames`; `None` when nothing is waiting. On a socket with
+    /// `PACKET_AUXDATA` on, each frame's [`Frame::partial_checksum`] comes from its
+    /// `tp_status`.
     pub(crate) fn recv(
         &mut self,
         fd: RawFd,
@@ -150,11 +178,15 @@ impl Scratch {
         for (k, frame) in frames.iter_mut().enumerate() {
             let buf = frame.receive_buffer();
             self.set(k, buf.as_mut_ptr().cast(), buf.len());
+            let h = &mut self.headers[k].msg_hdr;
+            h.msg_control = self.controls[k].as_mut_ptr().cast();
+            h.msg_controllen = core::mem::size_of::<Control>();
         }
         // SAFETY: `headers[..want]` are initialised mmsghdrs whose single iovec points into a
         // distinct frame buffer of `frames`, borrowed mutably for this call, with its true
-        // length; no name or control buffer is given. The kernel writes at most `iov_len`
-        // bytes into each and the message lengths into `headers`.
+        // length, and whose control buffer is a distinct `Control` of `self.controls`, with its
+        // size; no name is given. The kernel writes at most `iov_len` bytes into each buffer,
+        // at most `msg_controllen` into each control buffer, and the lengths into `headers`.
         let rc = unsafe {
             libc::recvmmsg(
                 fd,
@@ -175,6 +207,7 @@ impl Scratch {
         let got = rc as usize;
         for (frame, h) in frames.iter_mut().zip(&self.headers[..got]) {
             frame.set_received(h.msg_len as usize, index);
+            frame.partial_checksum = auxdata_status(&h.msg_hdr) & libc::TP_STATUS_CSUMNOTREADY != 0;
         }
         Ok(Some(got))
     }

@@ -8,12 +8,14 @@
 //! one frame per system call.
 //!
 //! What this backend does around it ([`PnetCalls::Batched`], the default): the socket is
-//! made here (with `PACKET_IGNORE_OUTGOING` and `PACKET_QDISC_BYPASS`) and handed to pnet,
+//! made here (with `PACKET_IGNORE_OUTGOING` and `PACKET_QDISC_BYPASS`; `PACKET_AUXDATA` once
+//! bound, for each frame's partial-checksum status) and handed to pnet,
 //! which binds and configures it and keeps it open; frames are then received straight into
 //! the batch's buffers with one `recvmmsg` per batch and sent with one `sendmmsg` per batch,
 //! on that socket. Every interface is waited on at once with epoll, and drained in turn, so
 //! that an idle interface never delays a busy one. [`PnetCalls::PerFrame`] uses pnet's own
-//! `next()` and `send_to()` instead: the naive per-frame loop the lab benchmark compares with.
+//! `next()` and `send_to()` instead: the naive per-frame loop the lab benchmark compares with
+//! (pnet reads no ancillary data, so it cannot flag partial checksums).
 
 use std::io;
 use std::os::fd::{IntoRawFd, RawFd};
@@ -121,6 +123,8 @@ impl PnetIo {
                 Channel::Ethernet(tx, rx) => (tx, rx),
                 _ => return Err(io::Error::other("pnet: not an Ethernet channel")),
             };
+            // Each frame's status, for partial checksums (`Scratch::recv`).
+            super::sys::set_int_option(fd, libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)?;
             // pnet has bound the socket: it may join a group now.
             if let Some(fanout) = fanout.as_deref_mut() {
                 fanout.join(fd, iface.index)?;

@@ -41,6 +41,7 @@ const BLOCK_FIRST_PKT: usize = 16;
 /// Offsets in `tpacket3_hdr`.
 const PKT_NEXT: usize = 0;
 const PKT_SNAPLEN: usize = 12;
+const PKT_STATUS: usize = 20;
 const PKT_MAC: usize = 24;
 const PKT_HDR_LEN: usize = 48;
 
@@ -192,6 +193,7 @@ impl RingIo {
                 }
                 let next = ring.read_u32(off + PKT_NEXT) as usize;
                 let snaplen = ring.read_u32(off + PKT_SNAPLEN) as usize;
+                let status = ring.read_u32(off + PKT_STATUS);
                 let mac = (ring.read_u32(off + PKT_MAC) & 0xffff) as usize;
                 if off + mac + snaplen > BLOCK_SIZE {
                     corrupt = true;
@@ -206,6 +208,7 @@ impl RingIo {
                 // A frame longer than the batch's buffers (a GSO frame from a local peer) is
                 // kept truncated: the core counts it.
                 frames[n].fill(bytes, port.index);
+                frames[n].partial_checksum = status & libc::TP_STATUS_CSUMNOTREADY != 0;
                 n += 1;
                 ring.pkt += 1;
                 ring.off = off + next;
