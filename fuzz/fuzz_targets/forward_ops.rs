@@ -38,8 +38,8 @@ struct Input {
 enum Op {
     /// A well-formed frame: its output must check.
     Packet(PacketSpec),
-    /// Arbitrary bytes on an interface.
-    Raw(bool, Vec<u8>),
+    /// Arbitrary bytes: on the other interface?, flagged as a partial checksum?, the frame.
+    Raw(bool, bool, Vec<u8>),
     AddService {
         svc: u8,
         one_packet: bool,
@@ -248,11 +248,12 @@ fuzz_target!(|input: Input| {
                     }
                 }
             }
-            Op::Raw(other, bytes) => {
+            Op::Raw(other, partial, bytes) => {
                 if let Ok(Some(d)) = lb_forward::decap::decapsulate(bytes, Some(GUE)) {
                     assert!(d.inner.end <= bytes.len());
                 }
                 let mut f = Frame::from_bytes(bytes, if *other { OTHER_IF } else { IF });
+                f.partial_checksum = *partial;
                 fw.prefetch(core::slice::from_ref(&f));
                 let _ = fw.process(now, &mut f);
             }
