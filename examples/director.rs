@@ -24,12 +24,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lb::config::{Options as ReadOptions, WarningKind};
 use lb::director::{self, IoKind, Options};
 
+#[path = "support/signals.rs"]
+mod signals;
 #[path = "support/cli.rs"]
 mod support;
 
@@ -158,18 +159,13 @@ fn main() -> ExitCode {
         instance: cli.instance.clone(),
         report,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let reload = Arc::new(AtomicBool::new(false));
-    for (signal, flag) in [
-        (signal_hook::consts::SIGTERM, &stop),
-        (signal_hook::consts::SIGINT, &stop),
-        (signal_hook::consts::SIGHUP, &reload),
-    ] {
-        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(flag)) {
-            eprintln!("director: signal handler: {e}");
+    let (stop, reload) = match signals::flags(signal_hook::consts::SIGHUP) {
+        Ok(flags) => flags,
+        Err(e) => {
+            eprintln!("director: {e}");
             return ExitCode::FAILURE;
         }
-    }
+    };
     match director::run(&file, &options, &stop, &reload) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

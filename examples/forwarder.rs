@@ -25,7 +25,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
@@ -40,6 +40,8 @@ use lb::vrrp::linux::realtime;
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
 
+#[path = "support/signals.rs"]
+mod signals;
 #[path = "support/cli.rs"]
 mod support;
 
@@ -287,15 +289,7 @@ fn pin_to_cpu(cpu: usize) -> nix::Result<()> {
 
 fn run(cli: &Cli, mut fw: Forwarder, key: ServiceKey, reals: usize) -> Result<(), String> {
     // First, so that a signal from now on is a clean stop that removes what was installed.
-    let term = Arc::new(AtomicBool::new(false));
-    let usr1 = Arc::new(AtomicBool::new(false));
-    for (sig, flag) in [
-        (signal_hook::consts::SIGTERM, &term),
-        (signal_hook::consts::SIGINT, &term),
-        (signal_hook::consts::SIGUSR1, &usr1),
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(flag)).map_err(|e| format!("signal: {e}"))?;
-    }
+    let (term, usr1) = signals::flags(signal_hook::consts::SIGUSR1)?;
     let mut indices = Vec::new();
     for name in &cli.interfaces {
         let iface = lb::forward::io::interface(name).map_err(|e| e.to_string())?;

@@ -14,13 +14,14 @@
 
 use std::net::IpAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use lb::forward::io::TunnelEndpoint;
 
+#[path = "support/signals.rs"]
+mod signals;
 #[path = "support/cli.rs"]
 mod support;
 
@@ -65,15 +66,7 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<(), String> {
     let mut endpoint = TunnelEndpoint::open(&cli.interface, &cli.tun_name, &cli.vips, cli.gue_port)
         .map_err(|e| e.to_string())?;
-    let term = Arc::new(AtomicBool::new(false));
-    let usr1 = Arc::new(AtomicBool::new(false));
-    for (sig, flag) in [
-        (signal_hook::consts::SIGTERM, &term),
-        (signal_hook::consts::SIGINT, &term),
-        (signal_hook::consts::SIGUSR1, &usr1),
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(flag)).map_err(|e| format!("signal: {e}"))?;
-    }
+    let (term, usr1) = signals::flags(signal_hook::consts::SIGUSR1)?;
     eprintln!(
         "tunnel_endpoint: {} holds {:?}; decapsulating from {}; nftables table inet {}; ready",
         endpoint.tun_name(),

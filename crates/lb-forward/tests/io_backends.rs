@@ -22,6 +22,24 @@ fn ours(f: &Frame) -> bool {
     f.bytes().get(12..14) == Some(&[0x88, 0xb5])
 }
 
+/// Runs `body` on a thread inside a new namespace that holds the veth pair `x0` - `x1` (the
+/// sockets must live in the namespace), unless the test skips (not root). The namespace goes
+/// when the test ends, passed or failed.
+fn in_veth_pair(test: &str, tag: &str, body: impl FnOnce() + Send + 'static) {
+    if lb_lab::skip_unless_root(test) {
+        return;
+    }
+    let ns = Netns::new(tag).unwrap();
+    veth(&ns, "x0", &ns, "x1").unwrap();
+    let name = ns.name().to_owned();
+    std::thread::spawn(move || {
+        lb_lab::enter_netns(&name).unwrap();
+        body()
+    })
+    .join()
+    .unwrap();
+}
+
 fn receive(io: &mut dyn PacketIo, want: usize) -> Vec<Frame> {
     let mut got = Vec::new();
     let mut batch: Vec<Frame> = (0..16).map(|_| Frame::default()).collect();
@@ -39,15 +57,7 @@ fn receive(io: &mut dyn PacketIo, want: usize) -> Vec<Frame> {
 
 #[test]
 fn backends_exchange_frames_and_skip_their_own() {
-    if lb_lab::skip_unless_root("backends_exchange_frames_and_skip_their_own") {
-        return;
-    }
-    let ns = Netns::new("fio").unwrap();
-    veth(&ns, "x0", &ns, "x1").unwrap();
-    let name = ns.name().to_owned();
-    // The sockets must live in the namespace: this thread enters it.
-    std::thread::spawn(move || {
-        lb_lab::enter_netns(&name).unwrap();
+    in_veth_pair("backends_exchange_frames_and_skip_their_own", "fio", || {
         let a = interface("x0").unwrap();
         let b = interface("x1").unwrap();
         let mut pnet_a = PnetIo::open(&["x0".to_owned()]).unwrap();
@@ -127,9 +137,7 @@ fn backends_exchange_frames_and_skip_their_own() {
             receive(&mut ring, 1).is_empty(),
             "the ring read back its own frames"
         );
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 #[test]
@@ -266,14 +274,7 @@ fn workers_split_an_interface_by_flow() {
 /// up.
 #[test]
 fn a_link_that_is_down_sends_nothing() {
-    if lb_lab::skip_unless_root("a_link_that_is_down_sends_nothing") {
-        return;
-    }
-    let ns = Netns::new("fdown").unwrap();
-    veth(&ns, "x0", &ns, "x1").unwrap();
-    let name = ns.name().to_owned();
-    std::thread::spawn(move || {
-        lb_lab::enter_netns(&name).unwrap();
+    in_veth_pair("a_link_that_is_down_sends_nothing", "fdown", || {
         let a = interface("x0").unwrap();
         let b = interface("x1").unwrap();
         let mut pnet = PnetIo::open(&["x0".to_owned()]).unwrap();
@@ -316,23 +317,14 @@ fn a_link_that_is_down_sends_nothing() {
         }
         assert_eq!(sent, 4);
         assert!(receive(&mut peer, 4).len() >= 4);
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 /// A datagram from this host's own stack over a veth with checksum offload on arrives with a
 /// partial checksum: both batched backends flag it, and not once offload is off.
 #[test]
 fn partial_checksums_are_flagged() {
-    if lb_lab::skip_unless_root("partial_checksums_are_flagged") {
-        return;
-    }
-    let ns = Netns::new("fcsum").unwrap();
-    veth(&ns, "x0", &ns, "x1").unwrap();
-    let name = ns.name().to_owned();
-    std::thread::spawn(move || {
-        lb_lab::enter_netns(&name).unwrap();
+    in_veth_pair("partial_checksums_are_flagged", "fcsum", || {
         let a = interface("x0").unwrap();
         let mac: Vec<String> = a.mac.iter().map(|b| format!("{b:02x}")).collect();
         // Only x1 has an address: the datagram to 10.9.0.1 leaves by x1 and reaches x0.
@@ -358,9 +350,7 @@ fn partial_checksums_are_flagged() {
                 assert_eq!(got.partial_checksum, partial, "{} tx {offload}", io.name());
             }
         }
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 /// The next IPv4 UDP frame to port 9 a backend receives.
