@@ -2,6 +2,7 @@
 //! each direction the director sees (client to VIP, and for NAT real to client), with a clock
 //! hand that sweeps expired entries a few at a time and picks what to evict when full.
 
+use crate::DropReason;
 use crate::index::FlowIndex;
 
 use crate::service::Method;
@@ -312,19 +313,19 @@ impl ConnTable {
     }
 
     /// Inserts a copy of a connection whose `key_in` the caller just looked up in vain, with
-    /// `conn.hash_in` set to its hash; `None` when the table is full or the reply key is taken.
-    /// By reference: the connection is copied once, into its slot.
+    /// `conn.hash_in` set to its hash; why not when the table is full or the reply key is
+    /// another connection's. By reference: the connection is copied once, into its slot.
     #[inline]
-    pub(crate) fn insert(&mut self, conn: &Conn) -> Option<u32> {
+    pub(crate) fn insert(&mut self, conn: &Conn) -> Result<u32, DropReason> {
         debug_assert_eq!(conn.hash_in, self.hash(&conn.key_in));
         if self.is_full() {
-            return None;
+            return Err(DropReason::TableFull);
         }
         let hash_out = match &conn.key_out {
             Some(out) => {
                 let h = self.hash(out);
                 if self.lookup_hashed(out, h).is_some() {
-                    return None;
+                    return Err(DropReason::ReplyTupleTaken);
                 }
                 Some(h)
             }
@@ -339,7 +340,8 @@ impl ConnTable {
                 // Entries carry the slot shifted left by one.
                 let i = u32::try_from(self.slots.len())
                     .ok()
-                    .filter(|i| *i < 1 << 31)?;
+                    .filter(|i| *i < 1 << 31)
+                    .ok_or(DropReason::TableFull)?;
                 self.slots.push(*conn);
                 i
             }
@@ -352,7 +354,7 @@ impl ConnTable {
             self.index.insert(h, index << 1 | 1);
         }
         self.len += 1;
-        Some(index)
+        Ok(index)
     }
 
     /// Removes a connection; the reference shows it as it was until the slot is reused.

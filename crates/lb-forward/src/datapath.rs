@@ -359,11 +359,9 @@ impl<S: Scheduler> Forwarder<S> {
         if let Some(h) = hop {
             cache_route(&mut conn, h, self.route_gen);
         }
-        svc.counters.conns += 1;
-        real.counters.conns += 1;
         if !one_packet {
-            if self.conns.insert(&conn).is_none() {
-                return Verdict::Drop(DropReason::TableFull);
+            if let Err(reason) = self.conns.insert(&conn) {
+                return Verdict::Drop(reason);
             }
             if active {
                 real.active += 1;
@@ -372,6 +370,8 @@ impl<S: Scheduler> Forwarder<S> {
             }
             svc.scheduler.conn_opened(id, active);
         }
+        svc.counters.conns += 1;
+        real.counters.conns += 1;
         let len = ip.total_len();
         svc.counters.count_in(len);
         real.counters.count_in(len);

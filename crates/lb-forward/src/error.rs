@@ -97,6 +97,10 @@ drop_reasons! {
     NoNextHop => "no next hop",
     /// The connection table is full of connections the size policy keeps.
     TableFull => "table full",
+    /// A new NAT connection's reply (real address and port to client address and port) is
+    /// already another connection's: the same client port reached the same real through two
+    /// services. Its replies could not be told apart, so the newer connection is refused.
+    ReplyTupleTaken => "reply tuple taken",
     /// Encapsulation would exceed the egress MTU and the packet may not be fragmented; an
     /// ICMP fragmentation-needed or Packet Too Big went back when the packet was not ICMP.
     TooBig => "too big",

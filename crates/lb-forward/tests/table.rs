@@ -399,3 +399,31 @@ fn established_flows_follow_next_hop_and_interface_changes() {
     assert_eq!(st.counters.packets_in, 7);
     assert_eq!((st.reals[0].active, st.reals[0].inactive), (1, 0));
 }
+
+/// One client port reaching one NAT real through two services would give both connections
+/// the same reply tuple: the second is refused under its own reason, and counted nowhere else.
+#[test]
+fn a_taken_reply_tuple_refuses_the_newer_nat_connection() {
+    let mut fw = forwarder(Settings::default());
+    for vip in ["10.0.0.100:80", "10.0.0.101:80"] {
+        service(
+            &mut fw,
+            Protocol::Tcp,
+            vip,
+            pool(Algorithm::Rr),
+            &[("10.0.0.3:8080", Method::Nat)],
+        );
+    }
+    let mut first = tcp_in("10.0.0.1:40000", "10.0.0.100:80", SYN, b"");
+    assert_eq!(fw.process(s(1), &mut first), Verdict::Transmit);
+    let mut second = tcp_in("10.0.0.1:40000", "10.0.0.101:80", SYN, b"");
+    assert_eq!(
+        fw.process(s(1), &mut second),
+        Verdict::Drop(DropReason::ReplyTupleTaken)
+    );
+    assert_eq!(fw.stats().drops(DropReason::TableFull), 0);
+    let st = fw.status();
+    assert_eq!((st[0].counters.conns, st[1].counters.conns), (1, 0));
+    assert_eq!((st[1].reals[0].active, st[1].reals[0].inactive), (0, 0));
+    assert_eq!(fw.connection_count(), 1);
+}
