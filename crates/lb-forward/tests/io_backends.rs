@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use lb_forward::Frame;
-use lb_forward::io::{PacketIo, PnetCalls, PnetIo, RingIo, interface};
+use lb_forward::io::{NextHopResolver, PacketIo, PnetCalls, PnetIo, RingIo, interface};
 use lb_lab::{Netns, veth};
 
 /// A frame of the local experimental ethertype, numbered, so that other traffic on the link
@@ -371,4 +371,55 @@ fn receive_udp(io: &mut dyn PacketIo) -> Frame {
         }
     }
     panic!("{}: no UDP frame", io.name());
+}
+
+/// A real behind an IPv6 router known by its link-local address (as router advertisements set
+/// routes up), on a director with more than one link: the resolver has the kernel run
+/// neighbour discovery for that address on the route's interface, then finds the router's MAC.
+#[test]
+fn next_hops_behind_a_link_local_ipv6_gateway_resolve() {
+    if lb_lab::skip_unless_root("next_hops_behind_a_link_local_ipv6_gateway_resolve") {
+        return;
+    }
+    let director = Netns::new("fll6d").unwrap();
+    let router = Netns::new("fll6r").unwrap();
+    // No router solicitation from the router's side either: it would tell the director its
+    // MAC unasked.
+    router
+        .sh("sysctl -qw net.ipv6.conf.all.router_solicitations=0 net.ipv6.conf.default.router_solicitations=0")
+        .unwrap();
+    // Another link first: its fe80::/64 route comes before x0's, so a link-local address
+    // without the interface as its scope would be looked for there.
+    let other = Netns::new("fll6o").unwrap();
+    veth(&director, "a0", &other, "a1").unwrap();
+    veth(&director, "x0", &router, "x1").unwrap();
+    router.sh("ip -6 addr add fe80::2/64 dev x1").unwrap();
+    // Forwarding on, as on a director: the kernel then does not probe a router's reachability
+    // on its own when a route through it is looked up, so only the resolver's datagram starts
+    // neighbour discovery.
+    director
+        .sh("sysctl -qw net.ipv6.conf.all.forwarding=1 && ip -6 route add 2001:db8:9::/64 via fe80::2 dev x0")
+        .unwrap();
+    let router_mac = router.sh("cat /sys/class/net/x1/address").unwrap();
+    let name = director.name().to_owned();
+    std::thread::spawn(move || {
+        lb_lab::enter_netns(&name).unwrap();
+        let x0 = interface("x0").unwrap();
+        let mut resolver = NextHopResolver::new().unwrap();
+        let real = "2001:db8:9::5".parse().unwrap();
+        let mut hop = None;
+        for _ in 0..100 {
+            hop = resolver.resolve(real).unwrap();
+            if hop.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let hop = hop.expect("the router's MAC within 2 s");
+        assert_eq!(hop.interface, x0.index);
+        let mac: Vec<String> = hop.mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(mac.join(":"), router_mac.trim());
+    })
+    .join()
+    .unwrap();
 }

@@ -2,7 +2,7 @@
 //! gives the egress interface and gateway, the neighbour table (`RTM_GETNEIGH`) the gateway's
 //! MAC. When the neighbour is not resolved yet, a datagram to it makes the kernel run ARP / ND.
 
-use std::net::{IpAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::time::Duration;
 
 use netlink_packet_core::{
@@ -53,13 +53,17 @@ impl NextHopResolver {
         if let Some(mac) = self.neighbour(interface, neighbour)? {
             return Ok(Some(NextHop { interface, mac }));
         }
-        // Any datagram makes the kernel resolve the neighbour; the discard port is harmless.
-        let bind: IpAddr = match neighbour {
-            IpAddr::V4(_) => IpAddr::from([0u8; 4]),
-            IpAddr::V6(_) => IpAddr::from([0u8; 16]),
+        // Any datagram makes the kernel resolve the neighbour; the discard port is harmless. An
+        // IPv6 gateway is often link-local: it needs the egress interface as its scope.
+        let (bind, to): (IpAddr, std::net::SocketAddr) = match neighbour {
+            IpAddr::V4(a) => (Ipv4Addr::UNSPECIFIED.into(), (a, 9).into()),
+            IpAddr::V6(a) => (
+                Ipv6Addr::UNSPECIFIED.into(),
+                SocketAddrV6::new(a, 9, 0, interface).into(),
+            ),
         };
         if let Ok(sock) = UdpSocket::bind((bind, 0)) {
-            let _ = sock.send_to(&[], (neighbour, 9));
+            let _ = sock.send_to(&[], to);
         }
         Ok(None)
     }
