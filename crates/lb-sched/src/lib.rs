@@ -192,7 +192,7 @@ pub use error::Error;
 pub use explain::{Candidate, Decision, Explanation, Score};
 pub use hash::BoundedLoad;
 pub use ipvs::lblc::LocalityConfig;
-pub use persistence::Persistence;
+pub use persistence::{DEFAULT_MAX_TEMPLATES, Persistence};
 pub use pool::{ConnState, Pool, PoolConfig};
 pub use rand_core::Rng;
 pub use request::{Request, fold_addr};

@@ -15,7 +15,11 @@ pub struct Persistence {
     v4_mask: u32,
     v6_prefix: u8,
     expire_quiescent: bool,
+    max_templates: usize,
 }
+
+/// The templates a pool holds at most unless told otherwise (tens of MiB at most).
+pub const DEFAULT_MAX_TEMPLATES: usize = 1 << 20;
 
 impl Persistence {
     /// Templates that live `timeout` after their last use, per client address (/32, /128).
@@ -32,7 +36,24 @@ impl Persistence {
             v4_mask: u32::MAX,
             v6_prefix: 128,
             expire_quiescent: false,
+            max_templates: DEFAULT_MAX_TEMPLATES,
         })
+    }
+
+    /// Holds at most `max` templates (default [`DEFAULT_MAX_TEMPLATES`]). When that many are
+    /// alive, a new client is scheduled without one, so it is not pinned, until expiry makes
+    /// room; the clients that have a template keep it. (IPVS has no bound: a flood of spoofed
+    /// sources fills memory with templates.) Refusals are counted
+    /// ([`Pool::templates_refused`](crate::Pool::templates_refused)).
+    pub fn with_max_templates(mut self, max: usize) -> Result<Self, Error> {
+        if max == 0 {
+            return Err(Error::InvalidParameter {
+                what: "template limit",
+                why: "at least 1",
+            });
+        }
+        self.max_templates = max;
+        Ok(self)
     }
 
     /// Groups IPv4 clients by this netmask (`-M 255.255.255.0`). It must be contiguous.
@@ -103,6 +124,8 @@ struct Template {
 pub(crate) struct Templates {
     config: Persistence,
     table: HashMap<IpAddr, Template>,
+    /// New templates not made because the table was full.
+    pub(crate) refused: u64,
 }
 
 impl Templates {
@@ -110,6 +133,7 @@ impl Templates {
         Templates {
             config,
             table: HashMap::new(),
+            refused: 0,
         }
     }
 
@@ -137,8 +161,13 @@ impl Templates {
         }
     }
 
+    /// Makes (or replaces) the client's template, unless the table is full.
     pub(crate) fn insert(&mut self, client: IpAddr, backend: BackendId, now: Duration) {
         let key = self.config.mask(client);
+        if self.table.len() >= self.config.max_templates && !self.table.contains_key(&key) {
+            self.refused += 1;
+            return;
+        }
         self.table.insert(
             key,
             Template {

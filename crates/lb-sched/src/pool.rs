@@ -396,6 +396,12 @@ impl Pool {
         self.templates.as_ref().map_or(0, Templates::len)
     }
 
+    /// New clients scheduled without a template because the pool held its maximum
+    /// ([`Persistence::with_max_templates`](crate::Persistence::with_max_templates)).
+    pub fn templates_refused(&self) -> u64 {
+        self.templates.as_ref().map_or(0, |t| t.refused)
+    }
+
     /// Collects expired persistence templates and `lblc` / `lblcr` cache entries. Call it
     /// periodically (IPVS collects every 60 seconds).
     pub fn expire(&mut self, now: Duration) {

@@ -90,9 +90,47 @@ fn ipv6_clients_group_by_prefix_and_templates_expire() {
     assert_eq!(pool.templates(), 0);
 }
 
+/// A flood of new sources cannot grow the templates past their limit: the clients that hold
+/// one keep it, the others are scheduled unpinned and counted, until expiry makes room.
+#[test]
+fn templates_stop_at_their_limit_and_the_pinned_stay_pinned() {
+    let p = Persistence::new(secs(60))
+        .unwrap()
+        .with_max_templates(2)
+        .unwrap();
+    let mut pool = pool(p);
+    let mut rng = StdRng::seed_from_u64(3);
+    let a = pool.pick(&from("10.0.0.1"), secs(0), &mut rng).unwrap();
+    let b = pool.pick(&from("10.0.0.2"), secs(0), &mut rng).unwrap();
+    for i in 3..50 {
+        assert!(
+            pool.pick(&from(&format!("10.0.0.{i}")), secs(1), &mut rng)
+                .is_some()
+        );
+    }
+    assert_eq!(pool.templates(), 2);
+    assert_eq!(pool.templates_refused(), 47);
+    assert_eq!(pool.persistent_backend("10.0.0.3".parse().unwrap()), None);
+    assert_eq!(pool.pick(&from("10.0.0.1"), secs(2), &mut rng), Some(a));
+    assert_eq!(pool.pick(&from("10.0.0.2"), secs(2), &mut rng), Some(b));
+    // Once the two have expired and been collected, a new client gets a template again.
+    pool.expire(secs(100));
+    let c = pool.pick(&from("10.0.0.3"), secs(100), &mut rng).unwrap();
+    assert_eq!(
+        pool.persistent_backend("10.0.0.3".parse().unwrap()),
+        Some(c)
+    );
+}
+
 #[test]
 fn bad_persistence_settings_are_errors() {
     assert!(Persistence::new(secs(0)).is_err());
+    assert!(
+        Persistence::new(secs(1))
+            .unwrap()
+            .with_max_templates(0)
+            .is_err()
+    );
     assert!(
         Persistence::new(secs(1))
             .unwrap()
