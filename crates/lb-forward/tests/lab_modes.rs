@@ -56,10 +56,24 @@ fn dr_tcp_and_udp_over_ipv4_and_ipv6() {
     let mut args = vec!["--service", "tcp:[fd00::100]:80", "--scheduler", "rr"];
     args.extend(tcp6.iter().map(String::as_str));
     lab.forwarder(&args).unwrap();
+    lab.forwarder(&[
+        "--service",
+        "udp:[fd00::100]:53",
+        "--scheduler",
+        "rr",
+        "--real",
+        "[fd00::3]:53,method=dr",
+        "--real",
+        "[fd00::4]:53,method=dr",
+        "--real",
+        "[fd00::5]:53,method=dr",
+    ])
+    .unwrap();
 
     assert_round_robin(&nine_http(&lab, &format!("http://{VIP4}/")));
     assert_round_robin(&nine_udp(&lab, VIP4));
     assert_round_robin(&nine_http(&lab, &format!("http://[{VIP6}]/")));
+    assert_round_robin(&nine_udp(&lab, VIP6));
     // Replies went straight from the reals to the client: the director saw none.
     let (inp, out) = lab.packets_in_out(web).unwrap();
     assert!(inp >= 9 * 3, "{inp}");
@@ -121,10 +135,26 @@ fn nat_tcp_and_udp_replies_come_back_through_the_director() {
         "[fd00::5]:80,method=nat",
     ])
     .unwrap();
+    lab.forwarder(&[
+        "--service",
+        "udp:[fd00::100]:53",
+        "--scheduler",
+        "rr",
+        "--io",
+        "fast",
+        "--real",
+        "[fd00::3]:53,method=nat",
+        "--real",
+        "[fd00::4]:53,method=nat",
+        "--real",
+        "[fd00::5]:53,method=nat",
+    ])
+    .unwrap();
     // The reals listen on port 80; the client only knows VIP:8080.
     assert_round_robin(&nine_http(&lab, &format!("http://{VIP4}:8080/")));
     assert_round_robin(&nine_udp(&lab, VIP4));
     assert_round_robin(&nine_http(&lab, &format!("http://[{VIP6}]:8080/")));
+    assert_round_robin(&nine_udp(&lab, VIP6));
     // Every reply came back through the director.
     let (inp, out) = lab.packets_in_out(web).unwrap();
     assert!(inp >= 9 * 3 && out >= 9 * 3, "{inp} {out}");
@@ -179,9 +209,24 @@ fn tun_ipip_ip6ip6_and_gue_to_userspace_tunnel_endpoints() {
         "[fd00::5]:80,method=tun",
     ])
     .unwrap();
+    lab.forwarder(&[
+        "--service",
+        "udp:[fd00::100]:53",
+        "--scheduler",
+        "rr",
+        "--real",
+        "[fd00::3]:53,method=tun,gue=6080",
+        "--real",
+        "[fd00::4]:53,method=tun,gue=6080",
+        "--real",
+        "[fd00::5]:53,method=tun,gue=6080",
+    ])
+    .unwrap();
     assert_round_robin(&nine_http(&lab, &format!("http://{VIP4}/")));
     assert_round_robin(&nine_udp(&lab, VIP4));
     assert_round_robin(&nine_http(&lab, &format!("http://[{VIP6}]/")));
+    // GUE over IPv6 to the endpoints.
+    assert_round_robin(&nine_udp(&lab, VIP6));
     // Replies went straight from the reals (from the VIP, by their own routing).
     let (inp, out) = lab.packets_in_out(web).unwrap();
     assert!(inp >= 9 * 3, "{inp}");
