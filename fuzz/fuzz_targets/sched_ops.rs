@@ -527,10 +527,14 @@ impl Run {
                 .iter()
                 .find(|c| c.id == id)
                 .expect("chosen is a candidate");
-            // Kernel lblc keeps a cached destination over its connection threshold (only its
-            // own locality rule re-picks), so that choice may be listed as overloaded.
-            let kept_by_cache =
-                e.algorithm == Algorithm::Lblc && c.exclusion == Some(Exclusion::Overloaded);
+            // Kernel lblc keeps a cached destination over its connection threshold, and one at
+            // its upper threshold (only its own locality rule re-picks, and it does not look
+            // at IP_VS_DEST_F_OVERLOAD), so that choice may be listed as overloaded or full.
+            let kept_by_cache = e.algorithm == Algorithm::Lblc
+                && matches!(
+                    c.exclusion,
+                    Some(Exclusion::Overloaded | Exclusion::AtCapacity)
+                );
             assert!(
                 c.exclusion.is_none() || kept_by_cache,
                 "explain chose {id} by algorithm but lists it as excluded: {c:?}\n{e}"
