@@ -10,7 +10,8 @@
 //! At start it turns checksum and segmentation offloads off on its interfaces (so that the
 //! frames it sends and the ones GRO would merge are complete; frames a veth peer on this host
 //! sends with a partial checksum are completed by the core, and a peer's GSO frames, larger
-//! than one MTU, are counted as truncated: turn segmentation offload off on that peer), resolves each real's egress interface and next-hop MAC from the kernel's
+//! than one MTU, are counted as truncated: turn segmentation offload off on that peer),
+//! resolves each real's egress interface and next-hop MAC from the kernel's
 //! routing and neighbour tables (running ARP / ND when needed), and installs an nftables table
 //! `lb_forward_<pid>` that stops the kernel from acting on the packets it handles (see
 //! `lb_forward::io::KernelRules`). SIGUSR1, or every `--stats-interval` seconds, prints the

@@ -139,8 +139,8 @@ impl<S: Scheduler> Driver<S> {
 
     /// One batch: waits up to `timeout` for frames, handles them, sends what is to be sent.
     /// Returns the number of frames received. Frames the backend could not send are counted
-    /// as [`DropReason::NotSent`]; a send error that a link going
-    /// down or a full queue explains does not stop the driver, any other is returned.
+    /// as [`DropReason::NotSent`]; a send error that a link going down or a full queue
+    /// explains does not stop the driver, any other is returned.
     pub fn poll(&mut self, timeout: Option<Duration>) -> std::io::Result<usize> {
         let n = self.io.recv_batch(&mut self.frames, timeout)?;
         let now = self.now();
